@@ -1,0 +1,47 @@
+# Every target does its own set-up: dependencies (npm ci), Node 24 (from the npm registry) and the control-plane binaries.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: test check unit integration deps controlplane cluster-up cluster-down demo build leftovers clean
+
+## test: every check and every test (the CI command)
+test: deps controlplane
+	@echo "== node $$(node --version); control plane $$(hack/controlplane/build.sh)"
+	npm run --silent check
+	npm run --silent test:unit
+	npm run --silent test:integration
+	hack/leftovers.sh
+
+## check: type-check, ESLint, spelling, inclusive language
+check: deps
+	npm run --silent check
+
+unit: deps
+	npm run --silent test:unit
+
+integration: deps controlplane
+	npm run --silent test:integration
+
+deps:
+	@hack/ensure-node.sh
+
+controlplane:
+	@hack/controlplane/build.sh >/dev/null
+
+## cluster-up: a local control plane in the background; prints its kubeconfig path
+cluster-up: deps controlplane
+	@node hack/cluster.ts up
+
+cluster-down: deps
+	@node hack/cluster.ts down
+
+build: deps
+	npm run --silent build
+
+## leftovers: remove anything an interrupted test run left behind
+leftovers:
+	hack/leftovers.sh --clean || true
+
+clean:
+	rm -rf dist .cache
