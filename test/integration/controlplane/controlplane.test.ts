@@ -74,7 +74,7 @@ describe('local control plane', function () {
     await eventually(() => create(1, 2), { timeoutMs: 30_000 });
     await assert.rejects(create(3, 2), (err: unknown) => {
       assert.equal(statusCode(err), 422);
-      assert.match(String((err as k8s.ApiException<string>).body), /"w-3-2\\" is invalid: spec: Invalid value: min must not exceed max/);
+      assert.match((err as k8s.ApiException<string>).body, /"w-3-2\\" is invalid: spec: Invalid value: min must not exceed max/);
       return true;
     });
   });
@@ -106,7 +106,7 @@ describe('local control plane', function () {
     const seen = new Promise<string>((resolve, reject) => {
       void watch.watch('/api/v1/namespaces/default/configmaps', { fieldSelector: 'metadata.name=watched' }, (type, obj: k8s.V1ConfigMap) => {
         if (type === 'MODIFIED') resolve(obj.data?.v ?? '');
-      }, (err: unknown) => { if (err) reject(err as Error); }).then((request) => {
+      }, (err: unknown) => { if (err instanceof Error) reject(err); }).then((request) => {
         void seen.finally(() => { request.abort(); });
       });
     });
