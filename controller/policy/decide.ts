@@ -1,0 +1,467 @@
+/**
+ * The sizing decision for one logical volume: `decide(input, now)`. Pure: the same input and `now` always give the same
+ * decision. Rules are checked in a fixed order, each returning a decision or passing on:
+ * no volumes -> resize in flight -> no usable disk status -> emergency -> planned growth -> steady state.
+ * docs/sizing-policy.md is the reference for every rule, reason and message.
+ */
+import { evaluateBudget, type BudgetView } from './budget.ts';
+import { fillRate, resizeLatencyMs, secondsToFull } from './predict.ts';
+import {
+  computeTargets,
+  effectiveBufferPercent,
+  emergencyCeiling,
+  emergencyStepSize,
+  minimumStep,
+  overshootBytes,
+  pvcBytesFor,
+  roundForProvider,
+  type Targets,
+} from './sizing.ts';
+import {
+  ActionKinds,
+  DEFAULT_PROVIDER,
+  DEFAULT_TUNING,
+  NoOp,
+  Reasons,
+  VolumeStates,
+  type ActionRecord,
+  type Decision,
+  type DecisionInput,
+  type DiskReading,
+  type EngineTuning,
+  type InstanceUsage,
+  type InstanceVolume,
+  type ProviderFacts,
+  type PvcPatch,
+  type Reason,
+  type VolumePolicy,
+  type VolumeState,
+  type WindowStatus,
+} from './types.ts';
+import { describeUsage, readingProblem } from './usage.ts';
+import { formatPercent, formatSize, formatTime, formatUsage } from './format.ts';
+import { formatDuration } from './window.ts';
+
+interface Evaluated {
+  volume: InstanceVolume;
+  usage: InstanceUsage;
+}
+
+interface Context {
+  input: DecisionInput;
+  policy: VolumePolicy;
+  provider: ProviderFacts;
+  tuning: EngineTuning;
+  now: Date;
+  budget: BudgetView;
+  window: WindowStatus;
+  current: number;
+  lastAction: ActionRecord | undefined;
+  evaluated: readonly Evaluated[];
+  fresh: readonly Evaluated[];
+  targets: Targets;
+}
+
+type Outcome = Pick<Decision, 'state' | 'action' | 'reason' | 'message'> &
+  Partial<Pick<Decision, 'newSize' | 'patches' | 'wakeAt'>>;
+
+export function decide(input: DecisionInput, now: Date): Decision {
+  const ctx = buildContext(input, now);
+  const outcome =
+    noVolumes(ctx) ?? resizing(ctx) ?? waitingForStatus(ctx) ?? emergency(ctx) ?? plannedGrowth(ctx) ?? steadyState(ctx);
+  return {
+    state: outcome.state,
+    action: outcome.action,
+    reason: outcome.reason,
+    message: `${input.volume}: ${outcome.message}`,
+    currentSize: ctx.current,
+    targetSize: ctx.targets.target,
+    desiredSize: ctx.targets.desired,
+    newSize: outcome.newSize,
+    patches: outcome.patches ?? [],
+    wakeAt: outcome.wakeAt,
+    budget: {
+      actionsLast24h: ctx.budget.actionsLast24h,
+      availableForPlanned: ctx.budget.availableForPlanned,
+      availableForEmergency: ctx.budget.availableForEmergency,
+      budgetResetsAt: ctx.budget.budgetResetsAt,
+    },
+    window: ctx.window,
+    instances: ctx.evaluated.map((entry) => entry.usage),
+  };
+}
+
+function buildContext(input: DecisionInput, now: Date): Context {
+  const provider = input.provider ?? DEFAULT_PROVIDER;
+  const tuning = input.tuning ?? DEFAULT_TUNING;
+  const { policy } = input;
+  const lastAction = latestAction(input.history);
+  const current = Math.max(0, ...input.instances.map((volume) => volume.requestedSize));
+  const evaluated = [...input.instances]
+    .sort((a, b) => a.instance.localeCompare(b.instance))
+    .map((volume) => evaluateInstance(volume, lastAction, tuning, now));
+  const fresh = evaluated.filter((entry) => entry.usage.excluded === undefined);
+  const window = policy.maintenanceWindow;
+  return {
+    input,
+    policy,
+    provider,
+    tuning,
+    now,
+    budget: evaluateBudget(input.history, policy.emergencyGrow, now),
+    window: { open: window.contains(now), closesAt: window.closesAt(now), nextStart: window.nextStart(now) },
+    current,
+    lastAction,
+    evaluated,
+    fresh,
+    targets: computeTargets(fresh.map((entry) => entry.usage), policy, provider, tuning, current),
+  };
+}
+
+function latestAction(history: readonly ActionRecord[]): ActionRecord | undefined {
+  let latest: ActionRecord | undefined;
+  for (const action of history) {
+    if (latest === undefined || action.timestamp.getTime() > latest.timestamp.getTime()) latest = action;
+  }
+  return latest;
+}
+
+function evaluateInstance(volume: InstanceVolume, lastAction: ActionRecord | undefined, tuning: EngineTuning, now: Date): Evaluated {
+  const problem = readingProblem(volume, lastAction, tuning, now);
+  const readings: DiskReading[] = [...volume.recentReadings];
+  if (volume.reading !== undefined && !readings.includes(volume.reading)) readings.push(volume.reading);
+  const rate = problem === undefined ? fillRate(readings, lastAction?.timestamp, tuning.prediction, now) : undefined;
+  return { volume, usage: describeUsage(volume, problem, rate) };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 1: nothing to size.
+
+function noVolumes(ctx: Context): Outcome | undefined {
+  if (ctx.input.instances.length > 0) return undefined;
+  return waitingOutcome(Reasons.NoVolumes, 'no PVCs found for this volume');
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 2: a resize is in flight. Never stack another grow on top of one; say clearly when it is stuck.
+
+interface InFlight {
+  volume: InstanceVolume;
+  reason: Reason;
+  detail: string;
+}
+
+function resizing(ctx: Context): Outcome | undefined {
+  const inFlight = ctx.input.instances.map((volume) => inFlightResize(ctx, volume)).filter((entry) => entry !== undefined);
+  const pendingFilesystems = ctx.evaluated.filter((entry) => entry.usage.excluded === Reasons.FilesystemResizePending);
+  if (inFlight.length === 0 && pendingFilesystems.length === 0) return undefined;
+  const blocked = inFlight.find((entry) => entry.reason !== Reasons.ResizeInProgress);
+  const trigger = emergencyTrigger(ctx);
+  if (blocked !== undefined && trigger !== undefined) {
+    return {
+      state: VolumeStates.Emergency,
+      action: NoOp,
+      reason: Reasons.EmergencyResizeBlocked,
+      message: `${trigger.text}; not patching again because ${blocked.detail}`,
+    };
+  }
+  if (blocked !== undefined) {
+    return { state: VolumeStates.Resizing, action: NoOp, reason: blocked.reason, message: blocked.detail };
+  }
+  const first = inFlight[0];
+  if (first === undefined) {
+    const names = pendingFilesystems.map((entry) => entry.volume.pvcName).join(', ');
+    const message = `waiting for the filesystem of ${names} to grow to the new PVC size`;
+    return { state: VolumeStates.Resizing, action: NoOp, reason: Reasons.FilesystemResizePending, message };
+  }
+  const stuckAt = ctx.lastAction === undefined ? undefined : new Date(ctx.lastAction.timestamp.getTime() + ctx.tuning.resizeStuckAfterMs);
+  const suffix = trigger === undefined ? '' : ` (${trigger.text})`;
+  return { state: VolumeStates.Resizing, action: NoOp, reason: Reasons.ResizeInProgress, message: `${first.detail}${suffix}`, wakeAt: stuckAt };
+}
+
+function inFlightResize(ctx: Context, volume: InstanceVolume): InFlight | undefined {
+  const { capacity, requestedSize, resize } = volume;
+  const growing = capacity !== undefined && requestedSize > capacity;
+  if (!growing && resize === undefined) return undefined;
+  const sizes = `${volume.pvcName} from ${formatSize(capacity ?? 0)} to ${formatSize(requestedSize)}`;
+  const why = resize?.message ? `: ${resize.message}` : '';
+  if (resize?.phase === 'Infeasible') return { volume, reason: Reasons.ResizeInfeasible, detail: `the resize of ${sizes} is infeasible${why}` };
+  if (resize?.phase === 'Failed') return { volume, reason: Reasons.ResizeFailed, detail: `the resize of ${sizes} is failing${why}` };
+  const started = ctx.lastAction?.timestamp.getTime();
+  if (started !== undefined && ctx.now.getTime() - started >= ctx.tuning.resizeStuckAfterMs) {
+    const age = formatDuration(ctx.now.getTime() - started);
+    return { volume, reason: Reasons.ResizeStuck, detail: `the resize of ${sizes} has not finished after ${age}` };
+  }
+  return { volume, reason: Reasons.ResizeInProgress, detail: `resize of ${sizes} in progress` };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 3: no trustworthy disk status at all.
+
+const waitingReasonOrder: readonly Reason[] = [
+  Reasons.DiskStatusInvalid,
+  Reasons.DiskStatusPredatesResize,
+  Reasons.DiskStatusStale,
+  Reasons.DiskStatusMissing,
+];
+
+function waitingForStatus(ctx: Context): Outcome | undefined {
+  if (ctx.fresh.length > 0) return undefined;
+  return waitingOutcome(worstExclusion(ctx), describeExclusions(ctx));
+}
+
+function worstExclusion(ctx: Context): Reason {
+  const reasons = new Set(ctx.evaluated.map((entry) => entry.usage.excluded));
+  return waitingReasonOrder.find((reason) => reasons.has(reason)) ?? Reasons.DiskStatusMissing;
+}
+
+const exclusionText: Partial<Record<Reason, string>> = {
+  [Reasons.DiskStatusMissing]: 'no disk status',
+  [Reasons.DiskStatusStale]: 'disk status older than',
+  [Reasons.DiskStatusInvalid]: 'inconsistent disk status',
+  [Reasons.DiskStatusPredatesResize]: 'disk status taken before the last resize',
+};
+
+function describeExclusions(ctx: Context): string {
+  return ctx.evaluated
+    .filter((entry) => entry.usage.excluded !== undefined)
+    .map((entry) => {
+      const reason = entry.usage.excluded ?? Reasons.DiskStatusMissing;
+      const text = exclusionText[reason] ?? reason;
+      const bound = reason === Reasons.DiskStatusStale ? ` ${formatDuration(ctx.tuning.maxReadingAgeMs)}` : '';
+      return `${entry.volume.instance}: ${text}${bound}`;
+    })
+    .join('; ');
+}
+
+function waitingOutcome(reason: Reason, message: string): Outcome {
+  return { state: VolumeStates.WaitingForDiskStatus, action: NoOp, reason, message };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 4: emergency, whatever the window, from the emergency budget.
+
+interface Trigger {
+  entry: Evaluated;
+  reason: Reason;
+  text: string;
+}
+
+function emergencyTrigger(ctx: Context): Trigger | undefined {
+  const { criticalThreshold, criticalMinimumFree } = ctx.policy.emergencyGrow;
+  const candidates: Trigger[] = [];
+  for (const entry of ctx.fresh) {
+    const { usage } = entry;
+    const who = `instance ${entry.volume.instance}`;
+    if (usage.percentUsed >= criticalThreshold) {
+      candidates.push({ entry, reason: Reasons.CriticalUsage, text: `${who} is ${formatPercent(usage.percentUsed)} used (critical threshold ${criticalThreshold}%)` });
+    } else if (usage.availableBytes < criticalMinimumFree) {
+      const text = `${who} has ${formatUsage(usage.availableBytes)} available (critical minimum ${formatSize(criticalMinimumFree)})`;
+      candidates.push({ entry, reason: Reasons.CriticalFreeSpace, text });
+    } else if (usage.inodePercentUsed !== undefined && usage.inodePercentUsed >= criticalThreshold) {
+      const text = `${who} has ${formatPercent(usage.inodePercentUsed)} of its inodes used (critical threshold ${criticalThreshold}%)`;
+      candidates.push({ entry, reason: Reasons.CriticalInodeUsage, text });
+    }
+  }
+  const measured = candidates.sort((a, b) => b.entry.usage.percentUsed - a.entry.usage.percentUsed)[0];
+  return measured ?? predictedTrigger(ctx);
+}
+
+function predictedTrigger(ctx: Context): Trigger | undefined {
+  const prediction = ctx.tuning.prediction;
+  if (!prediction.enabled || !ctx.policy.emergencyGrow.enabled) return undefined;
+  const latency = resizeLatencyMs(ctx.input.history, prediction);
+  const horizonSeconds = (latency * prediction.safetyFactor) / 1000;
+  let soonest: { entry: Evaluated; seconds: number } | undefined;
+  for (const entry of ctx.fresh) {
+    const seconds = secondsToFull(entry.usage.availableBytes, entry.usage.fillRate, prediction);
+    if (seconds !== undefined && seconds < horizonSeconds && (soonest === undefined || seconds < soonest.seconds)) soonest = { entry, seconds };
+  }
+  if (soonest === undefined) return undefined;
+  const rate = `${formatUsage(soonest.entry.usage.fillRate ?? 0)}/s`;
+  const text =
+    `instance ${soonest.entry.volume.instance} will be full in about ${formatDuration(Math.round(soonest.seconds) * 1000)} at ${rate}, ` +
+    `sooner than ${prediction.safetyFactor} x the ${formatDuration(latency)} a resize takes`;
+  return { entry: soonest.entry, reason: Reasons.PredictedFull, text };
+}
+
+function emergency(ctx: Context): Outcome | undefined {
+  const trigger = emergencyTrigger(ctx);
+  if (trigger === undefined) return undefined;
+  const stay = (reason: Reason, why: string, wakeAt?: Date): Outcome => ({
+    state: VolumeStates.Emergency,
+    action: NoOp,
+    reason,
+    message: `${trigger.text}; ${why}`,
+    wakeAt,
+  });
+  if (!ctx.policy.emergencyGrow.enabled) return stay(Reasons.EmergencyGrowDisabled, 'emergency growth is disabled (emergencyGrow.enabled is false)');
+  const ceiling = emergencyCeiling(ctx.policy, ctx.provider, ctx.tuning, ctx.current);
+  const size = Math.min(ceiling, emergencySize(ctx, trigger));
+  if (size <= ctx.current) return stay(Reasons.EmergencyAtLimit, describeEmergencyCeiling(ctx, ceiling));
+  if (ctx.budget.availableForEmergency <= 0) {
+    const when = ctx.budget.emergencyAvailableAt;
+    const next = when === undefined ? 'maxActionsPerDay is 0' : `next action possible at ${formatTime(when)}`;
+    return stay(Reasons.EmergencyBudgetExhausted, `no emergency budget left: ${budgetUse(ctx)}; ${next}`, when);
+  }
+  const capped = size >= ceiling && size < emergencySize(ctx, trigger) ? ` (capped at ${formatSize(ceiling)})` : '';
+  return {
+    state: VolumeStates.Emergency,
+    action: ActionKinds.EmergencyGrow,
+    reason: trigger.reason,
+    message: `emergency grow from ${formatSize(ctx.current)} to ${formatSize(size)}${capped}: ${trigger.text}`,
+    newSize: size,
+    patches: patchesTo(ctx, size),
+  };
+}
+
+/**
+ * At least the target (unclamped, so an allowed overshoot can serve it), at least one emergency step (max(25%, 1Gi)), and,
+ * when the disk is filling, room for the growth expected during `safetyFactor` resizes.
+ */
+function emergencySize(ctx: Context, trigger: Trigger): number {
+  const { usage } = trigger.entry;
+  const prediction = ctx.tuning.prediction;
+  let predicted = 0;
+  if (usage.fillRate !== undefined && usage.fillRate > 0) {
+    const horizonSeconds = (resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor) / 1000;
+    const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
+    predicted = roundForProvider(pvcBytesFor((usage.usedBytes + usage.fillRate * horizonSeconds) / keep, usage), ctx.provider);
+  }
+  return Math.max(ctx.targets.desired, emergencyStepSize(ctx.current, ctx.provider, ctx.tuning), predicted);
+}
+
+function describeEmergencyCeiling(ctx: Context, ceiling: number): string {
+  const { limit } = ctx.policy;
+  if (ceiling < limit) return `already at ${formatSize(ctx.current)}, the largest size the provider can grow this disk to while attached`;
+  if (!ctx.policy.emergencyGrow.exceedLimitOnEmergency) {
+    return `already at the limit ${formatSize(limit)} (emergencyGrow.exceedLimitOnEmergency is false)`;
+  }
+  const overshoot = overshootBytes(ctx.policy, ctx.provider, ctx.tuning);
+  return `already at the emergency ceiling ${formatSize(ceiling)} (limit ${formatSize(limit)} + overshoot ${formatSize(overshoot)})`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 5: planned growth, in the maintenance window, from the planned budget.
+
+function plannedGrowth(ctx: Context): Outcome | undefined {
+  const { target, ceiling } = ctx.targets;
+  const { current } = ctx;
+  const belowRequest = current < ctx.policy.request;
+  const growthDue = target > current && (belowRequest || target >= ceiling || target - current >= minimumStep(current, ctx.tuning));
+  const lagging = boundVolumes(ctx).filter((volume) => volume.requestedSize < current);
+  if (!growthDue && lagging.length === 0) return undefined;
+  const newSize = growthDue ? target : current;
+  const reason = belowRequest ? Reasons.BelowRequest : growthDue ? Reasons.BelowTargetBuffer : Reasons.ReplicaBelowEffectiveSize;
+  const why = plannedWhy(ctx, reason, lagging);
+  if (ctx.window.open && ctx.budget.availableForPlanned > 0) {
+    const capped = growthDue && ctx.targets.desired > target ? ` (capped at ${formatSize(target)})` : '';
+    return {
+      state: VolumeStates.NeedsGrow,
+      action: ActionKinds.ScheduledGrow,
+      reason,
+      message: `growing from ${formatSize(current)} to ${formatSize(newSize)}${capped}: ${why}`,
+      newSize,
+      patches: patchesTo(ctx, newSize),
+    };
+  }
+  return pendingGrowth(ctx, newSize, why);
+}
+
+function plannedWhy(ctx: Context, reason: Reason, lagging: readonly InstanceVolume[]): string {
+  if (reason === Reasons.BelowRequest) return `the request ${formatSize(ctx.policy.request)} is above the current size`;
+  if (reason === Reasons.ReplicaBelowEffectiveSize) {
+    return `${lagging.map((volume) => `${volume.pvcName} (${formatSize(volume.requestedSize)})`).join(', ')} below the volume size`;
+  }
+  const fullest = fullestInstance(ctx);
+  const allowed = 100 - effectiveBufferPercent(ctx.policy, ctx.tuning);
+  if (fullest === undefined) return 'free space below the target buffer';
+  return `instance ${fullest.volume.instance} is ${formatPercent(fullest.usage.percentUsed)} used, above the ${formatPercent(allowed)} the target buffer allows`;
+}
+
+function pendingGrowth(ctx: Context, newSize: number, why: string): Outcome {
+  const window = ctx.policy.maintenanceWindow;
+  const plannedAt = ctx.budget.plannedAvailableAt;
+  const wakeAt = plannedAt === undefined ? undefined : window.nextOpen(plannedAt);
+  const nextStart = ctx.window.nextStart;
+  const budgetBinding =
+    plannedAt === undefined || ctx.window.open || (nextStart !== undefined && plannedAt.getTime() > nextStart.getTime());
+  const growth = `growth from ${formatSize(ctx.current)} to ${formatSize(newSize)} (${why})`;
+  if (!budgetBinding) {
+    const opens = wakeAt === undefined ? 'never opens' : `opens at ${formatTime(wakeAt)}`;
+    return {
+      state: VolumeStates.PendingGrowth,
+      action: NoOp,
+      reason: Reasons.OutsideMaintenanceWindow,
+      message: `${growth} waits for the maintenance window (${window.describe()}), which ${opens}`,
+      wakeAt,
+    };
+  }
+  const when = plannedAt === undefined
+    ? `all ${ctx.policy.emergencyGrow.maxActionsPerDay} daily actions are reserved for emergencies`
+    : `possible again at ${formatTime(wakeAt ?? plannedAt)}`;
+  return {
+    state: VolumeStates.PendingGrowth,
+    action: NoOp,
+    reason: Reasons.PlannedBudgetExhausted,
+    message: `${growth} waits for the planned budget: ${budgetUse(ctx)}; ${when}`,
+    wakeAt,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Rule 6: nothing to do now.
+
+function steadyState(ctx: Context): Outcome {
+  const { current } = ctx;
+  const { desired, target, ceiling } = ctx.targets;
+  const fullest = fullestInstance(ctx);
+  const level = fullest === undefined ? '' : `instance ${fullest.volume.instance} is ${formatPercent(fullest.usage.percentUsed)} used`;
+  if (current > ctx.policy.limit) {
+    return steady(VolumeStates.AtLimit, Reasons.OverLimitAfterEmergency, `${formatSize(current)} is above the limit ${formatSize(ctx.policy.limit)} after an emergency grow; ${level}`);
+  }
+  if (current >= ceiling && desired > current) {
+    if (ceiling < ctx.policy.limit) {
+      return steady(VolumeStates.AtLimit, Reasons.OnlineGrowthBoundary, `${level}; the target ${formatSize(desired)} is past ${formatSize(ceiling)}, the largest size the provider can grow this disk to while attached`);
+    }
+    return steady(VolumeStates.AtLimit, Reasons.LimitReached, `${level}; the target ${formatSize(desired)} is above the limit ${formatSize(ctx.policy.limit)}`);
+  }
+  const missing = ctx.evaluated.filter((entry) => entry.usage.excluded !== undefined);
+  if (missing.length > 0) return waitingOutcome(worstExclusion(ctx), describeExclusions(ctx));
+  if (target > current) {
+    const step = formatSize(roundForProvider(minimumStep(current, ctx.tuning), ctx.provider));
+    return steady(VolumeStates.Balanced, Reasons.GrowthBelowMinimumStep, `${level}; the target ${formatSize(target)} is less than the minimum step (${step}) above ${formatSize(current)}`);
+  }
+  return steady(VolumeStates.Balanced, Reasons.WithinTargetBuffer, `${level}, within the ${ctx.policy.targetBuffer}% target buffer at ${formatSize(current)}`);
+}
+
+function steady(state: VolumeState, reason: Reason, message: string): Outcome {
+  return { state, action: NoOp, reason, message };
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Helpers.
+
+function fullestInstance(ctx: Context): Evaluated | undefined {
+  let fullest: Evaluated | undefined;
+  for (const entry of ctx.fresh) if (fullest === undefined || entry.usage.percentUsed > fullest.usage.percentUsed) fullest = entry;
+  return fullest;
+}
+
+/** PVCs that can be expanded: only bound claims may change their request. */
+function boundVolumes(ctx: Context): InstanceVolume[] {
+  return ctx.input.instances.filter((volume) => volume.capacity !== undefined);
+}
+
+/** Every bound PVC below `size` is patched to it, once: one action, one patch per disk. */
+function patchesTo(ctx: Context, size: number): PvcPatch[] {
+  return boundVolumes(ctx)
+    .filter((volume) => volume.requestedSize < size)
+    .sort((a, b) => a.pvcName.localeCompare(b.pvcName))
+    .map((volume) => ({ instance: volume.instance, pvcName: volume.pvcName, from: volume.requestedSize, to: size }));
+}
+
+function budgetUse(ctx: Context): string {
+  const { maxActionsPerDay, reservedActionsForEmergency } = ctx.policy.emergencyGrow;
+  return `${ctx.budget.actionsLast24h} of ${maxActionsPerDay} actions used in the last 24h, ${reservedActionsForEmergency} reserved for emergencies`;
+}

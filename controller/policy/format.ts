@@ -1,0 +1,22 @@
+/** Rendering of sizes, percentages and times in decision messages. Messages are for people; never parse them. */
+import { MiB, formatBytesHuman, formatQuantity } from '../../shared/quantity.ts';
+
+/** A PVC size: exact quantity when it is a whole number of MiB (`10Gi`, `1536Mi`), else one decimal (`10.3Gi`). */
+export function formatSize(bytes: number): string {
+  if (!Number.isFinite(bytes)) return 'unbounded';
+  return Number.isSafeInteger(bytes) && bytes % MiB === 0 ? formatQuantity(bytes) : formatBytesHuman(bytes);
+}
+
+/** A measured amount of data (`4.2Gi`). */
+export function formatUsage(bytes: number): string {
+  return formatBytesHuman(Math.round(bytes));
+}
+
+export function formatPercent(percent: number): string {
+  return `${(Math.floor(percent * 10) / 10).toFixed(1)}%`;
+}
+
+/** ISO 8601 in UTC, without milliseconds when they are zero. */
+export function formatTime(at: Date): string {
+  return at.toISOString().replace(/\.000Z$/, 'Z');
+}
