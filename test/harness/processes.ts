@@ -3,10 +3,11 @@
  * exits, is interrupted, or its owner stops it. Output goes to a log file so a failing start can be explained.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 const live = new Set<ChildProcess>();
+const setpriv = '/usr/bin/setpriv';
 let hooksInstalled = false;
 
 function killAllNow(): void {
@@ -45,8 +46,12 @@ export interface ManagedProcess {
 export function startProcess(name: string, binary: string, args: string[], logFile: string): ManagedProcess {
   installExitHooks();
   const log = createWriteStream(logFile, { flags: 'a' });
-  // A process group of its own, so that stop() also reaches anything the binary forks.
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // A process group of its own, so that stop() also reaches anything the binary forks. Where util-linux's setpriv is
+  // present the kernel also kills the child if this process dies without running any handler (SIGKILL, OOM).
+  const [command, commandArgs] = existsSync(setpriv)
+    ? [setpriv, ['--pdeathsig', 'KILL', '--', binary, ...args]]
+    : [binary, args];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
   live.add(child);
