@@ -1,0 +1,396 @@
+/**
+ * Which CNPG volumes are on this node, and where kubelet mounted them.
+ *
+ * `resolveTargets` is pure: pods + PVC and PV lookups -> VolumeTargets. `KubeDiscovery` feeds it from the API server: an
+ * informer on the pods of this node (field selector `spec.nodeName`, label `cnpg.io/cluster`), an informer on CNPG's PVCs
+ * (label `cnpg.io/cluster`), and PVs read one by one when a PVC on this node is bound to one (a PV's volume source and mode
+ * never change, and watching every PV of a large cluster would cost far more memory than the few this node needs).
+ *
+ * Informers of @kubernetes/client-node stop on any error but 410; each one here is restarted with jittered exponential
+ * backoff, keeping its last cache meanwhile so probing carries on through API server outages.
+ */
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import type { VolumeIdentity, VolumeRole } from '../shared/readings.ts';
+import type { VolumeTarget } from './prober.ts';
+
+export const clusterLabel = 'cnpg.io/cluster';
+export const instanceNameLabel = 'cnpg.io/instanceName';
+export const pvcRoleLabel = 'cnpg.io/pvcRole';
+export const tablespaceNameLabel = 'cnpg.io/tablespaceName';
+export const podRoleLabel = 'cnpg.io/podRole';
+
+const rolesByPvcLabel: Record<string, VolumeRole> = { PG_DATA: 'data', PG_WAL: 'wal', PG_TABLESPACE: 'tablespace' };
+
+/**
+ * In-tree volume sources that kubelet hands to a CSI driver (CSI migration, GA since Kubernetes 1.25..1.27): they are mounted
+ * under `kubernetes.io~csi` like any CSI volume.
+ */
+const migratedSources = [
+  'awsElasticBlockStore', 'gcePersistentDisk', 'azureDisk', 'azureFile', 'cinder', 'vsphereVolume', 'portworxVolume',
+] as const;
+
+export interface Lookups {
+  pvc(namespace: string, name: string): k8s.V1PersistentVolumeClaim | undefined;
+  pv(name: string): k8s.V1PersistentVolume | undefined;
+}
+
+export interface Waiting {
+  pod: string;
+  pvc: string;
+  reason: 'PvcNotFound' | 'PvcNotBound' | 'PvNotFound';
+}
+
+export interface Resolution {
+  targets: VolumeTarget[];
+  /** Volumes that cannot be placed yet, and why. */
+  waiting: Waiting[];
+  /** PV names the lookups did not know (the caller fetches them and resolves again). */
+  missingPvs: string[];
+}
+
+function roleOf(pvc: k8s.V1PersistentVolumeClaim, volumeName: string): VolumeRole | undefined {
+  const label = pvc.metadata?.labels?.[pvcRoleLabel];
+  if (label !== undefined) return rolesByPvcLabel[label];
+  if (volumeName === 'pgdata') return 'data';
+  if (volumeName === 'pg-wal') return 'wal';
+  if (volumeName.startsWith('tbs-')) return 'tablespace';
+  return undefined;
+}
+
+/** Where kubelet mounts the PV for this pod, or why the agent cannot probe it. */
+export function placement(pv: k8s.V1PersistentVolume, pvc: k8s.V1PersistentVolumeClaim, podDir: string):
+  Pick<VolumeTarget, 'unsupported' | 'requireMountPoint'> & { path: string } {
+  const pvName = pv.metadata?.name ?? '';
+  const spec = pv.spec ?? {};
+  const csiPath = path.join(podDir, 'volumes', 'kubernetes.io~csi', pvName, 'mount');
+  if (spec.volumeMode === 'Block' || pvc.spec?.volumeMode === 'Block') {
+    return {
+      path: csiPath, requireMountPoint: false,
+      unsupported: { reason: 'BlockMode', message: `PV ${pvName} is a raw block device: it has no filesystem to measure` },
+    };
+  }
+  if (spec.csi || migratedSources.some((source) => spec[source] !== undefined)) {
+    return { path: csiPath, requireMountPoint: true };
+  }
+  if (spec.local) {
+    return { path: path.join(podDir, 'volumes', 'kubernetes.io~local-volume', pvName), requireMountPoint: false };
+  }
+  const source = Object.keys(spec).find((k) => !['accessModes', 'capacity', 'claimRef', 'mountOptions', 'nodeAffinity',
+    'persistentVolumeReclaimPolicy', 'storageClassName', 'volumeMode', 'volumeAttributesClassName'].includes(k)) ?? 'unknown';
+  return {
+    path: csiPath, requireMountPoint: false,
+    unsupported: { reason: 'UnsupportedVolumeSource', message: `PV ${pvName} uses volume source ${source}, which the agent cannot probe` },
+  };
+}
+
+function isActive(pod: k8s.V1Pod): boolean {
+  const phase = pod.status?.phase;
+  return phase !== 'Succeeded' && phase !== 'Failed';
+}
+
+/** Higher is better when two pods on the node mount the same PVC (a job and an instance, an old and a new pod). */
+function preference(pod: k8s.V1Pod): number {
+  let score = 0;
+  if (pod.metadata?.labels?.[podRoleLabel] === 'instance') score += 4;
+  if (!pod.metadata?.deletionTimestamp) score += 2;
+  if (pod.status?.phase === 'Running') score += 1;
+  return score;
+}
+
+interface Candidate { target: VolumeTarget; pod: k8s.V1Pod }
+
+function better(a: Candidate, b: Candidate): boolean {
+  const pa = preference(a.pod);
+  const pb = preference(b.pod);
+  if (pa !== pb) return pa > pb;
+  const ta = new Date(a.pod.metadata?.creationTimestamp ?? 0).getTime();
+  const tb = new Date(b.pod.metadata?.creationTimestamp ?? 0).getTime();
+  return ta > tb;
+}
+
+interface PodContext { pod: k8s.V1Pod; namespace: string; podName: string; podUid: string; podDir: string; node: string }
+
+function targetOf(ctx: PodContext, volume: k8s.V1Volume, lookups: Lookups, result: Resolution): VolumeTarget | undefined {
+  const claimName = volume.persistentVolumeClaim?.claimName;
+  if (!claimName) return undefined;
+  const pvc = lookups.pvc(ctx.namespace, claimName);
+  if (!pvc) {
+    result.waiting.push({ pod: ctx.podName, pvc: claimName, reason: 'PvcNotFound' });
+    return undefined;
+  }
+  const role = roleOf(pvc, volume.name);
+  if (!role) return undefined; // not a PostgreSQL volume
+  const pvName = pvc.spec?.volumeName;
+  if (!pvName) {
+    result.waiting.push({ pod: ctx.podName, pvc: claimName, reason: 'PvcNotBound' });
+    return undefined;
+  }
+  const pv = lookups.pv(pvName);
+  if (!pv) {
+    result.waiting.push({ pod: ctx.podName, pvc: claimName, reason: 'PvNotFound' });
+    result.missingPvs.push(pvName);
+    return undefined;
+  }
+  const labels = pvc.metadata?.labels ?? {};
+  const podLabels = ctx.pod.metadata?.labels ?? {};
+  const where = placement(pv, pvc, ctx.podDir);
+  const identity: VolumeIdentity = {
+    key: `${ctx.namespace}/${claimName}`, namespace: ctx.namespace,
+    cluster: labels[clusterLabel] ?? podLabels[clusterLabel] ?? '',
+    instance: labels[instanceNameLabel] ?? podLabels[instanceNameLabel] ?? ctx.podName,
+    role, pvc: claimName, pv: pvName, podName: ctx.podName, podUid: ctx.podUid, node: ctx.node, path: where.path,
+  };
+  if (role === 'tablespace') identity.tablespace = labels[tablespaceNameLabel] ?? volume.name.replace(/^tbs-/, '');
+  const target: VolumeTarget = { identity, requireMountPoint: where.requireMountPoint };
+  if (where.unsupported) target.unsupported = where.unsupported;
+  return target;
+}
+
+/** Every CNPG volume that the given pods mount on `node`, one per PVC. */
+export function resolveTargets(pods: readonly k8s.V1Pod[], lookups: Lookups, kubeletRoot: string, node: string): Resolution {
+  const result: Resolution = { targets: [], waiting: [], missingPvs: [] };
+  const chosen = new Map<string, Candidate>();
+  for (const pod of pods) {
+    const namespace = pod.metadata?.namespace;
+    const podUid = pod.metadata?.uid;
+    if (!namespace || !podUid || pod.spec?.nodeName !== node || !isActive(pod)) continue;
+    const ctx: PodContext = {
+      pod, namespace, podName: pod.metadata?.name ?? '', podUid, node, podDir: path.join(kubeletRoot, 'pods', podUid),
+    };
+    for (const volume of pod.spec.volumes ?? []) {
+      const target = targetOf(ctx, volume, lookups, result);
+      if (!target) continue;
+      const candidate = { target, pod };
+      const current = chosen.get(target.identity.key);
+      if (!current || better(candidate, current)) chosen.set(target.identity.key, candidate);
+    }
+  }
+  result.targets = [...chosen.values()].map((c) => c.target).sort((a, b) => a.identity.key.localeCompare(b.identity.key));
+  result.missingPvs = [...new Set(result.missingPvs)].sort();
+  return result;
+}
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+/** Jittered exponential delay for the n-th consecutive failure (n >= 1): between half and all of min(max, initial x 2^(n-1)). */
+export function backoffDelay(backoff: Backoff, failures: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
+
+type ListFn<T extends k8s.KubernetesObject> = () => Promise<k8s.KubernetesListObject<T>>;
+
+/** A ListWatch that restarts itself after errors, keeping its cache meanwhile. */
+class SupervisedInformer<T extends k8s.KubernetesObject> {
+  readonly informer: k8s.ListWatch<T>;
+  synced = false;
+  connected = false;
+  private failures = 0;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private readonly name: string;
+  private readonly backoff: Backoff;
+  private readonly logger: Logger;
+
+  constructor(name: string, informer: k8s.ListWatch<T>, backoff: Backoff, logger: Logger) {
+    this.name = name;
+    this.informer = informer;
+    this.backoff = backoff;
+    this.logger = logger;
+    informer.on('error', (err: unknown) => { this.onError(err); });
+    informer.on('connect', () => { this.connected = true; });
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    let failed = false;
+    const onFail = (): void => { failed = true; };
+    this.informer.on('error', onFail);
+    try {
+      await this.informer.start();
+    } catch (err) {
+      failed = true;
+      this.onError(err);
+    } finally {
+      this.informer.off('error', onFail);
+    }
+    if (!failed) {
+      if (!this.synced) this.logger.info('informer synced', { informer: this.name });
+      this.synced = true;
+      this.failures = 0;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.informer.stop();
+  }
+
+  private onError(err: unknown): void {
+    this.connected = false;
+    if (this.stopped || this.restartTimer) return;
+    this.failures++;
+    const delay = backoffDelay(this.backoff, this.failures);
+    this.logger.warn('watch failed; restarting', { informer: this.name, err, failures: this.failures, retryInMs: delay });
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped) void this.start();
+    }, delay);
+  }
+}
+
+export interface DiscoveryOptions {
+  kubeConfig: k8s.KubeConfig;
+  node: string;
+  kubeletRoot: string;
+  logger: Logger;
+  onTargets: (targets: VolumeTarget[]) => void;
+  backoff?: Backoff;
+  /** Coalesces bursts of events into one resolution (default 20 ms). */
+  debounceMs?: number;
+  /** Resolves again periodically even without events, e.g. to retry PV reads (default 30 s). */
+  resyncMs?: number;
+}
+
+export interface DiscoveryStatus {
+  synced: boolean;
+  connected: boolean;
+  pods: number;
+  targets: number;
+  waiting: Waiting[];
+}
+
+export class KubeDiscovery {
+  private readonly pods: SupervisedInformer<k8s.V1Pod>;
+  private readonly pvcs: SupervisedInformer<k8s.V1PersistentVolumeClaim>;
+  private readonly core: k8s.CoreV1Api;
+  private readonly pvCache = new Map<string, k8s.V1PersistentVolume>();
+  private readonly options: DiscoveryOptions;
+  private debounceTimer: NodeJS.Timeout | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private last: Resolution = { targets: [], waiting: [], missingPvs: [] };
+  private stopped = false;
+  private resolving = false;
+  private resolveAgain = false;
+
+  constructor(options: DiscoveryOptions) {
+    this.options = options;
+    const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    this.core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    const watch = new k8s.Watch(options.kubeConfig);
+    const fieldSelector = `spec.nodeName=${options.node}`;
+    const podList: ListFn<k8s.V1Pod> = () => this.core.listPodForAllNamespaces({ fieldSelector, labelSelector: clusterLabel });
+    const pvcList: ListFn<k8s.V1PersistentVolumeClaim> = () =>
+      this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector: clusterLabel });
+    this.pods = new SupervisedInformer('pods',
+      new k8s.ListWatch('/api/v1/pods', watch, podList, false, clusterLabel, fieldSelector), backoff, options.logger);
+    this.pvcs = new SupervisedInformer('persistentvolumeclaims',
+      new k8s.ListWatch('/api/v1/persistentvolumeclaims', watch, pvcList, false, clusterLabel), backoff, options.logger);
+    for (const informer of [this.pods.informer, this.pvcs.informer] as k8s.Informer<k8s.KubernetesObject>[]) {
+      informer.on('change', () => { this.schedule(); });
+    }
+  }
+
+  /** Lists and starts watching; resolves after the first attempt (failures are retried in the background). */
+  async start(): Promise<void> {
+    await Promise.all([this.pods.start(), this.pvcs.start()]);
+    this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.debounceTimer) clearTimeout(this.debounceTimer);
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    await Promise.all([this.pods.stop(), this.pvcs.stop()]);
+  }
+
+  status(): DiscoveryStatus {
+    return {
+      synced: this.pods.synced && this.pvcs.synced, connected: this.pods.connected && this.pvcs.connected,
+      pods: this.pods.informer.list().length, targets: this.last.targets.length, waiting: this.last.waiting,
+    };
+  }
+
+  private schedule(delayMs = this.options.debounceMs ?? 20): void {
+    if (this.stopped || this.debounceTimer) return;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      void this.resolve();
+    }, delayMs);
+  }
+
+  private async resolve(): Promise<void> {
+    if (this.resolving) {
+      this.resolveAgain = true;
+      return;
+    }
+    this.resolving = true;
+    try {
+      let resolution = this.resolveOnce();
+      if (resolution.missingPvs.length > 0 && await this.fetchPvs(resolution.missingPvs)) resolution = this.resolveOnce();
+      this.publish(resolution);
+    } catch (err) {
+      this.options.logger.error('volume discovery failed', { err });
+    } finally {
+      this.resolving = false;
+      if (this.resolveAgain) {
+        this.resolveAgain = false;
+        this.schedule(0);
+      }
+      this.scheduleResync();
+    }
+  }
+
+  private resolveOnce(): Resolution {
+    const lookups: Lookups = {
+      pvc: (namespace, name) => this.pvcs.informer.get(name, namespace),
+      pv: (name) => this.pvCache.get(name),
+    };
+    const resolution = resolveTargets(this.pods.informer.list(), lookups, this.options.kubeletRoot, this.options.node);
+    // Keep only the PVs still in use.
+    const used = new Set(resolution.targets.map((t) => t.identity.pv));
+    for (const name of this.pvCache.keys()) if (!used.has(name)) this.pvCache.delete(name);
+    return resolution;
+  }
+
+  /** Reads the named PVs; true when at least one was found. */
+  private async fetchPvs(names: readonly string[]): Promise<boolean> {
+    const results = await Promise.all(names.map(async (name) => {
+      try {
+        const pv = await this.core.readPersistentVolume({ name });
+        this.pvCache.set(name, pv);
+        return true;
+      } catch (err) {
+        this.options.logger.warn('cannot read PV', { pv: name, err: errorMessage(err) });
+        return false;
+      }
+    }));
+    return results.some(Boolean);
+  }
+
+  private publish(resolution: Resolution): void {
+    const before = this.last.targets.length;
+    this.last = resolution;
+    if (before !== resolution.targets.length) {
+      this.options.logger.info('volumes on node', { volumes: resolution.targets.length, waiting: resolution.waiting.length });
+    }
+    this.options.onTargets(resolution.targets);
+  }
+
+  private scheduleResync(): void {
+    if (this.stopped) return;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    // Sooner while a PV could not be read: the volume is on the node but not yet probed.
+    const delay = this.last.missingPvs.length > 0 ? 2000 : this.options.resyncMs ?? 30_000;
+    this.resyncTimer = setTimeout(() => { this.schedule(0); }, delay);
+    this.resyncTimer.unref();
+  }
+}
