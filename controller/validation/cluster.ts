@@ -1,0 +1,86 @@
+/**
+ * Checks of a DynamicStorage against the CNPG Cluster it names: the Cluster exists, has the WAL storage and tablespaces
+ * the policy manages, and its own sizes (which CNPG creates new volumes at) lie within [request, limit].
+ */
+import { compareQuantities, isQuantity } from './quantity-exact.ts';
+import { omitValue, problem, ValidationCodes, type ValidationProblem } from './problems.ts';
+import type { PolicyLocation } from './validate.ts';
+
+type Json = Record<string, unknown>;
+
+/** The parts of a CNPG Cluster (postgresql.cnpg.io/v1) these checks read. */
+export interface CnpgStorageConfiguration {
+  size?: string;
+  pvcTemplate?: { resources?: { requests?: { storage?: string } } };
+}
+
+export interface CnpgCluster {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  spec?: {
+    storage?: CnpgStorageConfiguration;
+    walStorage?: CnpgStorageConfiguration;
+    tablespaces?: { name: string; storage?: CnpgStorageConfiguration }[];
+  };
+}
+
+const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The size CNPG creates new volumes at: `size`, else the PVC template's storage request. */
+export function clusterVolumeSize(storage: CnpgStorageConfiguration | undefined): string | undefined {
+  return storage?.size ?? storage?.pvcTemplate?.resources?.requests?.storage;
+}
+
+function clusterStorageFor(cluster: CnpgCluster, location: PolicyLocation): { storage: CnpgStorageConfiguration | undefined; field: string } {
+  if (location.path === 'spec.storage') return { storage: cluster.spec?.storage, field: 'spec.storage.size' };
+  if (location.path === 'spec.walStorage') return { storage: cluster.spec?.walStorage, field: 'spec.walStorage.size' };
+  const tablespaces = cluster.spec?.tablespaces ?? [];
+  const index = tablespaces.findIndex((t) => t.name === location.tablespaceName);
+  return { storage: tablespaces[index]?.storage, field: `spec.tablespaces[${index}].storage.size` };
+}
+
+function checkSizeWithinBounds(cluster: CnpgCluster, location: PolicyLocation): ValidationProblem[] {
+  const { storage, field } = clusterStorageFor(cluster, location);
+  const size = clusterVolumeSize(storage);
+  const { request, limit } = location.policy;
+  if (size === undefined || !isQuantity(size)) return [];
+  const problems: ValidationProblem[] = [];
+  if (typeof request === 'string' && isQuantity(request) && compareQuantities(size, request) < 0) {
+    problems.push(problem(`${location.path}.request`, ValidationCodes.ClusterSizeBelowRequest, 'Invalid value', omitValue,
+      `the Cluster's ${field} (${size}) is below request (${request}); CNPG creates new volumes at that size`));
+  }
+  if (typeof limit === 'string' && isQuantity(limit) && compareQuantities(size, limit) > 0) {
+    problems.push(problem(`${location.path}.limit`, ValidationCodes.ClusterSizeAboveLimit, 'Invalid value', omitValue,
+      `the Cluster's ${field} (${size}) is above limit (${limit})`));
+  }
+  return problems;
+}
+
+function checkRoleExists(cluster: CnpgCluster, clusterName: string, location: PolicyLocation): ValidationProblem | undefined {
+  if (location.path === 'spec.walStorage' && cluster.spec?.walStorage === undefined) {
+    return problem('spec.walStorage', ValidationCodes.WalStorageNotConfigured, 'Invalid value', omitValue,
+      `the Cluster "${clusterName}" has no spec.walStorage, so there are no WAL volumes to manage`);
+  }
+  if (location.tablespaceName !== undefined && !(cluster.spec?.tablespaces ?? []).some((t) => t.name === location.tablespaceName)) {
+    return problem(`spec.tablespaces[${location.tablespaceIndex ?? 0}].name`, ValidationCodes.TablespaceNotFound, 'Not found', location.tablespaceName,
+      `the Cluster "${clusterName}" has no tablespace "${location.tablespaceName}" in spec.tablespaces`);
+  }
+  return undefined;
+}
+
+/** Problems of `spec` (defaulted) against `cluster`; `null` means the Cluster does not exist. */
+export function checkAgainstCluster(spec: Json, locations: readonly PolicyLocation[], cluster: CnpgCluster | null, namespace: string): ValidationProblem[] {
+  const clusterName = isObject(spec.cluster) && typeof spec.cluster.name === 'string' ? spec.cluster.name : '';
+  if (cluster === null) {
+    return [problem('spec.cluster.name', ValidationCodes.ClusterNotFound, 'Not found', clusterName,
+      `no CNPG Cluster "${clusterName}" in namespace "${namespace}"`)];
+  }
+  const problems: ValidationProblem[] = [];
+  for (const location of locations) {
+    const missing = checkRoleExists(cluster, clusterName, location);
+    if (missing) problems.push(missing);
+    else problems.push(...checkSizeWithinBounds(cluster, location));
+  }
+  return problems;
+}
