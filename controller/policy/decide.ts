@@ -353,40 +353,40 @@ function plannedGrowth(ctx: Context): Outcome | undefined {
   if (!growthDue && lagging.length === 0) return undefined;
   const newSize = growthDue ? target : current;
   const reason = belowRequest ? Reasons.BelowRequest : growthDue ? Reasons.BelowTargetBuffer : Reasons.ReplicaBelowEffectiveSize;
-  const why = plannedWhy(ctx, reason, lagging);
+  const why = plannedWhy(ctx, reason);
+  const capped = growthDue && ctx.targets.desired > target ? ` (capped at ${formatSize(target)})` : '';
+  const growth = growthDue
+    ? `from ${formatSize(current)} to ${formatSize(newSize)}${capped}`
+    : `of ${lagging.map((volume) => `${volume.pvcName} (${formatSize(volume.requestedSize)})`).join(', ')} to the volume size ${formatSize(newSize)}`;
   if (ctx.window.open && ctx.budget.availableForPlanned > 0) {
-    const capped = growthDue && ctx.targets.desired > target ? ` (capped at ${formatSize(target)})` : '';
     return {
       state: VolumeStates.NeedsGrow,
       action: ActionKinds.ScheduledGrow,
       reason,
-      message: `growing from ${formatSize(current)} to ${formatSize(newSize)}${capped}: ${why}`,
+      message: `growing ${growth.replace(/^of /, '')}: ${why}`,
       newSize,
       patches: patchesTo(ctx, newSize),
     };
   }
-  return pendingGrowth(ctx, newSize, why);
+  return pendingGrowth(ctx, `growth ${growth} (${why})`);
 }
 
-function plannedWhy(ctx: Context, reason: Reason, lagging: readonly InstanceVolume[]): string {
+function plannedWhy(ctx: Context, reason: Reason): string {
   if (reason === Reasons.BelowRequest) return `the request ${formatSize(ctx.policy.request)} is above the current size`;
-  if (reason === Reasons.ReplicaBelowEffectiveSize) {
-    return `${lagging.map((volume) => `${volume.pvcName} (${formatSize(volume.requestedSize)})`).join(', ')} below the volume size`;
-  }
+  if (reason === Reasons.ReplicaBelowEffectiveSize) return 'every PVC of a volume has the same size';
   const fullest = fullestInstance(ctx);
   const allowed = 100 - effectiveBufferPercent(ctx.policy, ctx.tuning);
   if (fullest === undefined) return 'free space below the target buffer';
   return `instance ${fullest.volume.instance} is ${formatPercent(fullest.usage.percentUsed)} used, above the ${formatPercent(allowed)} the target buffer allows`;
 }
 
-function pendingGrowth(ctx: Context, newSize: number, why: string): Outcome {
+function pendingGrowth(ctx: Context, growth: string): Outcome {
   const window = ctx.policy.maintenanceWindow;
   const plannedAt = ctx.budget.plannedAvailableAt;
   const wakeAt = plannedAt === undefined ? undefined : window.nextOpen(plannedAt);
   const nextStart = ctx.window.nextStart;
   const budgetBinding =
     plannedAt === undefined || ctx.window.open || (nextStart !== undefined && plannedAt.getTime() > nextStart.getTime());
-  const growth = `growth from ${formatSize(ctx.current)} to ${formatSize(newSize)} (${why})`;
   if (!budgetBinding) {
     const opens = wakeAt === undefined ? 'never opens' : `opens at ${formatTime(wakeAt)}`;
     return {
