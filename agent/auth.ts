@@ -178,7 +178,7 @@ export class RequestAuthorizer {
     } catch (err) {
       return { status: 503, reason: `cannot review access: ${errorMessage(err)}` };
     }
-    if (!authz.allowed) return { status: 403, caller, reason: `${caller.username} may not get ${path}: ${authz.reason}` };
+    if (!authz.allowed) return { status: 403, caller, reason: `${caller.username} may not get ${path}: ${authz.reason || 'no RBAC rule allows it'}` };
     return { status: 200, caller };
   }
 }
