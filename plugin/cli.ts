@@ -1,0 +1,69 @@
+/**
+ * The `kubectl cnpg storage` command line: a table of subcommands, each a function of its arguments and an IO object,
+ * so that commands are tested without a process and new subcommands are one entry in `subcommands`.
+ */
+import { validateSubcommand } from './validate.ts';
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  readFile(path: string): Promise<string>;
+  readStdin(): Promise<string>;
+  /** Entries of a directory, or undefined when `path` is not a directory. */
+  listDirectory(path: string): Promise<string[] | undefined>;
+}
+
+export interface Subcommand {
+  readonly name: string;
+  readonly summary: string;
+  readonly usage: string;
+  /** Returns the exit code: 0 success, 1 the input has problems, 2 the command was used wrongly. */
+  run(args: readonly string[], io: CliIo): Promise<number>;
+}
+
+export const programName = 'kubectl cnpg storage';
+
+export const subcommands: readonly Subcommand[] = [validateSubcommand];
+
+export class UsageError extends Error {
+  readonly code = 'Usage';
+}
+
+function help(commands: readonly Subcommand[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    `Usage: ${programName} <command> [options]`,
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    `Run "${programName} <command> --help" for a command's options.`,
+    '',
+  ].join('\n');
+}
+
+export async function runCli(argv: readonly string[], io: CliIo, commands: readonly Subcommand[] = subcommands): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+    io.stdout(help(commands));
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    io.stderr(`${programName}: unknown command "${name}"\n\n${help(commands)}`);
+    return 2;
+  }
+  if (rest.includes('-h') || rest.includes('--help')) {
+    io.stdout(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`${programName} ${command.name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    throw err;
+  }
+}
