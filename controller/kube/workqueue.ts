@@ -1,0 +1,112 @@
+/**
+ * A keyed work queue in the manner of client-go's: a key is queued at most once, a key being processed is not handed
+ * out twice, a key re-added while processing is queued again when done, and failures back off exponentially per key.
+ * Handlers only enqueue `namespace/name`; the worker reads current state at sync time.
+ */
+export interface BackoffConfig {
+  baseMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 500, maxMs: 5 * 60_000 };
+
+export function backoffDelay(failures: number, config: BackoffConfig): number {
+  return Math.min(config.maxMs, config.baseMs * 2 ** Math.max(0, failures - 1));
+}
+
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Set<string>();
+  private readonly failures = new Map<string, number>();
+  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly waiters: ((key: string | undefined) => void)[] = [];
+  private readonly backoff: BackoffConfig;
+  private shuttingDown = false;
+
+  constructor(backoff: BackoffConfig = DEFAULT_BACKOFF) {
+    this.backoff = backoff;
+  }
+
+  get length(): number {
+    return this.queue.length;
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+    } else {
+      this.queue.push(key);
+    }
+  }
+
+  /** Adds the key after `delayMs`; an earlier pending delayed add wins over a later one. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = Date.now() + delayMs;
+    const pending = this.delayed.get(key);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.delayed.delete(key);
+      this.add(key);
+    }, delayMs);
+    timer.unref();
+    this.delayed.set(key, { at, timer });
+  }
+
+  /** Re-adds after a failure with per-key exponential backoff; returns the delay used. */
+  addRateLimited(key: string): number {
+    const failures = (this.failures.get(key) ?? 0) + 1;
+    this.failures.set(key, failures);
+    const delay = backoffDelay(failures, this.backoff);
+    this.addAfter(key, delay);
+    return delay;
+  }
+
+  /** Clears the failure count of a key that synced successfully. */
+  forget(key: string): void {
+    this.failures.delete(key);
+  }
+
+  failureCount(key: string): number {
+    return this.failures.get(key) ?? 0;
+  }
+
+  /** The next key to process, or undefined once the queue is shut down. */
+  async get(): Promise<string | undefined> {
+    const key = this.queue.shift();
+    if (key !== undefined) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      return key;
+    }
+    if (this.shuttingDown) return undefined;
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  done(key: string): void {
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.dirty.delete(key);
+      this.add(key);
+    }
+  }
+
+  shutdown(): void {
+    this.shuttingDown = true;
+    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    this.delayed.clear();
+    for (const waiter of this.waiters.splice(0)) waiter(undefined);
+  }
+}
