@@ -316,19 +316,29 @@ function emergency(ctx: Context): Outcome | undefined {
 }
 
 /**
- * At least the target (unclamped, so an allowed overshoot can serve it), at least one emergency step (max(25%, 1Gi)), and,
- * when the disk is filling, room for the growth expected during `safetyFactor` resizes.
+ * At least the target (unclamped, so an allowed overshoot can serve it) and one emergency step (max(25%, 1Gi)). When the
+ * disk is filling, also room for the runway: the growth expected until the next maintenance window opens (at most 24 h,
+ * at least `safetyFactor` resizes), so that one emergency bridges to planned growth instead of spending the day's budget
+ * in small steps. The runway part is bounded to twice the current size, so a burst cannot buy an unbounded disk.
  */
 function emergencySize(ctx: Context, trigger: Trigger): number {
+  const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
   const { usage } = trigger.entry;
+  if (usage.fillRate === undefined || usage.fillRate <= 0) return Math.max(ctx.targets.desired, step);
+  const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
+  const projected = usage.usedBytes + (usage.fillRate * runwayMs(ctx)) / 1000;
+  const runway = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
+  return Math.max(ctx.targets.desired, step, Math.min(runway, roundForProvider(2 * ctx.current, ctx.provider)));
+}
+
+const MAX_RUNWAY_MS = 24 * 60 * 60 * 1000;
+
+function runwayMs(ctx: Context): number {
   const prediction = ctx.tuning.prediction;
-  let predicted = 0;
-  if (usage.fillRate !== undefined && usage.fillRate > 0) {
-    const horizonSeconds = (resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor) / 1000;
-    const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
-    predicted = roundForProvider(pvcBytesFor((usage.usedBytes + usage.fillRate * horizonSeconds) / keep, usage), ctx.provider);
-  }
-  return Math.max(ctx.targets.desired, emergencyStepSize(ctx.current, ctx.provider, ctx.tuning), predicted);
+  const minimum = resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor;
+  const opens = ctx.window.open ? ctx.window.nextStart : ctx.policy.maintenanceWindow.nextOpen(ctx.now);
+  const untilWindow = opens === undefined ? 0 : opens.getTime() - ctx.now.getTime();
+  return Math.min(MAX_RUNWAY_MS, Math.max(minimum, untilWindow));
 }
 
 function describeEmergencyCeiling(ctx: Context, ceiling: number): string {

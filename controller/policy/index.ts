@@ -26,3 +26,4 @@ export {
   type Targets,
 } from './sizing.ts';
 export { fillRate, resizeLatencyMs, secondsToFull } from './predict.ts';
+export { replay, usageAt, type ReplayOptions, type ReplayReport, type ReplayResize, type UsagePoint } from './replay.ts';

@@ -326,15 +326,23 @@ const cases: Case[] = [
     expect: { action: 'EmergencyGrow', newSize: 13 * G, patched: ['pg-1', 'pg-2'] },
   },
   {
-    name: 'predicted full before a resize could finish',
+    name: 'predicted full before a resize could finish: sized for the runway to the next window, at most doubled',
     input: input({
-      policy: policy({ limit: 200 * G }),
+      policy: policy({ limit: 400 * G }),
       instances: [{ ...instance({ size: 100 * G, used: 70 * G }), recentReadings: rising(70 * G, 100 * G, 60 * MiB, IN_WINDOW) }],
     }),
     expect: {
-      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 132 * G,
-      message: 'data: emergency grow from 100Gi to 132Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
+      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 200 * G,
+      message: 'data: emergency grow from 100Gi to 200Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
     },
+  },
+  {
+    name: 'an emergency on a filling disk is sized for the runway until the next window',
+    input: input({
+      policy: policy({ limit: 400 * G }),
+      instances: [{ ...instance({ size: 100 * G, used: 96 * G }), recentReadings: rising(96 * G, 100 * G, 100 * 1024, IN_WINDOW) }],
+    }),
+    expect: { action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 131 * G },
   },
   {
     name: 'a slower fill is not an emergency',
