@@ -284,7 +284,7 @@ async function yamlDocuments(file: string): Promise<Json[]> {
   return parseAllDocuments(text).map((d) => d.toJS() as Json).filter((d) => d.kind === dynamicStorageKind);
 }
 
-/** DynamicStorage objects in docs/*.md yaml blocks, except blocks marked `# invalid`. */
+/** DynamicStorage objects in docs/*.md yaml blocks, except blocks that start with `# rejected`. */
 async function documentedExamples(): Promise<{ where: string; object: Json }[]> {
   const examples: { where: string; object: Json }[] = [];
   const docs = path.join(repoRoot, 'docs');
@@ -292,7 +292,7 @@ async function documentedExamples(): Promise<{ where: string; object: Json }[]> 
     const text = await readFile(path.join(docs, file), 'utf8');
     for (const [index, match] of [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].entries()) {
       const block = match[1] ?? '';
-      if (block.startsWith('# invalid')) continue;
+      if (block.startsWith('# rejected')) continue;
       for (const doc of parseAllDocuments(block).map((d) => d.toJS() as Json)) {
         if (doc.kind === dynamicStorageKind) examples.push({ where: `docs/${file} yaml block ${index + 1}`, object: doc });
       }
