@@ -339,6 +339,11 @@ export interface VolumeSizingStatus {
    */
   state?: VolumeSizingState;
   /**
+   * Reason is the machine-readable cause of the state (for example WithinTargetBuffer, CriticalUsage,
+   * OutsideMaintenanceWindow); docs/sizing-policy.md lists them all.
+   */
+  reason?: string;
+  /**
    * Message says in words why the volume is in this state.
    */
   message?: string;
@@ -382,6 +387,11 @@ export interface SizingAction {
    * Timestamp is when the action was taken (RFC 3339).
    */
   timestamp: string;
+  /**
+   * CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize
+   * takes.
+   */
+  completedAt?: string;
   /**
    * Instance is the CNPG instance whose volume was resized; empty when the action covered every instance.
    */

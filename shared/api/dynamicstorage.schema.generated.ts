@@ -879,6 +879,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                   ],
                   "description": "State is Balanced (free space within the buffer), NeedsGrow (below the buffer, a grow is allowed now), Emergency (past the critical threshold), PendingGrowth (below the buffer, waiting for the maintenance window or budget), Resizing (a resize is in progress), AtLimit (below the buffer but already at limit) or WaitingForDiskStatus (no disk usage reported yet)."
                 },
+                "reason": {
+                  "type": "string",
+                  "maxLength": 64,
+                  "description": "Reason is the machine-readable cause of the state (for example WithinTargetBuffer, CriticalUsage, OutsideMaintenanceWindow); docs/sizing-policy.md lists them all."
+                },
                 "message": {
                   "type": "string",
                   "maxLength": 1024,
@@ -914,6 +919,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                       "type": "string",
                       "format": "date-time",
                       "description": "Timestamp is when the action was taken (RFC 3339)."
+                    },
+                    "completedAt": {
+                      "type": "string",
+                      "format": "date-time",
+                      "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                     },
                     "instance": {
                       "type": "string",
@@ -970,6 +980,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "type": "string",
                         "format": "date-time",
                         "description": "Timestamp is when the action was taken (RFC 3339)."
+                      },
+                      "completedAt": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                       },
                       "instance": {
                         "type": "string",
@@ -1062,6 +1077,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                   ],
                   "description": "State is Balanced (free space within the buffer), NeedsGrow (below the buffer, a grow is allowed now), Emergency (past the critical threshold), PendingGrowth (below the buffer, waiting for the maintenance window or budget), Resizing (a resize is in progress), AtLimit (below the buffer but already at limit) or WaitingForDiskStatus (no disk usage reported yet)."
                 },
+                "reason": {
+                  "type": "string",
+                  "maxLength": 64,
+                  "description": "Reason is the machine-readable cause of the state (for example WithinTargetBuffer, CriticalUsage, OutsideMaintenanceWindow); docs/sizing-policy.md lists them all."
+                },
                 "message": {
                   "type": "string",
                   "maxLength": 1024,
@@ -1097,6 +1117,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                       "type": "string",
                       "format": "date-time",
                       "description": "Timestamp is when the action was taken (RFC 3339)."
+                    },
+                    "completedAt": {
+                      "type": "string",
+                      "format": "date-time",
+                      "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                     },
                     "instance": {
                       "type": "string",
@@ -1153,6 +1178,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "type": "string",
                         "format": "date-time",
                         "description": "Timestamp is when the action was taken (RFC 3339)."
+                      },
+                      "completedAt": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                       },
                       "instance": {
                         "type": "string",
@@ -1248,6 +1278,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                     ],
                     "description": "State is Balanced (free space within the buffer), NeedsGrow (below the buffer, a grow is allowed now), Emergency (past the critical threshold), PendingGrowth (below the buffer, waiting for the maintenance window or budget), Resizing (a resize is in progress), AtLimit (below the buffer but already at limit) or WaitingForDiskStatus (no disk usage reported yet)."
                   },
+                  "reason": {
+                    "type": "string",
+                    "maxLength": 64,
+                    "description": "Reason is the machine-readable cause of the state (for example WithinTargetBuffer, CriticalUsage, OutsideMaintenanceWindow); docs/sizing-policy.md lists them all."
+                  },
                   "message": {
                     "type": "string",
                     "maxLength": 1024,
@@ -1283,6 +1318,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "type": "string",
                         "format": "date-time",
                         "description": "Timestamp is when the action was taken (RFC 3339)."
+                      },
+                      "completedAt": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                       },
                       "instance": {
                         "type": "string",
@@ -1339,6 +1379,11 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                           "type": "string",
                           "format": "date-time",
                           "description": "Timestamp is when the action was taken (RFC 3339)."
+                        },
+                        "completedAt": {
+                          "type": "string",
+                          "format": "date-time",
+                          "description": "CompletedAt is when every volume reported the new capacity (RFC 3339); it teaches the controller how long a resize takes."
                         },
                         "instance": {
                           "type": "string",

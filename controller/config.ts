@@ -1,0 +1,89 @@
+/**
+ * The controller's configuration, from environment variables read once in main.ts. Every problem is reported at once.
+ */
+import { readFileSync } from 'node:fs';
+import { InvalidInputError } from '../shared/errors.ts';
+import type { LogLevel } from '../shared/log.ts';
+import type { ControllerConfig } from './controller.ts';
+import { DEFAULT_LEADER_TIMING, defaultIdentity } from './kube/leader.ts';
+
+export type Environment = Record<string, string | undefined>;
+
+export const controllerDefaults = {
+  namespace: 'cnpg-dynamic-storage',
+  leaseName: 'cnpg-dynamic-storage-controller',
+  agentSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent',
+  agentPort: 9100,
+  tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+  listen: '0.0.0.0:8080',
+  workers: 2,
+  resyncMs: 30_000,
+  busyRequeueMs: 2_000,
+} as const;
+
+function integer(problems: string[], env: Environment, name: string, fallback: number, [min, max]: [number, number]): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.push(`${name}: ${JSON.stringify(text)} must be a whole number from ${min} to ${max}`);
+    return fallback;
+  }
+  return value;
+}
+
+function flag(problems: string[], env: Environment, name: string, fallback: boolean): boolean {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  if (text !== 'true' && text !== 'false') problems.push(`${name}: ${JSON.stringify(text)} must be true or false`);
+  return text === 'true';
+}
+
+function listenAddress(problems: string[], text: string): { host: string; port: number } | undefined {
+  if (text === 'off') return undefined;
+  const match = /^(.*):(\d+)$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) {
+    problems.push(`LISTEN_ADDRESS: ${JSON.stringify(text)} must be host:port, or off`);
+    return undefined;
+  }
+  return { host: match[1] || '0.0.0.0', port };
+}
+
+export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
+  const problems: string[] = [];
+  const namespace = env.POD_NAMESPACE || controllerDefaults.namespace;
+  const scheme = env.AGENT_SCHEME || 'https';
+  if (scheme !== 'http' && scheme !== 'https') problems.push(`AGENT_SCHEME: ${JSON.stringify(scheme)} must be http or https`);
+  const logLevel = env.LOG_LEVEL || 'info';
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} must be debug, info, warn or error`);
+  const tokenFile = env.AGENT_TOKEN_FILE || controllerDefaults.tokenFile;
+  const caFile = env.AGENT_CA_FILE;
+  const config: ControllerConfig & { logLevel: LogLevel } = {
+    identity: env.POD_NAME ? `${env.POD_NAME}_${defaultIdentity().split('_').pop() ?? ''}` : defaultIdentity(),
+    leaderElection: {
+      enabled: flag(problems, env, 'LEADER_ELECT', true),
+      namespace,
+      name: env.LEASE_NAME || controllerDefaults.leaseName,
+      ...DEFAULT_LEADER_TIMING,
+    },
+    watchNamespace: env.WATCH_NAMESPACE ?? '',
+    workers: integer(problems, env, 'WORKERS', controllerDefaults.workers, [1, 64]),
+    resyncMs: integer(problems, env, 'RESYNC_SECONDS', controllerDefaults.resyncMs / 1000, [1, 3600]) * 1000,
+    busyRequeueMs: controllerDefaults.busyRequeueMs,
+    agents: {
+      namespace: env.AGENT_NAMESPACE ?? namespace,
+      labelSelector: env.AGENT_SELECTOR || controllerDefaults.agentSelector,
+      port: integer(problems, env, 'AGENT_PORT', controllerDefaults.agentPort, [1, 65535]),
+      scheme: scheme === 'http' ? 'http' : 'https',
+      // Projected ServiceAccount tokens rotate: read the file on every request.
+      token: () => readFileSync(tokenFile, 'utf8').trim(),
+      ca: caFile ? readFileSync(caFile, 'utf8') : undefined,
+      insecureSkipVerify: flag(problems, env, 'AGENT_INSECURE_SKIP_VERIFY', false),
+    },
+    listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),
+    logLevel: logLevel as LogLevel,
+  };
+  if (problems.length > 0) throw new InvalidInputError('InvalidControllerConfig', 'environment', problems.join('; '));
+  return config;
+}

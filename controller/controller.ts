@@ -1,0 +1,249 @@
+/**
+ * The controller process: campaigns for leadership; the leader watches DynamicStorage objects, CNPG Clusters and PVCs,
+ * follows the node agents' change streams, and reconciles each DynamicStorage through a keyed work queue. Event
+ * handlers only enqueue `namespace/name`; the reconciler reads current state itself.
+ */
+import http from 'node:http';
+import * as k8s from '@kubernetes/client-node';
+import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
+import type { Logger } from '../shared/log.ts';
+import { AgentFleet } from './agents.ts';
+import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts';
+import { EventRecorder } from './kube/events.ts';
+import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
+import { WorkQueue } from './kube/workqueue.ts';
+import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
+import { ReadingsStore } from './readings.ts';
+import { Reconciler } from './reconcile.ts';
+import { StatusWriter } from './status.ts';
+
+export interface ControllerConfig {
+  /** Identity used for the lease and events. */
+  identity: string;
+  leaderElection: (Omit<LeaderElectionConfig, 'identity'> & { enabled: boolean });
+  /** Watch DynamicStorage objects in this namespace only; all namespaces when empty. */
+  watchNamespace: string;
+  workers: number;
+  resyncMs: number;
+  busyRequeueMs: number;
+  agents: {
+    namespace: string;
+    labelSelector: string;
+    port: number;
+    scheme: 'http' | 'https';
+    token: () => string | Promise<string>;
+    ca?: string | undefined;
+    insecureSkipVerify?: boolean | undefined;
+    urlFor?: ((pod: k8s.V1Pod) => string | undefined) | undefined;
+  };
+  /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
+  listen?: { host: string; port: number } | undefined;
+}
+
+export interface RunningController {
+  readonly metrics: ControllerMetrics;
+  readonly readings: ReadingsStore;
+  /** Address the HTTP endpoints listen on, when enabled. */
+  readonly address: { host: string; port: number } | undefined;
+  isLeader(): boolean;
+  /** Resolves when the controller stopped by itself (lost leadership). */
+  readonly lost: Promise<void>;
+  stop(): Promise<void>;
+}
+
+type Handle = { stop(): Promise<void> | void };
+
+export async function startController(kubeConfig: k8s.KubeConfig, config: ControllerConfig, log: Logger): Promise<RunningController> {
+  const metrics = createControllerMetrics();
+  const readings = new ReadingsStore();
+  const queue = new WorkQueue();
+  const handles: Handle[] = [];
+  let leading = false;
+  let signalLost: () => void = () => undefined;
+  const lost = new Promise<void>((resolve) => { signalLost = resolve; });
+  /** namespace/cluster -> DynamicStorage keys naming it (kept from the DynamicStorage watch). */
+  const byCluster = new Map<string, Set<string>>();
+
+  const reconciler = new Reconciler({
+    kubeConfig, readings, log, clock: () => new Date(), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
+    status: new StatusWriter(kubeConfig),
+    events: new EventRecorder(kubeConfig, { component: 'cnpg-dynamic-storage', instance: config.identity, log }),
+    onVolumeStatus: (key, status) => { metrics.observeVolume(key, status); },
+  });
+
+  const enqueueCluster = (namespace: string, cluster: string): void => {
+    for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) queue.add(key);
+  };
+
+  const runWorkers = (): void => {
+    for (let i = 0; i < config.workers; i += 1) void worker(queue, reconciler, metrics, log);
+  };
+
+  const startLeading = async (): Promise<void> => {
+    leading = true;
+    log.info('starting to reconcile');
+    const dsInformer = watchDynamicStorage(kubeConfig, config.watchNamespace, log, {
+      upsert: (obj) => {
+        const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+        for (const keys of byCluster.values()) keys.delete(key);
+        const clusterKey = `${obj.metadata?.namespace ?? ''}/${obj.spec.cluster.name}`;
+        byCluster.set(clusterKey, (byCluster.get(clusterKey) ?? new Set<string>()).add(key));
+        queue.add(key);
+      },
+      remove: (obj) => {
+        const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+        for (const keys of byCluster.values()) keys.delete(key);
+      },
+    });
+    handles.push(dsInformer);
+    handles.push(watchTriggers(kubeConfig, config.watchNamespace, log, enqueueCluster));
+    const fleet = new AgentFleet({
+      kubeConfig, ...config.agents, store: readings, log: log.child({ component: 'agents' }),
+      onChange: (volume) => { enqueueCluster(volume.namespace, volume.cluster); },
+    });
+    handles.push(fleet);
+    await fleet.start();
+    runWorkers();
+  };
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElection.enabled) {
+    elector = new LeaderElector(kubeConfig, { ...config.leaderElection, identity: config.identity }, log);
+    elector.start({
+      onStartedLeading: () => { void startLeading(); },
+      onStoppedLeading: () => { leading = false; signalLost(); },
+    });
+  } else {
+    await startLeading();
+  }
+
+  const server = config.listen ? await serve(config.listen, metrics, () => leading || !config.leaderElection.enabled) : undefined;
+
+  return {
+    metrics, readings,
+    address: server?.address,
+    isLeader: () => leading,
+    lost,
+    async stop() {
+      queue.shutdown();
+      await elector?.stop();
+      for (const handle of handles.splice(0)) await handle.stop();
+      await server?.close();
+    },
+  };
+}
+
+async function worker(queue: WorkQueue, reconciler: Reconciler, metrics: ControllerMetrics, log: Logger): Promise<void> {
+  for (;;) {
+    const key = await queue.get();
+    if (key === undefined) return;
+    const [namespace = '', name = ''] = key.split('/');
+    const started = process.hrtime.bigint();
+    try {
+      const result = await reconciler.reconcile(namespace, name);
+      queue.forget(key);
+      if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
+      metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, false);
+    } catch (err) {
+      const delay = queue.addRateLimited(key);
+      metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, true);
+      log.warn('reconcile failed; retrying', { namespace, dynamicStorage: name, err, retryInMs: delay });
+    } finally {
+      queue.done(key);
+    }
+  }
+}
+
+interface DynamicStorageHandlers {
+  upsert: (obj: DynamicStorage) => void;
+  remove: (obj: DynamicStorage) => void;
+}
+
+/** A list+watch that is restarted with backoff after any error (client-node's informer stops on errors but 410). */
+function supervised<T extends k8s.KubernetesObject>(name: string, informer: k8s.Informer<T> & k8s.ObjectCache<T>, log: Logger): Handle {
+  let stopped = false;
+  let failures = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const start = (): void => {
+    informer.start().then(() => { failures = 0; }, (err: unknown) => { restart(err); });
+  };
+  const restart = (err: unknown): void => {
+    if (stopped || timer) return;
+    failures += 1;
+    const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
+    log.warn('watch failed; restarting', { informer: name, err, failures, retryInMs: Math.round(delay) });
+    timer = setTimeout(() => { timer = undefined; if (!stopped) start(); }, delay);
+  };
+  informer.on('error', (err: unknown) => { restart(err); });
+  start();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await informer.stop();
+    },
+  };
+}
+
+function watchDynamicStorage(kubeConfig: k8s.KubeConfig, namespace: string, log: Logger, handlers: DynamicStorageHandlers): Handle {
+  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const base = { group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural };
+  const path = namespace
+    ? `/apis/${dynamicStorageGroup}/${dynamicStorageVersion}/namespaces/${namespace}/${dynamicStoragePlural}`
+    : `/apis/${dynamicStorageGroup}/${dynamicStorageVersion}/${dynamicStoragePlural}`;
+  const list = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> =>
+    (namespace ? await custom.listNamespacedCustomObject({ ...base, namespace }) : await custom.listClusterCustomObject(base)) as k8s.KubernetesListObject<k8s.KubernetesObject>;
+  const informer = k8s.makeInformer<k8s.KubernetesObject>(kubeConfig, path, list);
+  // The informer only hands over raw JSON; our generated type describes it (timestamps stay strings).
+  const asDynamicStorage = (obj: k8s.KubernetesObject): DynamicStorage => obj as unknown as DynamicStorage;
+  informer.on('add', (obj) => { handlers.upsert(asDynamicStorage(obj)); });
+  informer.on('update', (obj) => { handlers.upsert(asDynamicStorage(obj)); });
+  informer.on('delete', (obj) => { handlers.remove(asDynamicStorage(obj)); });
+  return supervised('dynamicstorages', informer, log);
+}
+
+/** Changes to Clusters and to CNPG PVCs (resize progress, new replicas) wake the DynamicStorage of their cluster. */
+function watchTriggers(kubeConfig: k8s.KubeConfig, namespace: string, log: Logger, enqueueCluster: (namespace: string, cluster: string) => void): Handle {
+  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const base = { group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural };
+  const clusterPath = namespace ? `/apis/${cnpgGroup}/${cnpgVersion}/namespaces/${namespace}/${cnpgClusterPlural}` : `/apis/${cnpgGroup}/${cnpgVersion}/${cnpgClusterPlural}`;
+  const clusters = k8s.makeInformer<k8s.KubernetesObject>(kubeConfig, clusterPath, async () =>
+    (namespace ? await custom.listNamespacedCustomObject({ ...base, namespace }) : await custom.listClusterCustomObject(base)) as k8s.KubernetesListObject<k8s.KubernetesObject>);
+  const onCluster = (obj: k8s.KubernetesObject): void => { enqueueCluster(obj.metadata?.namespace ?? '', obj.metadata?.name ?? ''); };
+  for (const event of ['add', 'update', 'delete'] as const) clusters.on(event, onCluster);
+
+  const labelSelector = cnpgLabels.cluster;
+  const pvcPath = namespace ? `/api/v1/namespaces/${namespace}/persistentvolumeclaims` : '/api/v1/persistentvolumeclaims';
+  const pvcs = k8s.makeInformer<k8s.V1PersistentVolumeClaim>(kubeConfig, pvcPath, () =>
+    namespace ? core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }) : core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }), labelSelector);
+  const onPvc = (pvc: k8s.V1PersistentVolumeClaim): void => {
+    const cluster = pvc.metadata?.labels?.[cnpgLabels.cluster];
+    if (cluster) enqueueCluster(pvc.metadata?.namespace ?? '', cluster);
+  };
+  for (const event of ['add', 'update', 'delete'] as const) pvcs.on(event, onPvc);
+  const handles = [supervised('clusters', clusters, log), supervised('persistentvolumeclaims', pvcs, log)];
+  return { async stop() { for (const h of handles) await h.stop(); } };
+}
+
+async function serve(listen: { host: string; port: number }, metrics: ControllerMetrics, ready: () => boolean): Promise<{ address: { host: string; port: number }; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (url === '/healthz') {
+      res.writeHead(200).end('ok');
+    } else if (url === '/readyz') {
+      res.writeHead(ready() ? 200 : 503).end(ready() ? 'ok' : 'not leading');
+    } else if (url === '/metrics') {
+      metrics.expose().then((text) => { res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text); }, () => { res.writeHead(500).end(); });
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : listen.port;
+  return {
+    address: { host: listen.host, port },
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),
+  };
+}

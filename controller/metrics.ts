@@ -1,0 +1,96 @@
+/**
+ * The controller's Prometheus metrics on a private registry: per logical volume, the brief's
+ * `cnpg_dynamic_storage_effective_size_bytes` and `cnpg_dynamic_storage_budget_remaining`, plus target size, limit,
+ * state and actions. Gauges are computed at scrape time from the last status of each volume.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
+import { volumeSizingStates } from '../shared/api/dynamicstorage.generated.ts';
+import { parseQuantity } from '../shared/quantity.ts';
+import type { VolumeKey } from './reconcile.ts';
+
+const labelNames = ['namespace', 'cluster', 'volume_type', 'tablespace'] as const;
+type Labels = Record<(typeof labelNames)[number], string>;
+
+function labelsOf(key: VolumeKey): Labels {
+  return { namespace: key.namespace, cluster: key.cluster, volume_type: key.role, tablespace: key.tablespace ?? '' };
+}
+
+function keyString(key: VolumeKey): string {
+  return [key.namespace, key.cluster, key.role, key.tablespace ?? ''].join('/');
+}
+
+export interface ControllerMetrics {
+  readonly registry: Registry;
+  observeVolume(key: VolumeKey, status: VolumeSizingStatus | undefined): void;
+  observeReconcile(seconds: number, failed: boolean): void;
+  expose(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createControllerMetrics(): ControllerMetrics {
+  const registry = new Registry();
+  const volumes = new Map<string, { labels: Labels; status: VolumeSizingStatus }>();
+  const sizeGauge = (name: string, help: string, field: 'effectiveSize' | 'targetSize'): void => {
+    new Gauge({
+      name, help, labelNames, registers: [registry],
+      collect() {
+        this.reset();
+        for (const { labels, status } of volumes.values()) {
+          const text = status[field];
+          if (text !== undefined) this.set(labels, parseQuantity(text));
+        }
+      },
+    });
+  };
+  sizeGauge('cnpg_dynamic_storage_effective_size_bytes', 'Size new and existing PVCs of the logical volume are kept at, in bytes.', 'effectiveSize');
+  sizeGauge('cnpg_dynamic_storage_target_size_bytes', 'Size at which the fullest instance would have the target buffer free, in bytes.', 'targetSize');
+  new Gauge({
+    name: 'cnpg_dynamic_storage_budget_remaining', help: 'Resize actions left in the rolling 24 h budget, for planned and for emergency growth.',
+    labelNames: [...labelNames, 'budget'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, status } of volumes.values()) {
+        this.set({ ...labels, budget: 'planned' }, status.budget?.availableForPlanned ?? 0);
+        this.set({ ...labels, budget: 'emergency' }, status.budget?.availableForEmergency ?? 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_actions_last_24h', help: 'Resize actions of the logical volume in the last 24 hours.',
+    labelNames, registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, status } of volumes.values()) this.set(labels, status.budget?.actionsLast24h ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_state', help: 'Sizing state of the logical volume: 1 for the current state, 0 for the others.',
+    labelNames: [...labelNames, 'state'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, status } of volumes.values()) {
+        for (const state of volumeSizingStates) this.set({ ...labels, state }, status.state === state ? 1 : 0);
+      }
+    },
+  });
+  const reconciles = new Counter({ name: 'cnpg_dynamic_storage_reconciles_total', help: 'Reconciles of DynamicStorage objects.', labelNames: ['result'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'cnpg_dynamic_storage_reconcile_duration_seconds', help: 'Time one reconcile took.', registers: [registry],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  });
+
+  return {
+    registry,
+    observeVolume(key, status) {
+      if (status === undefined) volumes.delete(keyString(key));
+      else volumes.set(keyString(key), { labels: labelsOf(key), status });
+    },
+    observeReconcile(seconds, failed) {
+      reconciles.inc({ result: failed ? 'error' : 'success' });
+      duration.observe(seconds);
+    },
+    expose: () => registry.metrics(),
+    get contentType() { return registry.contentType; },
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * Pure planning of one reconcile: for each managed logical volume, settle the outcome of the previous action, ask the
+ * engine for a decision, and describe the resulting status. The reconciler does the I/O around it.
+ */
+import type * as k8s from '@kubernetes/client-node';
+import type {
+  BudgetStatus as ApiBudgetStatus,
+  VolumePolicy as ApiVolumePolicy,
+  VolumeSizingStatus,
+} from '../shared/api/dynamicstorage.generated.ts';
+import { formatQuantity } from '../shared/quantity.ts';
+import {
+  BUDGET_WINDOW_MS,
+  NoOp,
+  Reasons,
+  decide,
+  evaluateBudget,
+  type ActionRecord,
+  type Decision,
+  type DiskReading,
+  type VolumePolicy,
+} from './policy/index.ts';
+import { actionRecords, instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
+
+export type VolumeRoleName = 'data' | 'wal' | 'tablespace';
+
+export interface VolumeSnapshot {
+  role: VolumeRoleName;
+  tablespace?: string | undefined;
+  /** `data`, `wal`, `tablespace app` — used in messages. */
+  label: string;
+  /** `spec.storage`, `spec.walStorage`, `spec.tablespaces[0].storage` — used in error messages. */
+  field: string;
+  api: ApiVolumePolicy;
+  pvcs: readonly k8s.V1PersistentVolumeClaim[];
+  storageClass: k8s.V1StorageClass | undefined;
+  readings: (pvcName: string) => { latest: DiskReading | undefined; recent: readonly DiskReading[] };
+  previous: VolumeSizingStatus | undefined;
+}
+
+export interface VolumePlan {
+  snapshot: VolumeSnapshot;
+  policy: VolumePolicy;
+  decision: Decision;
+  /** History with the previous action's outcome settled (before any new action). */
+  history: ActionRecord[];
+  /** The previous action, when this reconcile settled it. */
+  settled: ActionRecord | undefined;
+}
+
+/** History kept in status: the budget window, and always the last action. */
+export const MAX_RECORDED_ACTIONS = 32;
+
+/** Pending -> Success once every PVC's capacity reached the size asked for; Pending -> Failed when infeasible. */
+function settle(history: ActionRecord[], decision: Decision, capacities: readonly (number | undefined)[], now: Date): ActionRecord | undefined {
+  const last = history.at(-1);
+  if (!last || last.result !== 'Pending') return undefined;
+  if (capacities.length > 0 && capacities.every((c) => c !== undefined && c >= last.to)) {
+    last.result = 'Success';
+    last.completedAt = now;
+    return last;
+  }
+  if (decision.reason === Reasons.ResizeInfeasible) {
+    last.result = 'Failed';
+    return last;
+  }
+  return undefined;
+}
+
+export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
+  const resolved = resolveVolumePolicy(snapshot.api, snapshot.field);
+  const history = actionRecords(snapshot.previous?.recentActions);
+  const instances = snapshot.pvcs.map((pvc) => instanceVolume(pvc, snapshot.readings(pvc.metadata?.name ?? '')));
+  const input = {
+    volume: snapshot.label,
+    policy: resolved.policy,
+    instances,
+    history,
+    provider: providerFacts(snapshot.storageClass, resolved.roundToAzureTier),
+    tuning: resolved.tuning,
+  };
+  let decision = decide(input, now);
+  const settled = settle(history, decision, instances.map((i) => i.capacity), now);
+  // A settled action changes what the engine sees (a completed resize, learned latency): decide again on the truth.
+  if (settled) decision = decide({ ...input, history }, now);
+  return { snapshot, policy: resolved.policy, decision, history, settled };
+}
+
+export interface ActionOutcome {
+  record: ActionRecord;
+  /** Why the patch failed; undefined when every PVC was patched. */
+  error: string | undefined;
+}
+
+/** The action the plan asks for, as it will be recorded (Pending until the PVCs report the new capacity). */
+export function newAction(plan: VolumePlan, now: Date): ActionRecord | undefined {
+  const { decision } = plan;
+  if (decision.action === NoOp || decision.newSize === undefined) return undefined;
+  const instances = decision.patches.map((p) => p.instance);
+  return {
+    kind: decision.action,
+    from: decision.currentSize,
+    to: decision.newSize,
+    timestamp: now,
+    result: 'Pending',
+    instance: instances.length === 1 ? instances[0] : undefined,
+  };
+}
+
+export function trimHistory(history: readonly ActionRecord[], now: Date): ActionRecord[] {
+  const since = now.getTime() - BUDGET_WINDOW_MS;
+  const kept = history.filter((a, i) => a.timestamp.getTime() > since || i === history.length - 1);
+  return kept.slice(-MAX_RECORDED_ACTIONS);
+}
+
+function budgetStatus(history: readonly ActionRecord[], policy: VolumePolicy, now: Date): ApiBudgetStatus {
+  const view = evaluateBudget(history, policy.emergencyGrow, now);
+  return {
+    actionsLast24h: view.actionsLast24h,
+    availableForPlanned: view.availableForPlanned,
+    availableForEmergency: view.availableForEmergency,
+    ...(view.budgetResetsAt ? { budgetResetsAt: rfc3339(view.budgetResetsAt) } : {}),
+  };
+}
+
+/** The status of one logical volume after this reconcile (and the outcome of its action, if one was taken). */
+export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): VolumeSizingStatus {
+  const { decision } = plan;
+  const history = trimHistory(outcome ? [...plan.history, outcome.record] : plan.history, now);
+  const grown = outcome && outcome.error === undefined ? outcome.record.to : 0;
+  const last = history.at(-1);
+  const messages = history.map((a) => (a === outcome?.record ? outcome.error : previousMessage(plan, a)));
+  return {
+    effectiveSize: formatQuantity(Math.max(decision.currentSize, grown)),
+    targetSize: formatQuantity(decision.targetSize),
+    actualSizes: actualSizes(plan.snapshot.pvcs),
+    state: decision.state,
+    reason: decision.reason,
+    message: truncate(outcome?.error ? `${decision.message}; patching failed: ${outcome.error}` : decision.message),
+    ...(last ? { lastAction: sizingAction(last, messages.at(-1)) } : {}),
+    recentActions: history.map((a, i) => sizingAction(a, messages[i])),
+    budget: budgetStatus(history, plan.policy, now),
+    ...(decision.window.nextStart ? { nextMaintenanceWindow: rfc3339(decision.window.nextStart) } : {}),
+  };
+}
+
+/** Each instance's current capacity (the requested size while the claim is not bound yet). */
+function actualSizes(pvcs: readonly k8s.V1PersistentVolumeClaim[]): Record<string, string> {
+  const sizes: Record<string, string> = {};
+  for (const pvc of pvcs) {
+    const instance = pvc.metadata?.labels?.['cnpg.io/instanceName'] ?? pvc.metadata?.name ?? '';
+    const size = pvc.status?.capacity?.storage ?? pvc.spec?.resources?.requests?.storage;
+    if (size !== undefined) sizes[instance] = size;
+  }
+  return sizes;
+}
+
+/** Status messages are bounded by the CRD (1024 characters). */
+export function truncate(text: string, max = 1024): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+function previousMessage(plan: VolumePlan, action: ActionRecord): string | undefined {
+  const stamp = rfc3339(action.timestamp);
+  const previous = plan.snapshot.previous?.recentActions?.find((a) => a.timestamp === stamp && a.kind === action.kind);
+  if (action === plan.settled && action.result === 'Failed') return plan.decision.message;
+  return previous?.message;
+}
+

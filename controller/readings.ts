@@ -1,0 +1,84 @@
+/**
+ * The latest disk reading of every PVC, and a short history for fill rates, as reported by the node agents. Keyed by
+ * `namespace/pvc`. Only the fleet writes; reconciles read.
+ */
+import type { VolumeReading } from '../shared/readings.ts';
+import type { DiskReading } from './policy/index.ts';
+
+export interface ReadingHistoryOptions {
+  /** How far back fill rates look (keep a little more than the engine's lookback). */
+  retainMs: number;
+  /** At most one history sample per this interval (the latest reading is always kept). */
+  sampleEveryMs: number;
+}
+
+export const DEFAULT_HISTORY: ReadingHistoryOptions = { retainMs: 15 * 60_000, sampleEveryMs: 5_000 };
+
+interface Entry {
+  reading: VolumeReading;
+  latest: DiskReading | undefined;
+  recent: DiskReading[];
+}
+
+export function diskReading(reading: VolumeReading): DiskReading | undefined {
+  if (reading.status !== 'ok' || reading.usage === undefined) return undefined;
+  const u = reading.usage;
+  return {
+    sampledAt: new Date(reading.sampledAt),
+    totalBytes: u.totalBytes,
+    freeBytes: u.freeBytes,
+    availableBytes: u.availableBytes,
+    inodesTotal: u.inodesTotal,
+    inodesFree: u.inodesFree,
+  };
+}
+
+export class ReadingsStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly options: ReadingHistoryOptions;
+
+  constructor(options: ReadingHistoryOptions = DEFAULT_HISTORY) {
+    this.options = options;
+  }
+
+  static keyOf(namespace: string, pvc: string): string {
+    return `${namespace}/${pvc}`;
+  }
+
+  update(reading: VolumeReading): void {
+    const key = ReadingsStore.keyOf(reading.namespace, reading.pvc);
+    const entry = this.entries.get(key) ?? { reading, latest: undefined, recent: [] };
+    const latest = diskReading(reading);
+    entry.reading = reading;
+    entry.latest = latest;
+    if (latest) {
+      const last = entry.recent.at(-1);
+      if (!last || latest.sampledAt.getTime() - last.sampledAt.getTime() >= this.options.sampleEveryMs) entry.recent.push(latest);
+      const horizon = latest.sampledAt.getTime() - this.options.retainMs;
+      while ((entry.recent[0]?.sampledAt.getTime() ?? horizon) < horizon) entry.recent.shift();
+    }
+    this.entries.set(key, entry);
+  }
+
+  remove(namespace: string, pvc: string): void {
+    this.entries.delete(ReadingsStore.keyOf(namespace, pvc));
+  }
+
+  /** Keys reported by a node; used to drop what a fresh snapshot no longer lists. */
+  keysOfNode(node: string): string[] {
+    return [...this.entries].filter(([, e]) => e.reading.node === node).map(([key]) => key);
+  }
+
+  removeKey(key: string): VolumeReading | undefined {
+    const entry = this.entries.get(key);
+    this.entries.delete(key);
+    return entry?.reading;
+  }
+
+  forPvc(namespace: string, pvc: string): { latest: DiskReading | undefined; recent: readonly DiskReading[]; raw: VolumeReading | undefined } {
+    const entry = this.entries.get(ReadingsStore.keyOf(namespace, pvc));
+    if (!entry) return { latest: undefined, recent: [], raw: undefined };
+    const recent = entry.latest && entry.recent.at(-1) !== entry.latest ? [...entry.recent, entry.latest] : entry.recent;
+    return { latest: entry.latest, recent, raw: entry.reading };
+  }
+}

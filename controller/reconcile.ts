@@ -1,0 +1,282 @@
+/**
+ * One reconcile of one DynamicStorage: gather (API reads, agent readings) -> validate -> plan (pure) -> act (patch PVCs,
+ * events) -> write status (through the status writer only). Returns when to look again.
+ */
+import * as k8s from '@kubernetes/client-node';
+import {
+  dynamicStorageApiVersion,
+  dynamicStorageGroup,
+  dynamicStorageKind,
+  dynamicStoragePlural,
+  dynamicStorageVersion,
+  type DynamicStorage,
+  type DynamicStorageStatus,
+  type StorageSizingStatus,
+  type VolumeSizingStatus,
+} from '../shared/api/dynamicstorage.generated.ts';
+import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import { formatQuantity } from '../shared/quantity.ts';
+import { cnpgAnnotations, cnpgClusterKind, cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
+import { setCondition, type Condition } from './kube/conditions.ts';
+import type { EventSink, EventTarget } from './kube/events.ts';
+import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
+import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
+import type { ReadingsStore } from './readings.ts';
+import type { StatusSink } from './status.ts';
+import { validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+
+export interface ReconcilerDeps {
+  kubeConfig: k8s.KubeConfig;
+  readings: ReadingsStore;
+  events: EventSink;
+  status: StatusSink;
+  log: Logger;
+  clock: () => Date;
+  /** Look again at least this often, even when nothing changes (default 30 s). */
+  resyncMs?: number;
+  /** Look again this soon while a resize is in flight or disk status is awaited (default 2 s). */
+  busyRequeueMs?: number;
+  /** Called with each reconciled volume's status (metrics). */
+  onVolumeStatus?: (key: VolumeKey, status: VolumeSizingStatus | undefined) => void;
+}
+
+export interface VolumeKey {
+  namespace: string;
+  cluster: string;
+  dynamicStorage: string;
+  role: 'data' | 'wal' | 'tablespace';
+  tablespace?: string | undefined;
+}
+
+export interface ReconcileResult {
+  requeueAfterMs: number | undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof k8s.ApiException && err.code === 404;
+}
+
+export class Reconciler {
+  private readonly deps: ReconcilerDeps;
+  private readonly custom: k8s.CustomObjectsApi;
+  private readonly core: k8s.CoreV1Api;
+  private readonly storage: k8s.StorageV1Api;
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+    this.custom = deps.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.storage = deps.kubeConfig.makeApiClient(k8s.StorageV1Api);
+  }
+
+  async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
+    const object = await this.getDynamicStorage(namespace, name);
+    if (!object) return { requeueAfterMs: undefined };
+    const now = this.deps.clock();
+    const clusterName = object.spec.cluster.name;
+    const log = this.deps.log.child({ namespace, cluster: clusterName, dynamicStorage: name });
+    const cluster = await this.getCluster(namespace, clusterName);
+    const target = eventTarget(object, cluster);
+    const generation = object.metadata?.generation;
+
+    const problems = validateDynamicStorage(object, { cluster });
+    const valid = validCondition(problems, generation);
+    const conditions = setCondition(object.status?.conditions ?? [], valid, now);
+    if (problems.length > 0) {
+      log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
+      if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
+        await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
+      }
+      await this.writeStatus(object, { ...object.status, observedGeneration: generation, conditions });
+      this.forgetVolumes(object, undefined);
+      return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
+    }
+
+    const snapshots = await this.snapshots(object, namespace, clusterName);
+    const plans = snapshots.map((snapshot) => planVolume(snapshot, now));
+    const sizing: StorageSizingStatus = {};
+    let requeue = this.deps.resyncMs ?? 30_000;
+    for (const plan of plans) {
+      const outcome = await this.act(plan, target, now, log);
+      const status = volumeStatus(plan, outcome, now);
+      await this.announce(plan, status, outcome, target);
+      placeStatus(sizing, plan.snapshot, status);
+      this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
+      requeue = Math.min(requeue, this.requeueFor(plan, outcome, now));
+    }
+    this.forgetVolumes(object, plans);
+    await this.writeStatus(object, { observedGeneration: generation, conditions, storageSizing: sizing });
+    return { requeueAfterMs: Math.max(requeue, 100) };
+  }
+
+  private requeueFor(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): number {
+    const busy = this.deps.busyRequeueMs ?? 2_000;
+    const state = plan.decision.state;
+    if (outcome || state === VolumeStates.Resizing || state === VolumeStates.WaitingForDiskStatus) return busy;
+    const wake = plan.decision.wakeAt?.getTime();
+    return wake === undefined ? Number.POSITIVE_INFINITY : Math.max(0, wake - now.getTime()) + 50;
+  }
+
+  private async getDynamicStorage(namespace: string, name: string): Promise<DynamicStorage | undefined> {
+    try {
+      return await this.custom.getNamespacedCustomObject({
+        group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
+      }) as DynamicStorage;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async getCluster(namespace: string, name: string): Promise<(CnpgCluster & { metadata?: { uid?: string } }) | null> {
+    try {
+      return await this.custom.getNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural, namespace, name }) as CnpgCluster;
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  private async snapshots(object: DynamicStorage, namespace: string, cluster: string): Promise<VolumeSnapshot[]> {
+    const { spec } = object;
+    const previous = object.status?.storageSizing;
+    const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = [];
+    if (spec.storage) wanted.push({ role: 'data', label: 'data', field: 'spec.storage', api: spec.storage, previous: previous?.data });
+    if (spec.walStorage) wanted.push({ role: 'wal', label: 'wal', field: 'spec.walStorage', api: spec.walStorage, previous: previous?.wal });
+    for (const [index, tablespace] of (spec.tablespaces ?? []).entries()) {
+      wanted.push({
+        role: 'tablespace', tablespace: tablespace.name, label: `tablespace ${tablespace.name}`,
+        field: `spec.tablespaces[${index}].storage`, api: tablespace.storage, previous: previous?.tablespaces?.[tablespace.name],
+      });
+    }
+    const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
+    const result: VolumeSnapshot[] = [];
+    for (const want of wanted) {
+      const pvcs = await this.pvcsOf(namespace, cluster, want.role, want.tablespace);
+      const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
+      let storageClass: Promise<k8s.V1StorageClass | undefined> | undefined;
+      if (className !== undefined) {
+        storageClass = classes.get(className) ?? this.storage.readStorageClass({ name: className }).catch(() => undefined);
+        classes.set(className, storageClass);
+      }
+      result.push({
+        ...want, pvcs, storageClass: await storageClass,
+        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc),
+      });
+    }
+    return result;
+  }
+
+  /** The PVCs CNPG made for this logical volume, as they are now (read from the API server, never from a cache). */
+  private async pvcsOf(namespace: string, cluster: string, role: VolumeSnapshot['role'], tablespace: string | undefined): Promise<k8s.V1PersistentVolumeClaim[]> {
+    const selector = [`${cnpgLabels.cluster}=${cluster}`, `${cnpgLabels.pvcRole}=${pvcRoles[role]}`];
+    if (tablespace !== undefined) selector.push(`${cnpgLabels.tablespaceName}=${tablespace}`);
+    const list = await this.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: selector.join(',') });
+    return list.items
+      .filter((pvc) => !pvc.metadata?.deletionTimestamp && pvc.metadata?.annotations?.[cnpgAnnotations.pvcStatus] !== 'detached')
+      .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  }
+
+  /** Patches every PVC the decision names, each at most once. A rejected patch fails the action (it still counts). */
+  private async act(plan: VolumePlan, target: EventTarget, now: Date, log: Logger): Promise<ActionOutcome | undefined> {
+    const record = newAction(plan, now);
+    if (!record) return undefined;
+    const namespace = target.namespace;
+    const errors: string[] = [];
+    for (const patch of plan.decision.patches) {
+      const pvcLog = log.child({ pvc: patch.pvcName });
+      try {
+        await this.core.patchNamespacedPersistentVolumeClaim(
+          { name: patch.pvcName, namespace, body: { spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
+          k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+        );
+        pvcLog.info('patched PVC', { kind: record.kind, from: formatQuantity(patch.from), to: formatQuantity(patch.to), reason: plan.decision.reason });
+      } catch (err) {
+        const message = err instanceof k8s.ApiException ? apiErrorMessage(err) : errorMessage(err);
+        errors.push(`${patch.pvcName}: ${message}`);
+        pvcLog.error('could not patch PVC', { err, kind: record.kind });
+      }
+    }
+    if (errors.length > 0) record.result = 'Failed';
+    return { record, error: errors.length > 0 ? errors.join('; ') : undefined };
+  }
+
+  private async announce(plan: VolumePlan, status: VolumeSizingStatus, outcome: ActionOutcome | undefined, target: EventTarget): Promise<void> {
+    const { decision, snapshot } = plan;
+    const events = this.deps.events;
+    if (outcome) {
+      const sizes = `${formatQuantity(outcome.record.from)} to ${formatQuantity(outcome.record.to)}`;
+      if (outcome.error === undefined) {
+        await events.record(target, 'Normal', outcome.record.kind, `${snapshot.label}: growing ${plan.decision.patches.map((p) => p.pvcName).join(', ')} from ${sizes}: ${decision.message}`);
+      } else {
+        await events.record(target, 'Warning', 'ResizeFailed', `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}`);
+      }
+      return;
+    }
+    const settled = plan.settled;
+    if (settled?.result === 'Success') {
+      await events.record(target, 'Normal', 'ResizeCompleted', `${snapshot.label}: every volume reached ${formatQuantity(settled.to)}`);
+    } else if (settled?.result === 'Failed') {
+      await events.record(target, 'Warning', 'ResizeFailed', decision.message);
+    }
+    const changed = snapshot.previous?.state !== status.state || snapshot.previous?.reason !== status.reason;
+    if (!changed || decision.action !== NoOp) return;
+    if (decision.state === VolumeStates.Emergency || decision.state === VolumeStates.AtLimit) {
+      await events.record(target, 'Warning', decision.reason, decision.message);
+    } else if (decision.state === VolumeStates.PendingGrowth) {
+      await events.record(target, 'Normal', decision.reason, decision.message);
+    }
+  }
+
+  private async writeStatus(object: DynamicStorage, status: DynamicStorageStatus): Promise<void> {
+    await this.deps.status.write(object, status);
+  }
+
+  private forgetVolumes(object: DynamicStorage, plans: readonly VolumePlan[] | undefined): void {
+    const report = this.deps.onVolumeStatus;
+    if (!report) return;
+    const kept = new Set((plans ?? []).map((p) => `${p.snapshot.role}/${p.snapshot.tablespace ?? ''}`));
+    const previous = object.status?.storageSizing;
+    const known: { role: VolumeKey['role']; tablespace?: string }[] = [];
+    if (previous?.data) known.push({ role: 'data' });
+    if (previous?.wal) known.push({ role: 'wal' });
+    for (const name of Object.keys(previous?.tablespaces ?? {})) known.push({ role: 'tablespace', tablespace: name });
+    for (const k of known) {
+      if (!kept.has(`${k.role}/${k.tablespace ?? ''}`)) report({ ...volumeKey(object, { role: k.role, tablespace: k.tablespace }) }, undefined);
+    }
+  }
+}
+
+function volumeKey(object: DynamicStorage, snapshot: { role: VolumeKey['role']; tablespace?: string | undefined }): VolumeKey {
+  return {
+    namespace: object.metadata?.namespace ?? '', cluster: object.spec.cluster.name, dynamicStorage: object.metadata?.name ?? '',
+    role: snapshot.role, tablespace: snapshot.tablespace,
+  };
+}
+
+function placeStatus(sizing: StorageSizingStatus, snapshot: VolumeSnapshot, status: VolumeSizingStatus): void {
+  if (snapshot.role === 'data') sizing.data = status;
+  else if (snapshot.role === 'wal') sizing.wal = status;
+  else sizing.tablespaces = { ...sizing.tablespaces, [snapshot.tablespace ?? '']: status };
+}
+
+/** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
+function eventTarget(object: DynamicStorage, cluster: (CnpgCluster & { metadata?: { uid?: string } }) | null): EventTarget {
+  const namespace = object.metadata?.namespace ?? '';
+  if (cluster) {
+    return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };
+  }
+  return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
+}
+
+function apiErrorMessage(err: k8s.ApiException<unknown>): string {
+  try {
+    const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
+    return body.message ?? `HTTP ${err.code}`;
+  } catch {
+    return `HTTP ${err.code}`;
+  }
+}
+
+export type { Condition, ActionRecord };

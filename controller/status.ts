@@ -1,0 +1,43 @@
+/**
+ * The one place that writes DynamicStorage status. It replaces the status subresource with the object's resourceVersion,
+ * so a write based on a stale read fails with a conflict (and the reconcile is retried) instead of losing an update,
+ * and it skips writes that would change nothing.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import {
+  dynamicStorageGroup,
+  dynamicStoragePlural,
+  dynamicStorageVersion,
+  type DynamicStorage,
+  type DynamicStorageStatus,
+} from '../shared/api/dynamicstorage.generated.ts';
+
+export interface StatusSink {
+  write(object: DynamicStorage, status: DynamicStorageStatus): Promise<boolean>;
+}
+
+export class StatusWriter implements StatusSink {
+  private readonly api: k8s.CustomObjectsApi;
+
+  constructor(kubeConfig: k8s.KubeConfig) {
+    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  }
+
+  /** Returns whether anything was written. */
+  async write(object: DynamicStorage, status: DynamicStorageStatus): Promise<boolean> {
+    if (isDeepStrictEqual(normalize(object.status), normalize(status))) return false;
+    const name = object.metadata?.name ?? '';
+    const namespace = object.metadata?.namespace ?? '';
+    await this.api.replaceNamespacedCustomObjectStatus({
+      group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
+      body: { ...object, status },
+    });
+    return true;
+  }
+}
+
+/** JSON round trip: drops undefined members so that equal statuses compare equal. */
+function normalize(status: DynamicStorageStatus | undefined): unknown {
+  return status === undefined ? undefined : JSON.parse(JSON.stringify(status)) as unknown;
+}
