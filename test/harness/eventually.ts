@@ -1,5 +1,5 @@
 /** Retries `attempt` until it resolves or the timeout passes; the last error is rethrown. For asynchronous convergence. */
-export async function eventually<T>(attempt: () => Promise<T>, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
+export async function eventually<T>(attempt: () => T | Promise<T>, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const intervalMs = options.intervalMs ?? 100;
   const deadline = Date.now() + timeoutMs;

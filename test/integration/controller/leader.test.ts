@@ -37,7 +37,7 @@ describe('leader election on a real API server', function () {
     const a = elector('a');
     const b = elector('b');
     a.start({ onStartedLeading: () => started.push('a'), onStoppedLeading: () => undefined });
-    await eventually(async () => { assert.deepEqual(started, ['a']); });
+    await eventually(() => { assert.deepEqual(started, ['a']); });
     b.start({ onStartedLeading: () => started.push('b'), onStoppedLeading: () => undefined });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     assert.deepEqual(started, ['a'], 'b must not lead while a renews');
@@ -47,7 +47,7 @@ describe('leader election on a real API server', function () {
 
     const releasedAt = Date.now();
     await a.stop();
-    await eventually(async () => { assert.deepEqual(started, ['a', 'b']); }, { timeoutMs: 5_000 });
+    await eventually(() => { assert.deepEqual(started, ['a', 'b']); }, { timeoutMs: 5_000 });
     assert.ok(Date.now() - releasedAt < fast.leaseDurationMs + 1000, 'b took over without waiting for a full expiry');
   });
 
@@ -56,17 +56,17 @@ describe('leader election on a real API server', function () {
     let stopped = false;
     const a = elector('solo', 'election-lost');
     a.start({ onStartedLeading: () => undefined, onStoppedLeading: () => { stopped = true; } });
-    await eventually(async () => { assert.equal(a.isLeader, true); });
+    await eventually(() => { assert.equal(a.isLeader, true); });
     // Another party takes the lease by force: the renew fails with a conflict until the deadline passes.
     const api = plane.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
     const usurp = setInterval(() => {
       void api.readNamespacedLease({ name: 'election-lost', namespace: 'default' }).then((lease) => {
-        lease.spec = { ...lease.spec, holderIdentity: 'usurper', renewTime: new k8s.V1MicroTime(), leaseDurationSeconds: 60 };
+        lease.spec = { holderIdentity: 'usurper', renewTime: new k8s.V1MicroTime(), leaseDurationSeconds: 60 };
         return api.replaceNamespacedLease({ name: 'election-lost', namespace: 'default', body: lease });
       }).catch(() => undefined);
     }, 100);
     try {
-      await eventually(async () => { assert.equal(stopped, true); }, { timeoutMs: 10_000 });
+      await eventually(() => { assert.equal(stopped, true); }, { timeoutMs: 10_000 });
       assert.equal(a.isLeader, false);
     } finally {
       clearInterval(usurp);

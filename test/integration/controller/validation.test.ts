@@ -1,0 +1,119 @@
+/**
+ * What CEL cannot check is checked by the controller: an invalid cron schedule or an unknown time zone ends as
+ * Valid=False with the exact message and a Warning event on the Cluster, and nothing is resized under it.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
+import { eventually } from '../../harness/eventually.ts';
+import { startController, type RunningController } from '../../../controller/controller.ts';
+import { silentLogger } from '../../../shared/log.ts';
+import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
+
+const run = promisify(execFile);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const ds = { group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages', namespace: 'default' };
+
+describe('controller validation of what CEL cannot check', function () {
+  let plane: ControlPlane;
+  let controller: RunningController;
+  let custom: k8s.CustomObjectsApi;
+  let core: k8s.CoreV1Api;
+
+  before(async function () {
+    this.timeout(180_000);
+    plane = await startControlPlane({ controllerManager: false });
+    const kubectl = path.join(plane.binDir, 'kubectl');
+    for (const file of ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml']) {
+      await run(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'apply', '-f', path.join(repoRoot, file)]);
+    }
+    await run(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s',
+      'crd/dynamicstorages.dynamicstorage.cnpg.io', 'crd/clusters.postgresql.cnpg.io']);
+    custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    await custom.createNamespacedCustomObject({
+      group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: 'default',
+      body: { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg' }, spec: { instances: 1, storage: { size: '2Gi' } } },
+    });
+    controller = await startController(plane.kubeConfig, {
+      identity: 'test', leaderElection: { enabled: false, namespace: 'default', name: 'unused', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      watchNamespace: '', workers: 1, resyncMs: 30_000, busyRequeueMs: 500,
+      agents: { namespace: 'default', labelSelector: 'app=none', port: 1, scheme: 'http', token: () => '' },
+    }, silentLogger);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    await controller.stop();
+    await plane.stop();
+  });
+
+  async function apply(name: string, maintenanceWindow: Record<string, string>): Promise<void> {
+    const body = {
+      apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name },
+      spec: { cluster: { name: 'pg' }, storage: { request: '2Gi', limit: '10Gi', maintenanceWindow } },
+    };
+    try {
+      const existing = await custom.getNamespacedCustomObject({ ...ds, name }) as DynamicStorage;
+      await custom.replaceNamespacedCustomObject({ ...ds, name, body: { ...body, metadata: { name, resourceVersion: existing.metadata?.resourceVersion } } });
+    } catch (err) {
+      if (!(err instanceof k8s.ApiException) || err.code !== 404) throw err;
+      await custom.createNamespacedCustomObject({ ...ds, body });
+    }
+  }
+
+  async function validCondition(name: string, generation?: number): Promise<{ status: string; reason: string; message: string }> {
+    return eventually(async () => {
+      const object = await custom.getNamespacedCustomObject({ ...ds, name }) as DynamicStorage;
+      const condition = object.status?.conditions?.find((c) => c.type === 'Valid');
+      assert.ok(condition, 'Valid condition written');
+      if (generation !== undefined) assert.equal(condition.observedGeneration, generation);
+      return condition;
+    }, { timeoutMs: 15_000 });
+  }
+
+  async function warningEvents(reason: string): Promise<k8s.CoreV1Event[]> {
+    const events = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=pg,reason=${reason}` });
+    return events.items;
+  }
+
+  it('reports an invalid cron schedule as Valid=False with the message, and a Warning event on the Cluster', async () => {
+    await apply('bad-cron', { schedule: '0 25 * * *' });
+    const condition = await validCondition('bad-cron');
+    assert.equal(condition.status, 'False');
+    assert.equal(condition.reason, 'InvalidSchedule');
+    assert.equal(condition.message, 'spec.storage.maintenanceWindow.schedule: Invalid value: "0 25 * * *": Constraint error, got value 25 expected range 0-23');
+    const events = await eventually(async () => {
+      const found = await warningEvents('InvalidSchedule');
+      assert.equal(found.length, 1);
+      return found;
+    });
+    const [event] = events;
+    assert.ok(event);
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.involvedObject.kind, 'Cluster');
+    assert.equal(event.message, `DynamicStorage bad-cron: ${condition.message}`);
+  });
+
+  it('reports an unknown time zone as Valid=False with the message', async () => {
+    await apply('bad-zone', { timezone: 'Mars/Olympus_Mons' });
+    const condition = await validCondition('bad-zone');
+    assert.equal(condition.status, 'False');
+    assert.equal(condition.reason, 'InvalidTimeZone');
+    assert.equal(condition.message, 'spec.storage.maintenanceWindow.timezone: Invalid value: "Mars/Olympus_Mons" is not an IANA time zone (examples: UTC, Europe/Berlin, America/New_York)');
+  });
+
+  it('turns Valid=True once the policy is fixed, and writes no sizing status for an invalid policy', async () => {
+    const before = await custom.getNamespacedCustomObject({ ...ds, name: 'bad-zone' }) as DynamicStorage;
+    assert.equal(before.status?.storageSizing, undefined, 'nothing sized under an invalid policy');
+    await apply('bad-zone', { timezone: 'Europe/Berlin' });
+    const generation = (await custom.getNamespacedCustomObject({ ...ds, name: 'bad-zone' }) as DynamicStorage).metadata?.generation;
+    const condition = await validCondition('bad-zone', generation);
+    assert.equal(condition.status, 'True');
+    assert.equal(condition.reason, 'Valid');
+  });
+});
