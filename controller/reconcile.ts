@@ -24,7 +24,7 @@ import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
-import { validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+import { checkSingleManager, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster, type ManagerIdentity } from './validation/index.ts';
 
 export interface ReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
@@ -80,7 +80,10 @@ export class Reconciler {
     const target = eventTarget(object, cluster);
     const generation = object.metadata?.generation;
 
-    const problems = validateDynamicStorage(object, { cluster });
+    const problems = sortProblems([
+      ...validateDynamicStorage(object, { cluster }),
+      ...checkSingleManager(managerIdentity(object), (await this.siblings(namespace)).map(managerIdentity)),
+    ]);
     const valid = validCondition(problems, generation);
     const conditions = setCondition(object.status?.conditions ?? [], valid, now);
     if (problems.length > 0) {
@@ -127,6 +130,13 @@ export class Reconciler {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  private async siblings(namespace: string): Promise<DynamicStorage[]> {
+    const list = await this.custom.listNamespacedCustomObject({
+      group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace,
+    }) as { items: DynamicStorage[] };
+    return list.items;
   }
 
   private async getCluster(namespace: string, name: string): Promise<(CnpgCluster & { metadata?: { uid?: string } }) | null> {
@@ -246,6 +256,10 @@ export class Reconciler {
       if (!kept.has(`${k.role}/${k.tablespace ?? ''}`)) report({ ...volumeKey(object, { role: k.role, tablespace: k.tablespace }) }, undefined);
     }
   }
+}
+
+function managerIdentity(object: DynamicStorage): ManagerIdentity {
+  return { name: object.metadata?.name ?? '', cluster: object.spec.cluster.name, creationTimestamp: object.metadata?.creationTimestamp ?? '' };
 }
 
 function volumeKey(object: DynamicStorage, snapshot: { role: VolumeKey['role']; tablespace?: string | undefined }): VolumeKey {

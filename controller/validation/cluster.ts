@@ -84,3 +84,25 @@ export function checkAgainstCluster(spec: Json, locations: readonly PolicyLocati
   }
   return problems;
 }
+
+/** The identity of a DynamicStorage as far as "who manages this Cluster first" is concerned. */
+export interface ManagerIdentity {
+  name: string;
+  cluster: string;
+  creationTimestamp: string;
+}
+
+/**
+ * One DynamicStorage per Cluster: two policies for the same volumes would fight. The oldest one (by creation time, then
+ * name) keeps the Cluster; every later one is invalid until it is deleted or pointed elsewhere.
+ */
+export function checkSingleManager(self: ManagerIdentity, siblings: readonly ManagerIdentity[]): ValidationProblem[] {
+  const earlier = siblings
+    .filter((s) => s.name !== self.name && s.cluster === self.cluster)
+    .filter((s) => s.creationTimestamp < self.creationTimestamp || (s.creationTimestamp === self.creationTimestamp && s.name < self.name))
+    .sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.name.localeCompare(b.name));
+  const first = earlier[0];
+  if (first === undefined) return [];
+  return [problem('spec.cluster.name', ValidationCodes.ClusterAlreadyManaged, 'Duplicate value', self.cluster,
+    `the Cluster is already managed by DynamicStorage "${first.name}"; only one DynamicStorage may manage a Cluster`)];
+}

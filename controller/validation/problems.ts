@@ -37,6 +37,7 @@ export const ValidationCodes = {
   WalStorageNotConfigured: 'WalStorageNotConfigured',
   ClusterSizeBelowRequest: 'ClusterSizeBelowRequest',
   ClusterSizeAboveLimit: 'ClusterSizeAboveLimit',
+  ClusterAlreadyManaged: 'ClusterAlreadyManaged',
 } as const;
 export type ValidationCode = (typeof ValidationCodes)[keyof typeof ValidationCodes];
 

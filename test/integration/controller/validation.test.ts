@@ -35,10 +35,12 @@ describe('controller validation of what CEL cannot check', function () {
       'crd/dynamicstorages.dynamicstorage.cnpg.io', 'crd/clusters.postgresql.cnpg.io']);
     custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    await custom.createNamespacedCustomObject({
-      group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: 'default',
-      body: { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg' }, spec: { instances: 1, storage: { size: '2Gi' } } },
-    });
+    for (const name of ['pg', 'pg-zone']) {
+      await custom.createNamespacedCustomObject({
+        group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: 'default',
+        body: { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name }, spec: { instances: 1, storage: { size: '2Gi' } } },
+      });
+    }
     controller = await startController(plane.kubeConfig, {
       identity: 'test', leaderElection: { enabled: false, namespace: 'default', name: 'unused', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       watchNamespace: '', workers: 1, resyncMs: 30_000, busyRequeueMs: 500,
@@ -52,10 +54,10 @@ describe('controller validation of what CEL cannot check', function () {
     await plane.stop();
   });
 
-  async function apply(name: string, maintenanceWindow: Record<string, string>): Promise<void> {
+  async function apply(name: string, maintenanceWindow: Record<string, string>, cluster = 'pg'): Promise<void> {
     const body = {
       apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name },
-      spec: { cluster: { name: 'pg' }, storage: { request: '2Gi', limit: '10Gi', maintenanceWindow } },
+      spec: { cluster: { name: cluster }, storage: { request: '2Gi', limit: '10Gi', maintenanceWindow } },
     };
     try {
       const existing = await custom.getNamespacedCustomObject({ ...ds, name }) as DynamicStorage;
@@ -100,7 +102,7 @@ describe('controller validation of what CEL cannot check', function () {
   });
 
   it('reports an unknown time zone as Valid=False with the message', async () => {
-    await apply('bad-zone', { timezone: 'Mars/Olympus_Mons' });
+    await apply('bad-zone', { timezone: 'Mars/Olympus_Mons' }, 'pg-zone');
     const condition = await validCondition('bad-zone');
     assert.equal(condition.status, 'False');
     assert.equal(condition.reason, 'InvalidTimeZone');
@@ -110,10 +112,20 @@ describe('controller validation of what CEL cannot check', function () {
   it('turns Valid=True once the policy is fixed, and writes no sizing status for an invalid policy', async () => {
     const before = await custom.getNamespacedCustomObject({ ...ds, name: 'bad-zone' }) as DynamicStorage;
     assert.equal(before.status?.storageSizing, undefined, 'nothing sized under an invalid policy');
-    await apply('bad-zone', { timezone: 'Europe/Berlin' });
+    await apply('bad-zone', { timezone: 'Europe/Berlin' }, 'pg-zone');
     const generation = (await custom.getNamespacedCustomObject({ ...ds, name: 'bad-zone' }) as DynamicStorage).metadata?.generation;
     const condition = await validCondition('bad-zone', generation);
     assert.equal(condition.status, 'True');
     assert.equal(condition.reason, 'Valid');
+  });
+
+  it('refuses a second DynamicStorage for a Cluster that already has one', async () => {
+    await apply('second', {}, 'pg-zone');
+    const condition = await validCondition('second');
+    assert.equal(condition.status, 'False');
+    assert.equal(condition.reason, 'ClusterAlreadyManaged');
+    assert.equal(condition.message, 'spec.cluster.name: Duplicate value: "pg-zone": the Cluster is already managed by DynamicStorage "bad-zone"; only one DynamicStorage may manage a Cluster');
+    const first = await validCondition('bad-zone');
+    assert.equal(first.status, 'True', 'the first one keeps the Cluster');
   });
 });
