@@ -61,6 +61,7 @@ export function resolveVolumePolicy(api: ApiVolumePolicy, field: string): Resolv
     tuning: {
       ...DEFAULT_TUNING,
       minimumStepBytes: minimumStep,
+      maximumStepBytes: growth.maximumStep === undefined ? undefined : parseQuantity(growth.maximumStep, `${field}.growth.maximumStep`),
       emergencyStepBytes: minimumStep,
       emergencyStepPercent: growth.emergencyStepPercent,
       overshootMinBytes: Math.min(DEFAULT_TUNING.overshootMinBytes, minimumStep),

@@ -296,7 +296,7 @@ function emergency(ctx: Context): Outcome | undefined {
     wakeAt,
   });
   if (!ctx.policy.emergencyGrow.enabled) return stay(Reasons.EmergencyGrowDisabled, 'emergency growth is disabled (emergencyGrow.enabled is false)');
-  const ceiling = emergencyCeiling(ctx.policy, ctx.provider, ctx.tuning, ctx.current);
+  const ceiling = Math.min(emergencyCeiling(ctx.policy, ctx.provider, ctx.tuning, ctx.current), stepCeiling(ctx));
   const size = Math.min(ceiling, emergencySize(ctx, trigger));
   if (size <= ctx.current) return stay(Reasons.EmergencyAtLimit, describeEmergencyCeiling(ctx, ceiling));
   if (ctx.budget.availableForEmergency <= 0) {
@@ -361,10 +361,10 @@ function plannedGrowth(ctx: Context): Outcome | undefined {
   const growthDue = target > current && (belowRequest || target >= ceiling || target - current >= minimumStep(current, ctx.tuning));
   const lagging = boundVolumes(ctx).filter((volume) => volume.requestedSize < current);
   if (!growthDue && lagging.length === 0) return undefined;
-  const newSize = growthDue ? target : current;
+  const newSize = growthDue ? Math.min(target, stepCeiling(ctx)) : current;
   const reason = belowRequest ? Reasons.BelowRequest : growthDue ? Reasons.BelowTargetBuffer : Reasons.ReplicaBelowEffectiveSize;
   const why = plannedWhy(ctx, reason);
-  const capped = growthDue && ctx.targets.desired > target ? ` (capped at ${formatSize(target)})` : '';
+  const capped = growthDue && ctx.targets.desired > newSize ? ` (capped at ${formatSize(newSize)})` : '';
   const growth = growthDue
     ? `from ${formatSize(current)} to ${formatSize(newSize)}${capped}`
     : `of ${lagging.map((volume) => `${volume.pvcName} (${formatSize(volume.requestedSize)})`).join(', ')} to the volume size ${formatSize(newSize)}`;
@@ -379,6 +379,14 @@ function plannedGrowth(ctx: Context): Outcome | undefined {
     };
   }
   return pendingGrowth(ctx, `growth ${growth} (${why})`);
+}
+
+/** The largest size one resize may reach from the current size (growth.maximumStep), rounded down to the provider unit. */
+function stepCeiling(ctx: Context): number {
+  const step = ctx.tuning.maximumStepBytes;
+  if (step === undefined) return Number.POSITIVE_INFINITY;
+  const unit = ctx.provider.allocationUnit;
+  return Math.max(ctx.current + unit, Math.floor((ctx.current + step) / unit) * unit);
 }
 
 function plannedWhy(ctx: Context, reason: Reason): string {

@@ -154,6 +154,8 @@ export const DEFAULT_PROVIDER: ProviderFacts = { allocationUnit: GiB };
 export interface EngineTuning {
   minimumStepPercent: number;
   minimumStepBytes: number;
+  /** Largest growth of a single resize (growth.maximumStep); undefined for no bound. Further steps follow, budget allowing. */
+  maximumStepBytes?: number | undefined;
   emergencyStepPercent: number;
   emergencyStepBytes: number;
   /** The target keeps usage at least this many points below the critical threshold. */

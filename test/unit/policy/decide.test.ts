@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { GiB, MiB, TiB } from '../../../shared/quantity.ts';
-import { decide, type Decision, type DecisionInput, type DiskReading, type ProviderFacts } from '../../../controller/policy/index.ts';
+import { DEFAULT_TUNING, decide, type Decision, type DecisionInput, type DiskReading, type ProviderFacts } from '../../../controller/policy/index.ts';
 import { HOUR, IN_WINDOW, MINUTE, OUT_OF_WINDOW, action, alwaysOpenWindow, input, instance, minutesBefore, policy, reading } from './fixtures.ts';
 
 interface Case {
@@ -25,6 +25,22 @@ function rising(used: number, usable: number, rate: number, now: Date, minutes =
 }
 
 const cases: Case[] = [
+  {
+    name: 'scheduled grow bounded by growth.maximumStep',
+    input: input({ tuning: { ...DEFAULT_TUNING, maximumStepBytes: 2 * G }, policy: policy({ limit: 100 * G }), instances: [instance({ size: 20 * G, used: 18 * G })] }),
+    expect: {
+      state: 'NeedsGrow', action: 'ScheduledGrow', reason: 'BelowTargetBuffer', newSize: 22 * G, targetSize: 23 * G, patched: ['pg-1'],
+      message: 'data: growing from 20Gi to 22Gi (capped at 22Gi): instance pg-1 is 90.0% used, above the 80.0% the target buffer allows',
+    },
+  },
+  {
+    name: 'emergency grow bounded by growth.maximumStep',
+    input: input({ tuning: { ...DEFAULT_TUNING, maximumStepBytes: 2 * G }, instances: [instance({ size: 10 * G, used: 9.8 * G })] }),
+    expect: {
+      state: 'Emergency', action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 12 * G,
+      message: 'data: emergency grow from 10Gi to 12Gi (capped at 12Gi): instance pg-1 is 98.0% used (critical threshold 95%)',
+    },
+  },
   {
     name: 'balanced within the buffer',
     input: input({ instances: [instance({ size: 10 * G, used: 5 * G })] }),
