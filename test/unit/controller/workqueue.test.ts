@@ -74,7 +74,7 @@ describe('setCondition', () => {
     assert.deepEqual(first, [{ type: 'Valid', status: 'True', reason: 'Valid', message: 'ok', lastTransitionTime: '2026-01-01T00:00:00Z' }]);
     const same = setCondition(first, { type: 'Valid', status: 'True', reason: 'Valid', message: 'still ok' }, t2);
     assert.equal(same[0]?.lastTransitionTime, '2026-01-01T00:00:00Z');
-    assert.equal(same[0]?.message, 'still ok');
+    assert.equal(same[0].message, 'still ok');
     const flipped = setCondition(same, { type: 'Valid', status: 'False', reason: 'InvalidSchedule', message: 'bad' }, t2);
     assert.equal(flipped[0]?.lastTransitionTime, '2026-01-01T01:00:00Z');
   });
