@@ -152,9 +152,9 @@ export class AgentClient {
     }
   }
 
-  /** Closes the connection pool (when the client made its own). */
+  /** Closes the connection pool (when the client made its own), cutting any change stream still open. */
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    if (this.ownsDispatcher) await this.dispatcher.destroy();
   }
 
   private decodeEvent(line: string): VolumeEvent {
