@@ -55,6 +55,7 @@ describe('agent on a real control plane', function () {
   let cp: ControlPlane;
   let core: k8s.CoreV1Api;
   let layout: KubeletLayout;
+  const cleanups: (() => Promise<void>)[] = [];
   let agent: RunningAgent | undefined;
   let tokens: Record<'controller' | 'prometheus' | 'nosy', string>;
   const instances: CreatedInstance[] = [];
@@ -79,8 +80,10 @@ describe('agent on a real control plane', function () {
 
   before(async () => {
     cp = await startControlPlane();
+    cleanups.push(() => cp.stop());
     core = cp.kubeConfig.makeApiClient(k8s.CoreV1Api);
     layout = await KubeletLayout.create();
+    cleanups.push(() => layout.cleanup());
     await ensureNamespace(core, ns);
     for (const [namespace, name] of [[system, 'cnpg-dynamic-storage-agent'], [system, 'cnpg-dynamic-storage-controller'], ['monitoring', 'prometheus-k8s'], [ns, 'nosy']] as const) {
       await ensureServiceAccount(core, namespace, name);
@@ -107,8 +110,7 @@ describe('agent on a real control plane', function () {
   after(async () => {
     await agent?.stop();
     await Promise.all(clients.map((c) => c.close()));
-    await layout.cleanup();
-    await cp.stop();
+    for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
   it('finds every CNPG volume on its node and none of another node\'s', async () => {
