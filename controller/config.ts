@@ -10,7 +10,7 @@ import { DEFAULT_LEADER_TIMING, defaultIdentity } from './kube/leader.ts';
 export type Environment = Record<string, string | undefined>;
 
 export const controllerDefaults = {
-  namespace: 'cnpg-dynamic-storage',
+  namespace: 'cnpg-system',
   leaseName: 'cnpg-dynamic-storage-controller',
   agentSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent',
   agentPort: 9100,

@@ -1,0 +1,153 @@
+/**
+ * The whole product running locally: a real control plane, the AKS stand-in (simulated nodes with tmpfs volumes, the
+ * Azure Disk CSI stand-in, the CloudNativePG stand-in), one real agent per simulated node and the real controller.
+ * Used by the end-to-end tests and by `make demo`.
+ *
+ * The agents run in this process but are reached exactly as in a cluster: each has an agent Pod on its node (the
+ * simulated kubelet gives it a loopback pod IP), listens on that IP, authenticates callers with TokenReview and
+ * SubjectAccessReview, and the controller finds it through the Pod list and its shipped RBAC.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { startAgent, type RunningAgent } from '../../agent/agent.ts';
+import { startController, type ControllerConfig, type RunningController } from '../../controller/controller.ts';
+import { allocationUnitAnnotation } from '../../controller/resolve.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
+import { eventually } from '../harness/eventually.ts';
+import { freePort } from '../harness/ports.ts';
+import { startSimulation, type Simulation, type SimulationOptions } from '../sim/index.ts';
+
+const run = promisify(execFile);
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export const systemNamespace = 'cnpg-system';
+export const agentLabels = { 'app.kubernetes.io/name': 'cnpg-dynamic-storage-agent', 'app.kubernetes.io/part-of': 'cnpg-dynamic-storage' };
+const controllerServiceAccount = 'cnpg-dynamic-storage-controller';
+const agentServiceAccount = 'cnpg-dynamic-storage-agent';
+
+export interface LocalStackOptions {
+  nodes?: number;
+  probeIntervalMs?: number;
+  sim?: Omit<SimulationOptions, 'controlPlane' | 'nodes'>;
+  log?: Logger;
+  /** Controller settings to override (e.g. a faster resync). */
+  controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'workers'>>;
+}
+
+export interface LocalStack {
+  readonly plane: ControlPlane;
+  readonly sim: Simulation;
+  readonly agents: readonly RunningAgent[];
+  readonly controller: RunningController;
+  stop(): Promise<void>;
+}
+
+async function kubectl(plane: ControlPlane, args: string[]): Promise<string> {
+  const { stdout } = await run(path.join(plane.binDir, 'kubectl'), ['--kubeconfig', plane.kubeconfigPath, ...args]);
+  return stdout;
+}
+
+async function createAll(kc: k8s.KubeConfig, file: string): Promise<void> {
+  const client = k8s.KubernetesObjectApi.makeApiClient(kc);
+  for (const doc of parseAllDocuments(await readFile(path.join(repoRoot, file), 'utf8'))) {
+    const obj = doc.toJS() as k8s.KubernetesObject | null;
+    if (!obj) continue;
+    await client.create(obj).catch((err: unknown) => {
+      if (!(err instanceof k8s.ApiException) || err.code !== 409) throw err;
+    });
+  }
+}
+
+/** MiB-granular simulated classes tell the controller their allocation unit (real Azure classes are whole GiB). */
+async function annotateAllocationUnits(kc: k8s.KubeConfig): Promise<void> {
+  const storage = kc.makeApiClient(k8s.StorageV1Api);
+  for (const sc of (await storage.listStorageClass()).items) {
+    const name = sc.metadata?.name ?? '';
+    if (!name.endsWith('-mib') || sc.metadata?.annotations?.[allocationUnitAnnotation]) continue;
+    await storage.patchStorageClass({ name, body: { metadata: { annotations: { [allocationUnitAnnotation]: '1Mi' } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+  }
+}
+
+async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs: number, log: Logger): Promise<{ agents: RunningAgent[]; port: number }> {
+  const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const agentKubeConfig = await plane.kubeConfigFor(systemNamespace, agentServiceAccount);
+  const port = await freePort();
+  const agents: RunningAgent[] = [];
+  try {
+    for (const node of sim.nodes) {
+      const name = `cnpg-dynamic-storage-agent-${node.name}`;
+      await core.createNamespacedPod({ namespace: systemNamespace, body: {
+        metadata: { name, labels: agentLabels },
+        spec: { nodeName: node.name, serviceAccountName: agentServiceAccount, containers: [{ name: 'agent', image: 'cnpg-dynamic-storage-agent:local' }] },
+      } });
+      const podIP = await eventually(async () => {
+        const pod = await core.readNamespacedPod({ name, namespace: systemNamespace });
+        if (pod.status?.phase !== 'Running' || !pod.status.podIP) throw new Error(`agent pod ${name} not running yet`);
+        return pod.status.podIP;
+      }, { timeoutMs: 30_000 });
+      agents.push(await startAgent({
+        nodeName: node.name, kubeletRoot: node.kubeletRoot, probeIntervalMs, listenHost: podIP, listenPort: port,
+        heartbeatMs: 2_000, authCacheTtlMs: 10_000, tokenAudiences: [], statfs: 'koffi', processMetrics: false, logLevel: 'info',
+      }, { kubeConfig: agentKubeConfig, logger: log.child({ component: 'agent', node: node.name }) }));
+    }
+  } catch (err) {
+    await Promise.all(agents.map((a) => a.stop()));
+    throw err;
+  }
+  return { agents, port };
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? silentLogger;
+  const cleanups: (() => Promise<void>)[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((err: unknown) => { log.warn('stopping the local stack', { err }); });
+    }
+  };
+  try {
+    const plane = await startControlPlane();
+    cleanups.push(() => plane.stop());
+    await kubectl(plane, ['apply', '-f', path.join(repoRoot, 'crds/dynamicstorage.cnpg.io_dynamicstorages.yaml')]);
+    await kubectl(plane, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/dynamicstorages.dynamicstorage.cnpg.io']);
+
+    const sim = await startSimulation({ ...options.sim, controlPlane: plane, nodes: options.nodes ?? 2 });
+    cleanups.push(() => sim.stop());
+    await annotateAllocationUnits(plane.kubeConfig);
+
+    const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: systemNamespace } } });
+    for (const file of ['daemonset/serviceaccount.yaml', 'daemonset/rbac-agent.yaml', 'daemonset/rbac-callers.yaml']) await createAll(plane.kubeConfig, file);
+    await core.createNamespacedServiceAccount({ namespace: systemNamespace, body: { metadata: { name: controllerServiceAccount } } });
+
+    const { agents, port } = await startAgents(plane, sim, options.probeIntervalMs ?? 250, log);
+    cleanups.push(async () => {
+      await Promise.all(agents.map((a) => a.stop()));
+      // No kubelet will finish these pods' termination: delete them at once so the simulated nodes can go.
+      const pods = await core.listNamespacedPod({ namespace: systemNamespace });
+      await Promise.all(pods.items.map((p) => core.deleteNamespacedPod({ name: p.metadata?.name ?? '', namespace: systemNamespace, gracePeriodSeconds: 0 })));
+    });
+
+    const controllerToken = await plane.tokenFor(systemNamespace, controllerServiceAccount);
+    const controller = await startController(plane.kubeConfig, {
+      identity: 'local-stack',
+      leaderElection: { enabled: false, namespace: systemNamespace, name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
+      watchNamespace: '', workers: options.controller?.workers ?? 2,
+      resyncMs: options.controller?.resyncMs ?? 10_000, busyRequeueMs: options.controller?.busyRequeueMs ?? 500,
+      agents: { namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http', token: () => controllerToken },
+      listen: { host: '127.0.0.1', port: 0 },
+    }, log.child({ component: 'controller' }));
+    cleanups.push(() => controller.stop());
+    return { plane, sim, agents, controller, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
