@@ -5,10 +5,11 @@
 import type * as k8s from '@kubernetes/client-node';
 import type {
   BudgetStatus as ApiBudgetStatus,
+  InstanceVolumeStatus,
   VolumePolicy as ApiVolumePolicy,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { formatQuantity } from '../shared/quantity.ts';
+import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
 import {
   BUDGET_WINDOW_MS,
   NoOp,
@@ -134,6 +135,7 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     effectiveSize: formatQuantity(Math.max(decision.currentSize, grown)),
     targetSize: formatQuantity(decision.targetSize),
     actualSizes: actualSizes(plan.snapshot.pvcs),
+    instances: instanceStatuses(decision),
     state: decision.state,
     reason: decision.reason,
     message: truncate(outcome?.error ? `${decision.message}; patching failed: ${outcome.error}` : decision.message),
@@ -142,6 +144,24 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     budget: budgetStatus(history, plan.policy, now),
     ...(decision.window.nextStart ? { nextMaintenanceWindow: rfc3339(decision.window.nextStart) } : {}),
   };
+}
+
+/**
+ * What each instance's agent reported, rounded for display so that the status changes when what people read changes,
+ * not with every byte written.
+ */
+function instanceStatuses(decision: Decision): Record<string, InstanceVolumeStatus> {
+  const result: Record<string, InstanceVolumeStatus> = {};
+  for (const usage of decision.instances) {
+    result[usage.instance] = usage.excluded === undefined
+      ? {
+          persistentVolumeClaim: usage.pvcName, diskStatus: 'Reported',
+          used: formatBytesHuman(usage.usedBytes), available: formatBytesHuman(usage.availableBytes),
+          percentUsed: Math.min(100, Math.ceil(usage.percentUsed)),
+        }
+      : { persistentVolumeClaim: usage.pvcName, diskStatus: usage.excluded };
+  }
+  return result;
 }
 
 /** Each instance's current capacity (the requested size while the claim is not bound yet). */

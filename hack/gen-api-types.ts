@@ -43,6 +43,7 @@ const typeNames: Record<string, string> = {
   lastAction: 'SizingAction',
   'recentActions[]': 'SizingAction',
   budget: 'BudgetStatus',
+  'instances{}': 'InstanceVolumeStatus',
 };
 
 /** Enums worth a name of their own: `<Type>.<property>` -> [type alias, constant holding the values]. */

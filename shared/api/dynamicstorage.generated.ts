@@ -328,6 +328,11 @@ export interface VolumeSizingStatus {
    */
   targetSize?: string;
   /**
+   * Instances maps each instance name to its volume of this role as its node agent last reported it, for people and
+   * `kubectl cnpg storage status`.
+   */
+  instances?: Record<string, InstanceVolumeStatus>;
+  /**
    * ActualSizes maps each instance name to the current capacity of its volume of this role.
    */
   actualSizes?: Record<string, string>;
@@ -364,6 +369,30 @@ export interface VolumeSizingStatus {
    * NextMaintenanceWindow is when the next maintenance window opens (RFC 3339); empty without a window.
    */
   nextMaintenanceWindow?: string;
+}
+
+export interface InstanceVolumeStatus {
+  /**
+   * PersistentVolumeClaim is the name of the instance's PVC for this role.
+   */
+  persistentVolumeClaim?: string;
+  /**
+   * Used is the space used on the filesystem, rounded for display (for example 17.9Gi).
+   */
+  used?: string;
+  /**
+   * Available is the space PostgreSQL can still write, rounded for display.
+   */
+  available?: string;
+  /**
+   * PercentUsed is the share of the usable space in use, as df computes it.
+   */
+  percentUsed?: number;
+  /**
+   * DiskStatus is Reported when the reading was used, or why it was not (for example DiskStatusMissing,
+   * DiskStatusStale).
+   */
+  diskStatus?: string;
 }
 
 /**

@@ -857,6 +857,42 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                   "maxLength": 64,
                   "description": "TargetSize is the ideal size for the current usage and targetBuffer, kept between request and limit, as a quantity."
                 },
+                "instances": {
+                  "type": "object",
+                  "maxProperties": 256,
+                  "description": "Instances maps each instance name to its volume of this role as its node agent last reported it, for people and `kubectl cnpg storage status`.",
+                  "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                      "persistentVolumeClaim": {
+                        "type": "string",
+                        "maxLength": 253,
+                        "description": "PersistentVolumeClaim is the name of the instance's PVC for this role."
+                      },
+                      "used": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "Used is the space used on the filesystem, rounded for display (for example 17.9Gi)."
+                      },
+                      "available": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "Available is the space PostgreSQL can still write, rounded for display."
+                      },
+                      "percentUsed": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100,
+                        "description": "PercentUsed is the share of the usable space in use, as df computes it."
+                      },
+                      "diskStatus": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "DiskStatus is Reported when the reading was used, or why it was not (for example DiskStatusMissing, DiskStatusStale)."
+                      }
+                    }
+                  }
+                },
                 "actualSizes": {
                   "type": "object",
                   "maxProperties": 256,
@@ -1054,6 +1090,42 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                   "type": "string",
                   "maxLength": 64,
                   "description": "TargetSize is the ideal size for the current usage and targetBuffer, kept between request and limit, as a quantity."
+                },
+                "instances": {
+                  "type": "object",
+                  "maxProperties": 256,
+                  "description": "Instances maps each instance name to its volume of this role as its node agent last reported it, for people and `kubectl cnpg storage status`.",
+                  "additionalProperties": {
+                    "type": "object",
+                    "properties": {
+                      "persistentVolumeClaim": {
+                        "type": "string",
+                        "maxLength": 253,
+                        "description": "PersistentVolumeClaim is the name of the instance's PVC for this role."
+                      },
+                      "used": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "Used is the space used on the filesystem, rounded for display (for example 17.9Gi)."
+                      },
+                      "available": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "Available is the space PostgreSQL can still write, rounded for display."
+                      },
+                      "percentUsed": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": 100,
+                        "description": "PercentUsed is the share of the usable space in use, as df computes it."
+                      },
+                      "diskStatus": {
+                        "type": "string",
+                        "maxLength": 64,
+                        "description": "DiskStatus is Reported when the reading was used, or why it was not (for example DiskStatusMissing, DiskStatusStale)."
+                      }
+                    }
+                  }
                 },
                 "actualSizes": {
                   "type": "object",
@@ -1255,6 +1327,42 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                     "type": "string",
                     "maxLength": 64,
                     "description": "TargetSize is the ideal size for the current usage and targetBuffer, kept between request and limit, as a quantity."
+                  },
+                  "instances": {
+                    "type": "object",
+                    "maxProperties": 256,
+                    "description": "Instances maps each instance name to its volume of this role as its node agent last reported it, for people and `kubectl cnpg storage status`.",
+                    "additionalProperties": {
+                      "type": "object",
+                      "properties": {
+                        "persistentVolumeClaim": {
+                          "type": "string",
+                          "maxLength": 253,
+                          "description": "PersistentVolumeClaim is the name of the instance's PVC for this role."
+                        },
+                        "used": {
+                          "type": "string",
+                          "maxLength": 64,
+                          "description": "Used is the space used on the filesystem, rounded for display (for example 17.9Gi)."
+                        },
+                        "available": {
+                          "type": "string",
+                          "maxLength": 64,
+                          "description": "Available is the space PostgreSQL can still write, rounded for display."
+                        },
+                        "percentUsed": {
+                          "type": "integer",
+                          "minimum": 0,
+                          "maximum": 100,
+                          "description": "PercentUsed is the share of the usable space in use, as df computes it."
+                        },
+                        "diskStatus": {
+                          "type": "string",
+                          "maxLength": 64,
+                          "description": "DiskStatus is Reported when the reading was used, or why it was not (for example DiskStatusMissing, DiskStatusStale)."
+                        }
+                      }
+                    }
                   },
                   "actualSizes": {
                     "type": "object",

@@ -108,6 +108,10 @@ describe('planVolume and volumeStatus', () => {
     assert.equal(status.state, 'Emergency');
     assert.equal(status.effectiveSize, `${record.to / MiB}Mi`);
     assert.deepEqual(status.actualSizes, { 'pg-1': '64Mi', 'pg-2': '64Mi' });
+    assert.deepEqual(status.instances, {
+      'pg-1': { persistentVolumeClaim: 'pg-1', diskStatus: 'Reported', used: '62Mi', available: '2Mi', percentUsed: 97 },
+      'pg-2': { persistentVolumeClaim: 'pg-2', diskStatus: 'Reported', used: '20Mi', available: '44Mi', percentUsed: 32 },
+    });
     assert.deepEqual(status.budget, { actionsLast24h: 1, availableForPlanned: 2, availableForEmergency: 3, budgetResetsAt: '2026-03-02T12:00:00Z' });
     assert.equal(status.lastAction?.result, 'Pending');
     assert.equal(status.recentActions?.length, 1);
