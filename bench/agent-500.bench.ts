@@ -4,7 +4,8 @@
  * change-stream consumer connected, a writer changing 10 volumes a second and a metrics scrape every 15 s.
  * Reports the child's CPU share of one core (from /proc/<pid>/stat) and its RSS (VmRSS).
  *
- * Run as root: `node bench/agent-500.bench.ts [seconds=60] [volumes=500] [interval=1000]`.
+ * Run as root: `node bench/agent-500.bench.ts [seconds=60] [volumes=500] [interval=1000]`; V8 flags for the agent process
+ * go in AGENT_NODE_FLAGS (e.g. `--max-semi-space-size=1 --max-old-space-size=48`).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -61,7 +62,8 @@ async function parent(seconds: number, volumes: number, intervalMs: number): Pro
     }
     const targetsFile = path.join(dir, 'targets.json');
     writeFileSync(targetsFile, JSON.stringify(targets));
-    const proc = spawn(process.execPath, [self, '--child', targetsFile, String(intervalMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const nodeFlags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const proc = spawn(process.execPath, [...nodeFlags, self, '--child', targetsFile, String(intervalMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
     agentProcess = proc;
     const url = await new Promise<string>((resolve) => { proc.stdout.once('data', (d: Buffer) => { resolve(d.toString().trim()); }); });
     const pid = proc.pid ?? 0;
