@@ -2,32 +2,15 @@
  * The `kubectl cnpg storage` command line: a table of subcommands, each a function of its arguments and an IO object,
  * so that commands are tested without a process and new subcommands are one entry in `subcommands`.
  */
+import { UsageError, type CliIo, type Subcommand } from './command.ts';
+import { statusSubcommand } from './status.ts';
 import { validateSubcommand } from './validate.ts';
 
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  readFile(path: string): Promise<string>;
-  readStdin(): Promise<string>;
-  /** Entries of a directory, or undefined when `path` is not a directory. */
-  listDirectory(path: string): Promise<string[] | undefined>;
-}
-
-export interface Subcommand {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: string;
-  /** Returns the exit code: 0 success, 1 the input has problems, 2 the command was used wrongly. */
-  run(args: readonly string[], io: CliIo): Promise<number>;
-}
+export { UsageError, type CliIo, type Subcommand } from './command.ts';
 
 export const programName = 'kubectl cnpg storage';
 
-export const subcommands: readonly Subcommand[] = [validateSubcommand];
-
-export class UsageError extends Error {
-  readonly code = 'Usage';
-}
+export const subcommands: readonly Subcommand[] = [statusSubcommand, validateSubcommand];
 
 function help(commands: readonly Subcommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));

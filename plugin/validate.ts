@@ -7,7 +7,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { dynamicStorageApiVersion, dynamicStorageKind } from '../shared/api/dynamicstorage.generated.ts';
 import { formatProblem, validateDynamicStorage, type CnpgCluster, type ValidationProblem } from '../controller/validation/index.ts';
-import { UsageError, type CliIo, type Subcommand } from './cli.ts';
+import { UsageError, type CliIo, type Subcommand } from './command.ts';
 
 const cnpgApiVersion = 'postgresql.cnpg.io/v1';
 
