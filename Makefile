@@ -29,6 +29,10 @@ deps:
 controlplane:
 	@hack/controlplane/build.sh >/dev/null
 
+## demo: the product on its embedded default: local control plane, simulated AKS nodes, real agents and controller
+demo: deps controlplane
+	@node hack/demo.ts
+
 ## cluster-up: a local control plane in the background; prints its kubeconfig path
 cluster-up: deps controlplane
 	@node hack/cluster.ts up

@@ -218,7 +218,7 @@ export class Reconciler {
     if (outcome) {
       const sizes = `${formatQuantity(outcome.record.from)} to ${formatQuantity(outcome.record.to)}`;
       if (outcome.error === undefined) {
-        await events.record(target, 'Normal', outcome.record.kind, `${snapshot.label}: growing ${plan.decision.patches.map((p) => p.pvcName).join(', ')} from ${sizes}: ${decision.message}`);
+        await events.record(target, 'Normal', outcome.record.kind, `${decision.message}; patched ${plan.decision.patches.map((p) => p.pvcName).join(', ')}`);
       } else {
         await events.record(target, 'Warning', 'ResizeFailed', `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}`);
       }
