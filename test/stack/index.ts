@@ -124,7 +124,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: systemNamespace } } });
-    for (const file of ['daemonset/serviceaccount.yaml', 'daemonset/rbac-agent.yaml', 'daemonset/rbac-callers.yaml']) await createAll(plane.kubeConfig, file);
+    for (const file of ['daemonset/serviceaccount.yaml', 'daemonset/rbac-agent.yaml', 'daemonset/rbac-callers.yaml', 'daemonset/rbac-controller.yaml']) {
+      await createAll(plane.kubeConfig, file);
+    }
     await core.createNamespacedServiceAccount({ namespace: systemNamespace, body: { metadata: { name: controllerServiceAccount } } });
 
     const { agents, port } = await startAgents(plane, sim, options.probeIntervalMs ?? 250, log);
@@ -135,8 +137,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       await Promise.all(pods.items.map((p) => core.deleteNamespacedPod({ name: p.metadata?.name ?? '', namespace: systemNamespace, gracePeriodSeconds: 0 })));
     });
 
+    // The controller runs as its ServiceAccount with the shipped RBAC, so a missing permission fails here, not on AKS.
     const controllerToken = await plane.tokenFor(systemNamespace, controllerServiceAccount);
-    const controller = await startController(plane.kubeConfig, {
+    const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
+    const controller = await startController(controllerKubeConfig, {
       identity: 'local-stack',
       leaderElection: { enabled: false, namespace: systemNamespace, name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       watchNamespace: '', workers: options.controller?.workers ?? 2,
