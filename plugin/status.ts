@@ -577,9 +577,21 @@ export class StatusReadError extends Error {
   readonly code = 'StatusReadFailed';
 }
 
+/** `fetch failed: connect ECONNREFUSED 127.0.0.1:6443`: the message with the causes that explain it. */
+function withCauses(err: unknown): string {
+  const parts = [errorMessage(err)];
+  let cause: unknown = err instanceof Error ? err.cause : undefined;
+  for (let depth = 0; cause !== undefined && depth < 3; depth += 1) {
+    const text = cause instanceof Error ? (cause.message || (cause as { code?: string }).code) : typeof cause === 'string' ? cause : undefined;
+    if (text && !parts.includes(text)) parts.push(text);
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
 /** `403 Forbidden: clusters.postgresql.cnpg.io "pg" is forbidden: ...` from an ApiException, else the error's message. */
 export function apiErrorMessage(err: unknown): string {
-  if (!(err instanceof k8s.ApiException)) return errorMessage(err);
+  if (!(err instanceof k8s.ApiException)) return withCauses(err);
   let body: unknown = err.body;
   if (typeof body === 'string') {
     const text = body;
