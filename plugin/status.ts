@@ -568,6 +568,8 @@ export interface LoadedObjects {
   cluster: CnpgClusterObject | undefined;
   clusterUnreadable: string | undefined;
   pvcs: k8s.V1PersistentVolumeClaim[];
+  /** Set when the PVCs could not be listed (for example forbidden): sizes then come from the status alone. */
+  pvcsUnreadable?: string | undefined;
 }
 
 export type StatusLoader = (options: StatusOptions) => Promise<LoadedObjects>;
@@ -648,13 +650,13 @@ async function readCluster(custom: k8s.CustomObjectsApi, namespace: string, name
   }
 }
 
-async function listPvcs(core: k8s.CoreV1Api, namespace: string, cluster: string): Promise<k8s.V1PersistentVolumeClaim[]> {
+async function listPvcs(core: k8s.CoreV1Api, namespace: string, cluster: string): Promise<Pick<LoadedObjects, 'pvcs' | 'pvcsUnreadable'>> {
   try {
     const list = await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `${cnpgLabels.cluster}=${cluster}` });
-    return list.items;
+    return { pvcs: list.items };
   } catch (err) {
     const code = httpCode(err);
-    if (code === 401 || code === 403) return []; // sizes then come from the status alone
+    if (code === 401 || code === 403) return { pvcs: [], pvcsUnreadable: apiErrorMessage(err) };
     throw new StatusReadError(`cannot list the PVCs of Cluster "${cluster}" in namespace "${namespace}": ${apiErrorMessage(err)}`);
   }
 }
@@ -666,16 +668,18 @@ export const loadFromApiServer: StatusLoader = async (options) => {
   const namespace = options.namespace ?? (context?.namespace || 'default');
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const [dynamicStorages, clusterRead, pvcs] = await Promise.all([
+  const [dynamicStorages, clusterRead, pvcsRead] = await Promise.all([
     listDynamicStorages(custom, namespace),
     readCluster(custom, namespace, options.cluster),
     listPvcs(core, namespace, options.cluster),
   ]);
-  return { namespace, dynamicStorages, ...clusterRead, pvcs };
+  return { namespace, dynamicStorages, ...clusterRead, ...pvcsRead };
 };
 
-function otherManagers(others: readonly DynamicStorage[]): string[] {
-  return others.map((other) => `DynamicStorage "${other.metadata?.name ?? ''}" also names this Cluster and is ignored (only one may manage a Cluster).`);
+function loadWarnings(others: readonly DynamicStorage[], loaded: LoadedObjects): string[] {
+  const warnings = others.map((other) => `DynamicStorage "${other.metadata?.name ?? ''}" also names this Cluster and is ignored (only one may manage a Cluster).`);
+  if (loaded.pvcsUnreadable !== undefined) warnings.push(`The PVCs could not be listed (sizes come from the status alone): ${loaded.pvcsUnreadable}`);
+  return warnings;
 }
 
 export interface StatusDependencies {
@@ -699,7 +703,7 @@ export async function runStatus(args: readonly string[], io: CliIo, dependencies
   }
   const now = dependencies.now();
   const model = buildStatusModel(selected, loaded.cluster, loaded.pvcs, now, {
-    clusterName: options.cluster, namespace: loaded.namespace, warnings: otherManagers(others),
+    clusterName: options.cluster, namespace: loaded.namespace, warnings: loadWarnings(others, loaded),
     ...(loaded.clusterUnreadable === undefined ? {} : { clusterUnreadable: loaded.clusterUnreadable }),
   });
   if (options.output === 'json') io.stdout(`${JSON.stringify(model, null, 2)}\n`);

@@ -589,7 +589,7 @@ describe('kubectl cnpg storage status: command', () => {
       },
     });
     const other = { ...ds, metadata: { ...ds.metadata, name: 'pg-copy', creationTimestamp: '2026-01-02T00:00:00Z' } };
-    const load = (): Promise<LoadedObjects> => Promise.resolve(loaded({ dynamicStorages: [other, ds], clusterUnreadable: 'HTTP 403 Forbidden' }));
+    const load = (): Promise<LoadedObjects> => Promise.resolve(loaded({ dynamicStorages: [other, ds], clusterUnreadable: 'HTTP 403 Forbidden', pvcsUnreadable: 'HTTP 403 Forbidden' }));
     const expected: StatusModel = {
       generatedAt: '2026-02-08T13:00:00Z',
       cluster: { name: 'pg', namespace: 'db', found: null },
@@ -599,6 +599,7 @@ describe('kubectl cnpg storage status: command', () => {
       warnings: [
         'Cluster "pg" could not be read: HTTP 403 Forbidden',
         'DynamicStorage "pg-copy" also names this Cluster and is ignored (only one may manage a Cluster).',
+        'The PVCs could not be listed (sizes come from the status alone): HTTP 403 Forbidden',
       ],
       hint: null,
       volumes: [{
