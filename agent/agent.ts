@@ -4,11 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.ts';
 import { kubeAccessReviewer, kubeTokenReviewer, RequestAuthorizer } from './auth.ts';
 import type { AgentConfig } from './config.ts';
 import { KubeDiscovery, type DiscoveryStatus } from './discovery.ts';
+import { kubeClientFromKubeConfig, type KubeConfigLike } from './kube/adapters.ts';
+import type { KubeClient } from './kube/client.ts';
 import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { Prober, type MountCheck, type ProberClock, type Scheduler, type VolumeTarget } from './prober.ts';
 import { startServer, type AgentServer, type Probe } from './server.ts';
@@ -23,7 +24,10 @@ export interface DiscoverySource {
 }
 
 export interface AgentDeps {
-  kubeConfig: k8s.KubeConfig;
+  /** The API server (kube/client.ts). Needed unless both `discovery` and `authorizer` are given. The caller closes it. */
+  kube?: KubeClient;
+  /** A loaded client-node `KubeConfig` instead of `kube` (older tests); the agent makes a client of it and closes it. */
+  kubeConfig?: KubeConfigLike;
   logger: Logger;
   statfs?: Statfs;
   mountCheck?: MountCheck;
@@ -85,12 +89,17 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(deps.scheduler ? { scheduler: deps.scheduler } : {}),
   });
   const onTargets = (targets: VolumeTarget[]): void => { prober.setTargets(targets); };
+  let ownClient: KubeClient | undefined;
+  const kube = (): KubeClient => {
+    if (deps.kube) return deps.kube;
+    if (deps.kubeConfig) return ownClient ??= kubeClientFromKubeConfig(deps.kubeConfig);
+    throw new Error('startAgent: deps.kube is required unless both discovery and authorizer are given');
+  };
   const discovery = deps.discovery?.(onTargets) ?? new KubeDiscovery({
-    kubeConfig: deps.kubeConfig, node: config.nodeName, kubeletRoot: config.kubeletRoot, logger, onTargets,
+    kube: kube(), node: config.nodeName, kubeletRoot: config.kubeletRoot, logger, onTargets,
   });
   const authorizer = deps.authorizer ?? new RequestAuthorizer({
-    tokens: kubeTokenReviewer(deps.kubeConfig, config.tokenAudiences), access: kubeAccessReviewer(deps.kubeConfig),
-    cacheTtlMs: config.authCacheTtlMs,
+    tokens: kubeTokenReviewer(kube(), config.tokenAudiences), access: kubeAccessReviewer(kube()), cacheTtlMs: config.authCacheTtlMs,
   });
   const tls = config.tls
     ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
@@ -110,6 +119,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     stream.close();
     await server?.close();
     await discovery.stop();
+    await ownClient?.close();
     throw err;
   }
   const running = server;
@@ -123,6 +133,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         await discovery.stop();
         prober.stop();
         await running.close();
+        await ownClient?.close();
         logger.info('agent stopped');
       })();
       return stopping;

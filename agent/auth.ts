@@ -8,8 +8,9 @@
  * Outcomes: no or an invalid token -> 401; authenticated but not allowed -> 403; the API server cannot be asked -> 503.
  */
 import { createHash } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../shared/errors.ts';
+import type { KubeClient } from './kube/client.ts';
+import type { SubjectAccessReview, TokenReview } from './kube/types.ts';
 
 export interface Caller {
   username: string;
@@ -36,13 +37,12 @@ export type AuthOutcome =
   | { status: 503; reason: string };
 
 /** A TokenReview through the API server. `audiences`: the audiences the token must be for (default: the API server's). */
-export function kubeTokenReviewer(kubeConfig: k8s.KubeConfig, audiences: string[] = []): TokenReviewer {
-  const api = kubeConfig.makeApiClient(k8s.AuthenticationV1Api);
+export function kubeTokenReviewer(kube: KubeClient, audiences: string[] = []): TokenReviewer {
   return {
     async review(token) {
-      const spec: k8s.V1TokenReviewSpec = { token };
-      if (audiences.length > 0) spec.audiences = audiences;
-      const result = await api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec } });
+      const body: TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } };
+      if (audiences.length > 0) body.spec.audiences = audiences;
+      const result = await kube.create<TokenReview>('/apis/authentication.k8s.io/v1/tokenreviews', body);
       const status = result.status;
       if (!status?.authenticated || !status.user?.username) {
         return { authenticated: false, reason: status?.error || 'token not authenticated' };
@@ -60,18 +60,16 @@ export function kubeTokenReviewer(kubeConfig: k8s.KubeConfig, audiences: string[
 }
 
 /** A SubjectAccessReview through the API server, on a non-resource URL. */
-export function kubeAccessReviewer(kubeConfig: k8s.KubeConfig): AccessReviewer {
-  const api = kubeConfig.makeApiClient(k8s.AuthorizationV1Api);
+export function kubeAccessReviewer(kube: KubeClient): AccessReviewer {
   return {
     async review(caller, attributes) {
-      const spec: k8s.V1SubjectAccessReviewSpec = {
-        user: caller.username, groups: caller.groups, nonResourceAttributes: { path: attributes.path, verb: attributes.verb },
+      const body: SubjectAccessReview = {
+        apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
+        spec: { user: caller.username, groups: caller.groups, nonResourceAttributes: { path: attributes.path, verb: attributes.verb } },
       };
-      if (caller.uid) spec.uid = caller.uid;
-      if (caller.extra) spec.extra = caller.extra;
-      const result = await api.createSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec },
-      });
+      if (caller.uid) body.spec.uid = caller.uid;
+      if (caller.extra) body.spec.extra = caller.extra;
+      const result = await kube.create<SubjectAccessReview>('/apis/authorization.k8s.io/v1/subjectaccessreviews', body);
       const allowed = result.status?.allowed === true && result.status.denied !== true;
       return { allowed, reason: result.status?.reason || result.status?.evaluationError || (allowed ? 'allowed' : 'no RBAC rule allows it') };
     },

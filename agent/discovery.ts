@@ -6,15 +6,21 @@
  * (label `cnpg.io/cluster`), and PVs read one by one when a PVC on this node is bound to one (a PV's volume source and mode
  * never change, and watching every PV of a large cluster would cost far more memory than the few this node needs).
  *
- * Informers of @kubernetes/client-node stop on any error but 410; each one here is restarted with jittered exponential
- * backoff, keeping its last cache meanwhile so probing carries on through API server outages.
+ * The informers (kube/informer.ts) relist after a 410 and restart after any other error with jittered exponential backoff,
+ * keeping their last cache meanwhile so probing carries on through API server outages.
  */
 import path from 'node:path';
-import * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { VolumeIdentity, VolumeRole } from '../shared/readings.ts';
+import type { Backoff } from './kube/backoff.ts';
+import type { KubeClient } from './kube/client.ts';
+import { Informer } from './kube/informer.ts';
+import { trimPod, trimPv, trimPvc } from './kube/trim.ts';
+import type { PersistentVolume, PersistentVolumeClaim, Pod, PodVolume } from './kube/types.ts';
 import type { VolumeTarget } from './prober.ts';
+
+export { backoffDelay, type Backoff } from './kube/backoff.ts';
 
 export const clusterLabel = 'cnpg.io/cluster';
 export const instanceNameLabel = 'cnpg.io/instanceName';
@@ -33,8 +39,8 @@ const migratedSources = [
 ] as const;
 
 export interface Lookups {
-  pvc(namespace: string, name: string): k8s.V1PersistentVolumeClaim | undefined;
-  pv(name: string): k8s.V1PersistentVolume | undefined;
+  pvc(namespace: string, name: string): PersistentVolumeClaim | undefined;
+  pv(name: string): PersistentVolume | undefined;
 }
 
 export interface Waiting {
@@ -51,7 +57,7 @@ export interface Resolution {
   missingPvs: string[];
 }
 
-function roleOf(pvc: k8s.V1PersistentVolumeClaim, volumeName: string): VolumeRole | undefined {
+function roleOf(pvc: PersistentVolumeClaim, volumeName: string): VolumeRole | undefined {
   const label = pvc.metadata?.labels?.[pvcRoleLabel];
   if (label !== undefined) return rolesByPvcLabel[label];
   if (volumeName === 'pgdata') return 'data';
@@ -61,7 +67,7 @@ function roleOf(pvc: k8s.V1PersistentVolumeClaim, volumeName: string): VolumeRol
 }
 
 /** Where kubelet mounts the PV for this pod, or why the agent cannot probe it. */
-export function placement(pv: k8s.V1PersistentVolume, pvc: k8s.V1PersistentVolumeClaim, podDir: string):
+export function placement(pv: PersistentVolume, pvc: PersistentVolumeClaim, podDir: string):
   Pick<VolumeTarget, 'unsupported' | 'requireMountPoint'> & { path: string } {
   const pvName = pv.metadata?.name ?? '';
   const spec = pv.spec ?? {};
@@ -86,13 +92,13 @@ export function placement(pv: k8s.V1PersistentVolume, pvc: k8s.V1PersistentVolum
   };
 }
 
-function isActive(pod: k8s.V1Pod): boolean {
+function isActive(pod: Pod): boolean {
   const phase = pod.status?.phase;
   return phase !== 'Succeeded' && phase !== 'Failed';
 }
 
 /** Higher is better when two pods on the node mount the same PVC (a job and an instance, an old and a new pod). */
-function preference(pod: k8s.V1Pod): number {
+function preference(pod: Pod): number {
   let score = 0;
   if (pod.metadata?.labels?.[podRoleLabel] === 'instance') score += 4;
   if (!pod.metadata?.deletionTimestamp) score += 2;
@@ -100,7 +106,7 @@ function preference(pod: k8s.V1Pod): number {
   return score;
 }
 
-interface Candidate { target: VolumeTarget; pod: k8s.V1Pod }
+interface Candidate { target: VolumeTarget; pod: Pod }
 
 function better(a: Candidate, b: Candidate): boolean {
   const pa = preference(a.pod);
@@ -111,9 +117,9 @@ function better(a: Candidate, b: Candidate): boolean {
   return ta > tb;
 }
 
-interface PodContext { pod: k8s.V1Pod; namespace: string; podName: string; podUid: string; podDir: string; node: string }
+interface PodContext { pod: Pod; namespace: string; podName: string; podUid: string; podDir: string; node: string }
 
-function targetOf(ctx: PodContext, volume: k8s.V1Volume, lookups: Lookups, result: Resolution): VolumeTarget | undefined {
+function targetOf(ctx: PodContext, volume: PodVolume, lookups: Lookups, result: Resolution): VolumeTarget | undefined {
   const claimName = volume.persistentVolumeClaim?.claimName;
   if (!claimName) return undefined;
   const pvc = lookups.pvc(ctx.namespace, claimName);
@@ -150,7 +156,7 @@ function targetOf(ctx: PodContext, volume: k8s.V1Volume, lookups: Lookups, resul
 }
 
 /** Every CNPG volume that the given pods mount on `node`, one per PVC. */
-export function resolveTargets(pods: readonly k8s.V1Pod[], lookups: Lookups, kubeletRoot: string, node: string): Resolution {
+export function resolveTargets(pods: readonly Pod[], lookups: Lookups, kubeletRoot: string, node: string): Resolution {
   const result: Resolution = { targets: [], waiting: [], missingPvs: [] };
   const chosen = new Map<string, Candidate>();
   for (const pod of pods) {
@@ -173,82 +179,8 @@ export function resolveTargets(pods: readonly k8s.V1Pod[], lookups: Lookups, kub
   return result;
 }
 
-export interface Backoff {
-  initialMs: number;
-  maxMs: number;
-}
-
-/** Jittered exponential delay for the n-th consecutive failure (n >= 1): between half and all of min(max, initial x 2^(n-1)). */
-export function backoffDelay(backoff: Backoff, failures: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-type ListFn<T extends k8s.KubernetesObject> = () => Promise<k8s.KubernetesListObject<T>>;
-
-/** A ListWatch that restarts itself after errors, keeping its cache meanwhile. */
-class SupervisedInformer<T extends k8s.KubernetesObject> {
-  readonly informer: k8s.ListWatch<T>;
-  synced = false;
-  connected = false;
-  private failures = 0;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private readonly name: string;
-  private readonly backoff: Backoff;
-  private readonly logger: Logger;
-
-  constructor(name: string, informer: k8s.ListWatch<T>, backoff: Backoff, logger: Logger) {
-    this.name = name;
-    this.informer = informer;
-    this.backoff = backoff;
-    this.logger = logger;
-    informer.on('error', (err: unknown) => { this.onError(err); });
-    informer.on('connect', () => { this.connected = true; });
-  }
-
-  async start(): Promise<void> {
-    this.stopped = false;
-    let failed = false;
-    const onFail = (): void => { failed = true; };
-    this.informer.on('error', onFail);
-    try {
-      await this.informer.start();
-    } catch (err) {
-      failed = true;
-      this.onError(err);
-    } finally {
-      this.informer.off('error', onFail);
-    }
-    if (!failed) {
-      if (!this.synced) this.logger.info('informer synced', { informer: this.name });
-      this.synced = true;
-      this.failures = 0;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    await this.informer.stop();
-  }
-
-  private onError(err: unknown): void {
-    this.connected = false;
-    if (this.stopped || this.restartTimer) return;
-    this.failures++;
-    const delay = backoffDelay(this.backoff, this.failures);
-    this.logger.warn('watch failed; restarting', { informer: this.name, err, failures: this.failures, retryInMs: delay });
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      if (!this.stopped) void this.start();
-    }, delay);
-  }
-}
-
 export interface DiscoveryOptions {
-  kubeConfig: k8s.KubeConfig;
+  kube: KubeClient;
   node: string;
   kubeletRoot: string;
   logger: Logger;
@@ -269,10 +201,9 @@ export interface DiscoveryStatus {
 }
 
 export class KubeDiscovery {
-  private readonly pods: SupervisedInformer<k8s.V1Pod>;
-  private readonly pvcs: SupervisedInformer<k8s.V1PersistentVolumeClaim>;
-  private readonly core: k8s.CoreV1Api;
-  private readonly pvCache = new Map<string, k8s.V1PersistentVolume>();
+  private readonly pods: Informer<Pod>;
+  private readonly pvcs: Informer<PersistentVolumeClaim>;
+  private readonly pvCache = new Map<string, PersistentVolume>();
   private readonly options: DiscoveryOptions;
   private debounceTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
@@ -283,20 +214,16 @@ export class KubeDiscovery {
 
   constructor(options: DiscoveryOptions) {
     this.options = options;
-    const backoff = options.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    this.core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    const watch = new k8s.Watch(options.kubeConfig);
-    const fieldSelector = `spec.nodeName=${options.node}`;
-    const podList: ListFn<k8s.V1Pod> = () => this.core.listPodForAllNamespaces({ fieldSelector, labelSelector: clusterLabel });
-    const pvcList: ListFn<k8s.V1PersistentVolumeClaim> = () =>
-      this.core.listPersistentVolumeClaimForAllNamespaces({ labelSelector: clusterLabel });
-    this.pods = new SupervisedInformer('pods',
-      new k8s.ListWatch('/api/v1/pods', watch, podList, false, clusterLabel, fieldSelector), backoff, options.logger);
-    this.pvcs = new SupervisedInformer('persistentvolumeclaims',
-      new k8s.ListWatch('/api/v1/persistentvolumeclaims', watch, pvcList, false, clusterLabel), backoff, options.logger);
-    for (const informer of [this.pods.informer, this.pvcs.informer] as k8s.Informer<k8s.KubernetesObject>[]) {
-      informer.on('change', () => { this.schedule(); });
-    }
+    const common = {
+      client: options.kube, backoff: options.backoff ?? { initialMs: 500, maxMs: 30_000 }, logger: options.logger,
+      labelSelector: clusterLabel, onChange: () => { this.schedule(); },
+    };
+    this.pods = new Informer<Pod>({
+      ...common, name: 'pods', path: '/api/v1/pods', fieldSelector: `spec.nodeName=${options.node}`, trim: trimPod,
+    });
+    this.pvcs = new Informer<PersistentVolumeClaim>({
+      ...common, name: 'persistentvolumeclaims', path: '/api/v1/persistentvolumeclaims', trim: trimPvc,
+    });
   }
 
   /** Lists and starts watching; resolves after the first attempt (failures are retried in the background). */
@@ -315,7 +242,7 @@ export class KubeDiscovery {
   status(): DiscoveryStatus {
     return {
       synced: this.pods.synced && this.pvcs.synced, connected: this.pods.connected && this.pvcs.connected,
-      pods: this.pods.informer.list().length, targets: this.last.targets.length, waiting: this.last.waiting,
+      pods: this.pods.list().length, targets: this.last.targets.length, waiting: this.last.waiting,
     };
   }
 
@@ -351,10 +278,10 @@ export class KubeDiscovery {
 
   private resolveOnce(): Resolution {
     const lookups: Lookups = {
-      pvc: (namespace, name) => this.pvcs.informer.get(name, namespace),
+      pvc: (namespace, name) => this.pvcs.get(name, namespace),
       pv: (name) => this.pvCache.get(name),
     };
-    const resolution = resolveTargets(this.pods.informer.list(), lookups, this.options.kubeletRoot, this.options.node);
+    const resolution = resolveTargets(this.pods.list(), lookups, this.options.kubeletRoot, this.options.node);
     // Keep only the PVs still in use.
     const used = new Set(resolution.targets.map((t) => t.identity.pv));
     for (const name of this.pvCache.keys()) if (!used.has(name)) this.pvCache.delete(name);
@@ -365,8 +292,8 @@ export class KubeDiscovery {
   private async fetchPvs(names: readonly string[]): Promise<boolean> {
     const results = await Promise.all(names.map(async (name) => {
       try {
-        const pv = await this.core.readPersistentVolume({ name });
-        this.pvCache.set(name, pv);
+        const pv = await this.options.kube.get<PersistentVolume>(`/api/v1/persistentvolumes/${encodeURIComponent(name)}`);
+        this.pvCache.set(name, trimPv(pv));
         return true;
       } catch (err) {
         this.options.logger.warn('cannot read PV', { pv: name, err: errorMessage(err) });

@@ -1,11 +1,13 @@
 /**
  * The node agent's entry point: reads the configuration once, starts the agent, stops it cleanly on SIGTERM/SIGINT.
  */
-import * as k8s from '@kubernetes/client-node';
+import os from 'node:os';
 import { errorCode, errorMessage } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
 import { startAgent } from './agent.ts';
 import { agentConfigFromEnv } from './config.ts';
+import { createKubeClient } from './kube/client.ts';
+import { kubeSourceFromEnv, loadConnection } from './kube/connection.ts';
 
 async function main(): Promise<void> {
   const bootLogger = createLogger({ component: 'agent' });
@@ -17,9 +19,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger({}, { level: config.logLevel });
-  const kubeConfig = new k8s.KubeConfig();
-  kubeConfig.loadFromDefault(); // in-cluster ServiceAccount, or KUBECONFIG outside a cluster
-  const agent = await startAgent(config, { kubeConfig, logger });
+  // KUBECONFIG, else the in-cluster ServiceAccount, else ~/.kube/config.
+  const kube = createKubeClient(await loadConnection(kubeSourceFromEnv(process.env, os.homedir())));
+  const agent = await startAgent(config, { kube, logger });
 
   let signals = 0;
   const shutdown = (signal: string): void => {

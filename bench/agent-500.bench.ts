@@ -12,7 +12,6 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as k8s from '@kubernetes/client-node';
 import { startAgent } from '../agent/agent.ts';
 import { configDefaults } from '../agent/config.ts';
 import type { VolumeTarget } from '../agent/prober.ts';
@@ -25,7 +24,7 @@ const self = fileURLToPath(import.meta.url);
 async function child(targetsFile: string, intervalMs: number): Promise<void> {
   const targets = JSON.parse(readFileSync(targetsFile, 'utf8')) as VolumeTarget[];
   const agent = await startAgent({ ...configDefaults, nodeName: 'bench', kubeletRoot: '/', probeIntervalMs: intervalMs, listenHost: '127.0.0.1', listenPort: 0, tokenAudiences: [], processMetrics: true }, {
-    kubeConfig: new k8s.KubeConfig(), logger: silentLogger,
+    logger: silentLogger,
     authorizer: { check: () => Promise.resolve({ status: 200, caller: { username: 'bench', groups: [] } }) },
     discovery: (onTargets) => ({
       start: () => { onTargets(targets); return Promise.resolve(); },

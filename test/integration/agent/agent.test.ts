@@ -12,6 +12,8 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { startAgent, type RunningAgent } from '../../../agent/agent.ts';
 import { configDefaults, type AgentConfig } from '../../../agent/config.ts';
+import { kubeClientFor } from '../../../agent/kube/adapters.ts';
+import type { KubeClient } from '../../../agent/kube/client.ts';
 import { AgentClient, AgentStatusError } from '../../../shared/agent-client.ts';
 import { createLogger, silentLogger } from '../../../shared/log.ts';
 import type { VolumeEvent, VolumeReading } from '../../../shared/readings.ts';
@@ -57,6 +59,7 @@ describe('agent on a real control plane', function () {
   let layout: KubeletLayout;
   const cleanups: (() => Promise<void>)[] = [];
   let agent: RunningAgent | undefined;
+  let agentKube: KubeClient | undefined;
   let tokens: Record<'controller' | 'prometheus' | 'nosy', string>;
   const instances: CreatedInstance[] = [];
   const clients: AgentClient[] = [];
@@ -104,11 +107,13 @@ describe('agent on a real control plane', function () {
       heartbeatMs: 2000, tokenAudiences: [], processMetrics: false,
     };
     // The agent runs with its own ServiceAccount and only the shipped RBAC.
-    agent = await startAgent(config, { kubeConfig: await cp.kubeConfigFor(system, 'cnpg-dynamic-storage-agent'), logger });
+    agentKube = kubeClientFor({ server: cp.server, ca: cp.caPem, token: await cp.tokenFor(system, 'cnpg-dynamic-storage-agent') });
+    agent = await startAgent(config, { kube: agentKube, logger });
   });
 
   after(async () => {
     await agent?.stop();
+    await agentKube?.close();
     await Promise.all(clients.map((c) => c.close()));
     for (const cleanup of cleanups.reverse()) await cleanup();
   });

@@ -1,39 +1,39 @@
 import assert from 'node:assert/strict';
-import type * as k8s from '@kubernetes/client-node';
 import { backoffDelay, resolveTargets, type Lookups } from '../../../agent/discovery.ts';
+import type { ObjectMeta, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec, Pod } from '../../../agent/kube/types.ts';
 
 const root = '/var/lib/kubelet';
 
-function pvc(name: string, role: string | undefined, extra: { tablespace?: string; volumeName?: string | null; mode?: string } = {}): k8s.V1PersistentVolumeClaim {
+function pvc(name: string, role: string | undefined, extra: { tablespace?: string; volumeName?: string | null; mode?: string } = {}): PersistentVolumeClaim {
   const labels: Record<string, string> = { 'cnpg.io/cluster': 'pg', 'cnpg.io/instanceName': name.replace(/-(wal|tbs-.*)$/, '') };
   if (role) labels['cnpg.io/pvcRole'] = role;
   if (extra.tablespace) labels['cnpg.io/tablespaceName'] = extra.tablespace;
-  const spec: k8s.V1PersistentVolumeClaimSpec = {};
+  const spec: NonNullable<PersistentVolumeClaim['spec']> = {};
   if (extra.volumeName !== null) spec.volumeName = extra.volumeName ?? `pv-${name}`;
   if (extra.mode) spec.volumeMode = extra.mode;
   return { metadata: { name, namespace: 'db', labels }, spec };
 }
 
-function pv(name: string, spec: k8s.V1PersistentVolumeSpec = { csi: { driver: 'disk.csi.azure.com', volumeHandle: 'h' } }): k8s.V1PersistentVolume {
+function pv(name: string, spec: PersistentVolumeSpec = { csi: { driver: 'disk.csi.azure.com', volumeHandle: 'h' } }): PersistentVolume {
   return { metadata: { name }, spec };
 }
 
-function pod(name: string, uid: string, volumes: [string, string][], extra: { node?: string; phase?: string; role?: string; deleting?: boolean; created?: string } = {}): k8s.V1Pod {
+function pod(name: string, uid: string, volumes: [string, string][], extra: { node?: string; phase?: string; role?: string; deleting?: boolean; created?: string } = {}): Pod {
   const labels: Record<string, string> = { 'cnpg.io/cluster': 'pg', 'cnpg.io/instanceName': name };
   if (extra.role !== 'job') labels['cnpg.io/podRole'] = 'instance';
-  const metadata: k8s.V1ObjectMeta = { name, namespace: 'db', uid, labels, creationTimestamp: new Date(extra.created ?? '2025-01-01T00:00:00Z') };
-  if (extra.deleting) metadata.deletionTimestamp = new Date('2025-01-02T00:00:00Z');
+  const metadata: ObjectMeta = { name, namespace: 'db', uid, labels, creationTimestamp: extra.created ?? '2025-01-01T00:00:00Z' };
+  if (extra.deleting) metadata.deletionTimestamp = '2025-01-02T00:00:00Z';
   return {
     metadata,
     spec: {
-      nodeName: extra.node ?? 'node-a', containers: [],
-      volumes: [...volumes.map(([volume, claim]) => ({ name: volume, persistentVolumeClaim: { claimName: claim } })), { name: 'shm', emptyDir: {} }],
+      nodeName: extra.node ?? 'node-a',
+      volumes: [...volumes.map(([volume, claim]) => ({ name: volume, persistentVolumeClaim: { claimName: claim } })), { name: 'shm' }],
     },
     status: { phase: extra.phase ?? 'Running' },
   };
 }
 
-function lookups(pvcs: k8s.V1PersistentVolumeClaim[], pvs: k8s.V1PersistentVolume[]): Lookups {
+function lookups(pvcs: PersistentVolumeClaim[], pvs: PersistentVolume[]): Lookups {
   return {
     pvc: (ns, name) => pvcs.find((c) => c.metadata?.namespace === ns && c.metadata.name === name),
     pv: (name) => pvs.find((v) => v.metadata?.name === name),

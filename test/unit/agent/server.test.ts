@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
 import { startAgent, type RunningAgent } from '../../../agent/agent.ts';
 import { configDefaults, type AgentConfig } from '../../../agent/config.ts';
 import type { AuthOutcome } from '../../../agent/auth.ts';
@@ -56,7 +55,7 @@ describe('agent server and client', () => {
     statfs.set(t1.identity.path, { blocksFree: 900, blocksAvailable: 900 });
     statfs.set(t2.identity.path, { blocksFree: 500, blocksAvailable: 400 });
     agent = await startAgent(config, {
-      kubeConfig: new k8s.KubeConfig(), logger: silentLogger, statfs, mountCheck: new FakeMounts(), authorizer: fakeAuthorizer(),
+      logger: silentLogger, statfs, mountCheck: new FakeMounts(), authorizer: fakeAuthorizer(),
       discovery: (onTargets) => {
         publish = onTargets;
         return { start: () => Promise.resolve(), stop: () => Promise.resolve(), status: () => ({ synced }) };

@@ -1,0 +1,12 @@
+/** Retry delays for the agent's API calls. */
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+/** Jittered exponential delay for the n-th consecutive failure (n >= 1): between half and all of min(max, initial x 2^(n-1)). */
+export function backoffDelay(backoff: Backoff, failures: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+}
