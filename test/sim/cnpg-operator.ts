@@ -28,7 +28,7 @@ import {
 } from './cnpg-names.ts';
 import { recordEvent } from './events.ts';
 import {
-  apiMessage, ignoreNotFound, isAlreadyExists, isNotFound, keyOf, mergePatch, RetryAfter, sleep, splitKey, waitUntil, WorkQueue,
+  apiMessage, ignoreNotFound, isAlreadyExists, isNotFound, keyOf, mergePatch, rawRequest, RetryAfter, sleep, splitKey, waitUntil, WorkQueue,
   type Clients, type InformerHub, type SimLogger,
 } from './kube.ts';
 
@@ -135,7 +135,8 @@ const nowIso = (): string => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 function volumesOf(spec: ClusterSpec): { volume: VolumeRef; storage: StorageConfiguration }[] {
   const result: { volume: VolumeRef; storage: StorageConfiguration }[] = [{ volume: 'data', storage: spec.storage }];
   if (spec.walStorage) result.push({ volume: 'wal', storage: spec.walStorage });
-  const tablespaces = [...(spec.tablespaces ?? [])].sort((a, b) => a.name.localeCompare(b.name));
+  // Go's sort.Strings: byte order, as CNPG sorts tablespace volumes
+  const tablespaces = [...(spec.tablespaces ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const tbs of tablespaces) result.push({ volume: { tablespace: tbs.name }, storage: tbs.storage });
   return result;
 }
@@ -181,7 +182,8 @@ export class CnpgOperator {
     const { extensions, admission } = this.ctx.clients;
     const crd = loadClusterCrd();
     try {
-      await extensions.createCustomResourceDefinition({ body: crd });
+      // Raw JSON: the typed client would drop `default` and `x-kubernetes-preserve-unknown-fields` from the schema.
+      await rawRequest(this.ctx.clients.kubeConfig, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }
@@ -309,6 +311,8 @@ export class CnpgOperator {
       return;
     }
     primary = await this.ensurePrimary(cluster, serials, primary);
+    // A promotion rewrote the status: carry on from the fresh object (the status event requeues this cluster).
+    if (primary !== status.currentPrimary) return;
     await this.ensurePods(cluster, serials, primary);
     await this.ensureRoleLabels(cluster, primary);
     await this.ensurePvcMetadata(cluster);

@@ -6,10 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import type { ControlPlane } from '../harness/controlplane.ts';
+import { cnpgGroup, cnpgVersion } from './cnpg-names.ts';
 import { CnpgOperator, type CnpgOptions } from './cnpg-operator.ts';
 import { CsiDriver, type CsiOptions } from './csi.ts';
 import {
-  apiMessage, ignoreNotFound, InformerHub, makeClients, silentLogger, sleep, waitUntil, type Clients, type SimLogger,
+  apiMessage, ignoreNotFound, InformerHub, makeClients, silentLogger, waitUntil, type Clients, type SimLogger,
 } from './kube.ts';
 import { MountTable } from './mounts.ts';
 import { NodeFleet, type MountedVolume, type SimNode } from './nodes.ts';
@@ -163,22 +164,36 @@ class RunningSimulation implements Simulation {
 
   private async deleteNamespaces(): Promise<void> {
     const names = [...this.namespaces];
-    for (const name of names) {
-      // Pods first, with no grace period: the namespace controller otherwise waits out their grace periods.
-      const pods = await this.clients.core.listNamespacedPod({ namespace: name }).catch(() => ({ items: [] as k8s.V1Pod[] }));
-      await Promise.all(pods.items.map((pod) => ignoreNotFound(this.clients.core.deleteNamespacedPod({
-        name: pod.metadata?.name ?? '', namespace: name, body: { gracePeriodSeconds: 0 },
-      })).catch(() => undefined)));
-      await ignoreNotFound(this.clients.core.deleteNamespace({ name }));
-    }
-    await waitUntil('the simulation namespaces to be deleted', async () => {
-      const remaining = await Promise.all(names.map((name) => ignoreNotFound(this.clients.core.readNamespace({ name }))));
-      return remaining.every((ns) => ns === undefined);
-    }, 60_000, 200).catch(async (err: unknown) => {
-      this.log.warn(`namespaces not deleted in time: ${apiMessage(err)}`);
-      await sleep(0);
+    // Empty the namespaces first (clusters, pods without grace period, claims): the namespace controller otherwise
+    // waits out grace periods and re-checks remaining content only every few seconds.
+    await Promise.all(names.map((name) => this.emptyNamespace(name)));
+    // The namespace controller finishes the (now empty) namespaces on its own; what matters here is that the
+    // provisioner saw the released volumes and deleted them.
+    for (const name of names) await ignoreNotFound(this.clients.core.deleteNamespace({ name }));
+    const inNamespaces = new Set(names);
+    await waitUntil('the volumes of the simulation namespaces to be deleted', async () => {
+      const pvs = await this.clients.core.listPersistentVolume();
+      return !pvs.items.some((pv) => inNamespaces.has(pv.spec?.claimRef?.namespace ?? ''));
+    }, 15_000, 100).catch((err: unknown) => {
+      this.log.warn(`volumes not deleted in time: ${apiMessage(err)}`);
     });
     this.namespaces.clear();
+  }
+
+  private async emptyNamespace(namespace: string): Promise<void> {
+    const { core, custom } = this.clients;
+    if (this.operator) {
+      await custom.deleteCollectionNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: 'clusters', namespace }).catch(() => undefined);
+    }
+    const pods = await core.listNamespacedPod({ namespace }).catch(() => ({ items: [] as k8s.V1Pod[] }));
+    await Promise.all(pods.items.map((pod) => ignoreNotFound(core.deleteNamespacedPod({
+      name: pod.metadata?.name ?? '', namespace, body: { gracePeriodSeconds: 0 },
+    })).catch(() => undefined)));
+    await core.deleteCollectionNamespacedPersistentVolumeClaim({ namespace }).catch(() => undefined);
+    await waitUntil(`the claims in ${namespace} to be deleted`, async () => {
+      const claims = await core.listNamespacedPersistentVolumeClaim({ namespace });
+      return claims.items.length === 0;
+    }, 30_000, 100).catch((err: unknown) => { this.log.warn(apiMessage(err)); });
   }
 }
 

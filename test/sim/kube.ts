@@ -3,6 +3,7 @@
  * themselves, and a keyed work queue with retries (the shape of client-go's informer + workqueue, as external-resizer
  * and kubelet use it).
  */
+import https from 'node:https';
 import * as k8s from '@kubernetes/client-node';
 
 export const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
@@ -51,6 +52,37 @@ export function apiMessage(err: unknown): string {
     if (typeof body === 'object' && body !== null && 'message' in body && typeof body.message === 'string') return body.message;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A JSON request that bypasses the generated clients' typed serialization (which drops fields whose JSON name differs
+ * from the TypeScript one, e.g. `default` and `x-kubernetes-*` in a CRD schema). Throws an ApiException on >= 400.
+ */
+export async function rawRequest(kubeConfig: k8s.KubeConfig, method: string, path: string, body?: unknown): Promise<unknown> {
+  const server = kubeConfig.getCurrentCluster()?.server;
+  if (!server) throw new Error('no current cluster in the kubeconfig');
+  const url = new URL(path, server);
+  const options: https.RequestOptions = { method, headers: { 'Content-Type': 'application/json', Accept: 'application/json' } };
+  await kubeConfig.applyToHTTPSOptions(options);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const code = res.statusCode ?? 0;
+        if (code >= 400) {
+          reject(new k8s.ApiException(code, `${method} ${path} failed with HTTP ${code}`, text, res.headers as Record<string, string>));
+          return;
+        }
+        resolve(text ? JSON.parse(text) as unknown : undefined);
+      });
+    });
+    req.on('error', reject);
+    if (payload !== undefined) req.write(payload);
+    req.end();
+  });
 }
 
 export const isNotFound = (err: unknown): boolean => apiStatus(err) === 404;
