@@ -16,6 +16,7 @@ export const controllerDefaults = {
   agentPort: 9100,
   tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
   listen: '0.0.0.0:8080',
+  webhookListen: '0.0.0.0:9443',
   workers: 2,
   resyncMs: 30_000,
   busyRequeueMs: 2_000,
@@ -50,6 +51,20 @@ function listenAddress(problems: string[], text: string): { host: string; port: 
   return { host: match[1] || '0.0.0.0', port };
 }
 
+/** The PVC webhook serves HTTPS only: it is on when a certificate is mounted (WEBHOOK_CERT_FILE, WEBHOOK_KEY_FILE). */
+function webhookConfig(problems: string[], env: Environment): ControllerConfig['webhook'] {
+  const certFile = env.WEBHOOK_CERT_FILE ?? '';
+  const keyFile = env.WEBHOOK_KEY_FILE ?? '';
+  if (certFile === '' && keyFile === '') return undefined;
+  if (certFile === '' || keyFile === '') {
+    problems.push('WEBHOOK_CERT_FILE, WEBHOOK_KEY_FILE: set both or neither');
+    return undefined;
+  }
+  const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
+  if (!address) return undefined;
+  return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+}
+
 export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
   const problems: string[] = [];
   const namespace = env.POD_NAMESPACE || controllerDefaults.namespace;
@@ -82,6 +97,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
       insecureSkipVerify: flag(problems, env, 'AGENT_INSECURE_SKIP_VERIFY', false),
     },
     listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),
+    webhook: webhookConfig(problems, env),
     logLevel: logLevel as LogLevel,
   };
   if (problems.length > 0) throw new InvalidInputError('InvalidControllerConfig', 'environment', problems.join('; '));

@@ -16,6 +16,7 @@ import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { ReadingsStore } from './readings.ts';
 import { Reconciler } from './reconcile.ts';
 import { StatusWriter } from './status.ts';
+import { startWebhookServer, type WebhookServer } from './webhook.ts';
 
 export interface ControllerConfig {
   /** Identity used for the lease and events. */
@@ -38,6 +39,8 @@ export interface ControllerConfig {
   };
   /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
   listen?: { host: string; port: number } | undefined;
+  /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
+  webhook?: { host: string; port: number; certPem: string; keyPem: string } | undefined;
 }
 
 export interface RunningController {
@@ -45,6 +48,8 @@ export interface RunningController {
   readonly readings: ReadingsStore;
   /** Address the HTTP endpoints listen on, when enabled. */
   readonly address: { host: string; port: number } | undefined;
+  /** Port of the admission webhook, when enabled. */
+  readonly webhookPort: number | undefined;
   isLeader(): boolean;
   /** Resolves when the controller stopped by itself (lost leadership). */
   readonly lost: Promise<void>;
@@ -118,10 +123,12 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   }
 
   const server = config.listen ? await serve(config.listen, metrics, () => leading || !config.leaderElection.enabled) : undefined;
+  const webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
 
   return {
     metrics, readings,
     address: server?.address,
+    webhookPort: webhook?.port,
     isLeader: () => leading,
     lost,
     async stop() {
@@ -129,8 +136,20 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
       await elector?.stop();
       for (const handle of handles.splice(0)) await handle.stop();
       await server?.close();
+      await webhook?.close();
     },
   };
+}
+
+function startPvcWebhook(kubeConfig: k8s.KubeConfig, options: NonNullable<ControllerConfig['webhook']>, log: Logger): Promise<WebhookServer> {
+  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  return startWebhookServer({
+    ...options, log: log.child({ component: 'webhook' }),
+    listDynamicStorages: async (namespace) => {
+      const list = await custom.listNamespacedCustomObject({ group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace }) as { items: DynamicStorage[] };
+      return list.items;
+    },
+  });
 }
 
 async function worker(queue: WorkQueue, reconciler: Reconciler, metrics: ControllerMetrics, log: Logger): Promise<void> {

@@ -104,6 +104,21 @@ async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs
   return { agents, port };
 }
 
+/** What daemonset/webhook/ registers in a cluster, pointed at the controller's port on loopback. */
+async function registerPvcWebhook(plane: ControlPlane, port: number, caPem: string): Promise<void> {
+  const admission = plane.kubeConfig.makeApiClient(k8s.AdmissionregistrationV1Api);
+  await admission.createMutatingWebhookConfiguration({ body: {
+    metadata: { name: 'cnpg-dynamic-storage' },
+    webhooks: [{
+      name: 'pvc.dynamicstorage.cnpg.io',
+      clientConfig: { url: `https://127.0.0.1:${port}/mutate-pvc`, caBundle: Buffer.from(caPem).toString('base64') },
+      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['persistentvolumeclaims'], scope: 'Namespaced' }],
+      objectSelector: { matchExpressions: [{ key: 'cnpg.io/cluster', operator: 'Exists' }] },
+      failurePolicy: 'Ignore', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
+    }],
+  } });
+}
+
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? silentLogger;
   const cleanups: (() => Promise<void>)[] = [];
@@ -140,6 +155,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // The controller runs as its ServiceAccount with the shipped RBAC, so a missing permission fails here, not on AKS.
     const controllerToken = await plane.tokenFor(systemNamespace, controllerServiceAccount);
     const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
+    const webhookTls = await plane.servingCertificate('webhook');
     const controller = await startController(controllerKubeConfig, {
       identity: 'local-stack',
       leaderElection: { enabled: false, namespace: systemNamespace, name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
@@ -147,8 +163,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       resyncMs: options.controller?.resyncMs ?? 10_000, busyRequeueMs: options.controller?.busyRequeueMs ?? 500,
       agents: { namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http', token: () => controllerToken },
       listen: { host: '127.0.0.1', port: 0 },
+      webhook: { host: '127.0.0.1', port: 0, certPem: webhookTls.certPem, keyPem: webhookTls.keyPem },
     }, log.child({ component: 'controller' }));
     cleanups.push(() => controller.stop());
+    await registerPvcWebhook(plane, controller.webhookPort ?? 0, webhookTls.caPem);
     return { plane, sim, agents, controller, stop: stopAll };
   } catch (err) {
     await stopAll();

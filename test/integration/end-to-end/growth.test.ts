@@ -129,4 +129,28 @@ describe('dynamic storage end to end', function () {
     assert.equal(status.lastAction, undefined);
     assert.ok((await pvcSizes(namespace, 'pg-pending')).every((s) => s.requested === 64 * MiB), 'nothing resized');
   });
+
+  it('creates a new replica at the grown size, not at the Cluster\'s spec.storage.size', async function () {
+    this.timeout(180_000);
+    const namespace = await clusterWithPolicy('pg-scale', 1);
+    await eventually(async () => { assert.equal((await dataStatus(namespace, 'pg-scale')).state, 'Balanced'); }, { timeoutMs: 30_000 });
+    await stack.sim.workload.fill({ namespace, instance: 'pg-scale-1', volume: 'data' }, { percent: 97 });
+    const grown = await eventually(async () => {
+      const current = await dataStatus(namespace, 'pg-scale');
+      assert.equal(current.lastAction?.result, 'Success');
+      return current.effectiveSize ?? '';
+    }, { timeoutMs: 60_000 });
+    await stack.sim.cnpg.scale(namespace, 'pg-scale', 2);
+    const claim = await eventually(() => core.readNamespacedPersistentVolumeClaim({ name: 'pg-scale-2', namespace }), { timeoutMs: 30_000 });
+    assert.equal(claim.spec?.resources?.requests?.storage, grown, 'created at the effective size');
+    assert.equal(claim.metadata?.annotations?.['dynamicstorage.cnpg.io/requested-size'], '64Mi', 'what CloudNativePG asked for is kept');
+    await stack.sim.cnpg.waitForReady(namespace, 'pg-scale', 90_000);
+    const bound = await core.readNamespacedPersistentVolumeClaim({ name: 'pg-scale-2', namespace });
+    assert.equal(bound.status?.capacity?.storage, grown, 'provisioned at the effective size');
+    await eventually(async () => {
+      const current = await dataStatus(namespace, 'pg-scale');
+      assert.equal(current.state, 'Balanced');
+      assert.equal(current.recentActions?.length, 1, 'no resize was needed for the new replica');
+    }, { timeoutMs: 30_000 });
+  });
 });

@@ -1,0 +1,183 @@
+/**
+ * New replicas at the grown size: a mutating admission webhook on PVC CREATE. CloudNativePG creates every new PVC
+ * (scale-up, a re-created instance) at the Cluster's `spec.storage.size`; when the DynamicStorage of that Cluster has
+ * grown the volume past it, the PVC is created at the effective size instead, so a new replica never starts on a disk
+ * smaller than the data it must hold. CloudNativePG leaves a PVC larger than its spec alone.
+ *
+ * The decision is a pure function of the PVC and the DynamicStorage objects of its namespace. The webhook is registered
+ * with failurePolicy Ignore: when it cannot answer, the PVC is created as CloudNativePG asked, and the controller grows
+ * it later like any lagging replica.
+ */
+import https from 'node:https';
+import type * as k8s from '@kubernetes/client-node';
+import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
+import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import { parseQuantity } from '../shared/quantity.ts';
+import { cnpgLabels, pvcRoles } from './cnpg.ts';
+
+/** Set on a PVC the webhook enlarged: the size CloudNativePG asked for. */
+export const resizedFromAnnotation = 'dynamicstorage.cnpg.io/requested-size';
+
+export interface AdmissionRequest {
+  uid: string;
+  operation?: string;
+  namespace?: string;
+  object?: k8s.V1PersistentVolumeClaim;
+}
+
+export interface AdmissionReview {
+  apiVersion: string;
+  kind: string;
+  request?: AdmissionRequest;
+  response?: {
+    uid: string;
+    allowed: boolean;
+    patchType?: 'JSONPatch';
+    patch?: string;
+    warnings?: string[];
+  };
+}
+
+export interface PvcMutation {
+  /** The size to create the PVC at, when larger than requested. */
+  size: string | undefined;
+  /** Why (or why not), for logs and the admission warning. */
+  reason: string;
+}
+
+function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): VolumeSizingStatus | undefined {
+  const labels = pvc.metadata?.labels ?? {};
+  const sizing = object.status?.storageSizing;
+  switch (labels[cnpgLabels.pvcRole]) {
+    case pvcRoles.data: return object.spec.storage ? sizing?.data : undefined;
+    case pvcRoles.wal: return object.spec.walStorage ? sizing?.wal : undefined;
+    case pvcRoles.tablespace: {
+      const name = labels[cnpgLabels.tablespaceName];
+      const managed = object.spec.tablespaces?.some((t) => t.name === name) ?? false;
+      return managed && name !== undefined ? sizing?.tablespaces?.[name] : undefined;
+    }
+    default: return undefined;
+  }
+}
+
+/** The oldest DynamicStorage naming the cluster manages it (the controller's rule). */
+function managerOf(cluster: string, dynamicStorages: readonly DynamicStorage[]): DynamicStorage | undefined {
+  return dynamicStorages
+    .filter((d) => d.spec.cluster.name === cluster)
+    .sort((a, b) => (a.metadata?.creationTimestamp ?? '').localeCompare(b.metadata?.creationTimestamp ?? ''))[0];
+}
+
+function compareSizes(requestedText: string | undefined, effective: string): PvcMutation | number {
+  try {
+    return (requestedText === undefined ? 0 : parseQuantity(requestedText)) - parseQuantity(effective);
+  } catch (err) {
+    return { size: undefined, reason: errorMessage(err) };
+  }
+}
+
+/** Pure: the size a new CNPG PVC should be created at, given the DynamicStorage objects of its namespace. */
+export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages: readonly DynamicStorage[]): PvcMutation {
+  const cluster = pvc.metadata?.labels?.[cnpgLabels.cluster];
+  if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
+  const manager = managerOf(cluster, dynamicStorages);
+  if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
+  const name = manager.metadata?.name ?? '';
+  if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
+    return { size: undefined, reason: `DynamicStorage ${name} is not valid` };
+  }
+  const effective = volumeStatusFor(pvc, manager)?.effectiveSize;
+  if (effective === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
+  const requested = pvc.spec?.resources?.requests?.storage;
+  const difference = compareSizes(requested, effective);
+  if (typeof difference !== 'number') return difference;
+  if (difference >= 0) return { size: undefined, reason: `requested ${requested ?? '0'} is not below the effective size ${effective}` };
+  return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})` };
+}
+
+/** JSON Patch escaping of a map key (RFC 6901). */
+function pointer(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+export function admissionResponse(review: AdmissionReview, dynamicStorages: readonly DynamicStorage[]): { review: AdmissionReview; mutation: PvcMutation } {
+  const request = review.request;
+  const uid = request?.uid ?? '';
+  const pvc = request?.object;
+  const mutation = request?.operation === 'CREATE' && pvc ? decidePvcSize(pvc, dynamicStorages) : { size: undefined, reason: 'not a PVC creation' };
+  const response: NonNullable<AdmissionReview['response']> = { uid, allowed: true };
+  if (mutation.size !== undefined && pvc) {
+    const requested = pvc.spec?.resources?.requests?.storage ?? '';
+    const ops: unknown[] = [
+      { op: 'replace', path: '/spec/resources/requests/storage', value: mutation.size },
+      pvc.metadata?.annotations
+        ? { op: 'add', path: `/metadata/annotations/${pointer(resizedFromAnnotation)}`, value: requested }
+        : { op: 'add', path: '/metadata/annotations', value: { [resizedFromAnnotation]: requested } },
+    ];
+    response.patchType = 'JSONPatch';
+    response.patch = Buffer.from(JSON.stringify(ops)).toString('base64');
+    response.warnings = [`dynamic storage: ${mutation.reason}`];
+  }
+  return { review: { apiVersion: review.apiVersion || 'admission.k8s.io/v1', kind: 'AdmissionReview', response }, mutation };
+}
+
+export interface WebhookServerOptions {
+  host: string;
+  port: number;
+  certPem: string;
+  keyPem: string;
+  /** The DynamicStorage objects of a namespace (read at request time). */
+  listDynamicStorages: (namespace: string) => Promise<DynamicStorage[]>;
+  log: Logger;
+}
+
+export interface WebhookServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+async function readBody(req: NodeJS.ReadableStream, limit: number): Promise<string> {
+  let body = '';
+  for await (const chunk of req) {
+    body += String(chunk);
+    if (body.length > limit) throw new Error('admission review too large');
+  }
+  return body;
+}
+
+async function answer(req: NodeJS.ReadableStream, options: WebhookServerOptions): Promise<AdmissionReview> {
+  let review: AdmissionReview = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' };
+  try {
+    review = JSON.parse(await readBody(req, 3 * 1024 * 1024)) as AdmissionReview;
+    const object = review.request?.object;
+    const namespace = review.request?.namespace ?? object?.metadata?.namespace ?? '';
+    const needsLookup = object?.metadata?.labels?.[cnpgLabels.cluster] !== undefined;
+    const { review: result, mutation } = admissionResponse(review, needsLookup ? await options.listDynamicStorages(namespace) : []);
+    if (mutation.size !== undefined) {
+      options.log.info('new PVC sized up', { namespace, pvc: object?.metadata?.name ?? object?.metadata?.generateName, reason: mutation.reason });
+    }
+    return result;
+  } catch (err) {
+    options.log.warn('admission review failed; allowing the PVC unchanged', { err });
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid ?? '', allowed: true } };
+  }
+}
+
+/** HTTPS server answering AdmissionReviews on POST /mutate-pvc. Any failure answers "allowed, unchanged". */
+export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
+  const server = https.createServer({ cert: options.certPem, key: options.keyPem }, (req, res) => {
+    if (req.method !== 'POST' || req.url?.split('?')[0] !== '/mutate-pvc') {
+      res.writeHead(404).end();
+      return;
+    }
+    void answer(req, options).then((review) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : options.port,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),
+  };
+}
