@@ -1,7 +1,8 @@
 /**
  * The controller's configuration, from environment variables read once in main.ts. Every problem is reported at once.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { InvalidInputError } from '../shared/errors.ts';
 import type { LogLevel } from '../shared/log.ts';
 import type { ControllerConfig } from './controller.ts';
@@ -51,15 +52,16 @@ function listenAddress(problems: string[], text: string): { host: string; port: 
   return { host: match[1] || '0.0.0.0', port };
 }
 
-/** The PVC webhook serves HTTPS only: it is on when a certificate is mounted (WEBHOOK_CERT_FILE, WEBHOOK_KEY_FILE). */
+/**
+ * The PVC webhook serves HTTPS only: it is on when WEBHOOK_CERT_DIR holds tls.crt and tls.key (the Secret is mounted
+ * optionally, so an install without the webhook runs without it).
+ */
 function webhookConfig(problems: string[], env: Environment): ControllerConfig['webhook'] {
-  const certFile = env.WEBHOOK_CERT_FILE ?? '';
-  const keyFile = env.WEBHOOK_KEY_FILE ?? '';
-  if (certFile === '' && keyFile === '') return undefined;
-  if (certFile === '' || keyFile === '') {
-    problems.push('WEBHOOK_CERT_FILE, WEBHOOK_KEY_FILE: set both or neither');
-    return undefined;
-  }
+  const dir = env.WEBHOOK_CERT_DIR ?? '';
+  if (dir === '') return undefined;
+  const certFile = path.join(dir, 'tls.crt');
+  const keyFile = path.join(dir, 'tls.key');
+  if (!existsSync(certFile) || !existsSync(keyFile)) return undefined;
   const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
   if (!address) return undefined;
   return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { controllerConfigFromEnv } from '../../../controller/config.ts';
+import { InvalidInputError } from '../../../shared/errors.ts';
+
+describe('controllerConfigFromEnv', () => {
+  let dir: string;
+  before(async () => { dir = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-config-')); });
+  after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+  it('has working defaults', () => {
+    const config = controllerConfigFromEnv({ POD_NAME: 'controller-abc' });
+    assert.match(config.identity, /^controller-abc_[0-9a-f-]{36}$/);
+    assert.deepEqual(config.leaderElection, {
+      enabled: true, namespace: 'cnpg-system', name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
+    });
+    assert.equal(config.agents.namespace, 'cnpg-system');
+    assert.equal(config.agents.scheme, 'https');
+    assert.equal(config.agents.port, 9100);
+    assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
+    assert.equal(config.webhook, undefined);
+    assert.equal(config.workers, 2);
+    assert.equal(config.resyncMs, 30_000);
+  });
+
+  it('reports every problem at once', () => {
+    assert.throws(() => controllerConfigFromEnv({ LEADER_ELECT: 'yes', WORKERS: '0', AGENT_SCHEME: 'ftp', LISTEN_ADDRESS: 'nowhere', LOG_LEVEL: 'loud' }), (err: unknown) => {
+      assert.ok(err instanceof InvalidInputError);
+      assert.equal(err.code, 'InvalidControllerConfig');
+      assert.equal(err.message, 'environment: AGENT_SCHEME: "ftp" must be http or https; LOG_LEVEL: "loud" must be debug, info, warn or error; '
+        + 'LEADER_ELECT: "yes" must be true or false; WORKERS: "0" must be a whole number from 1 to 64; LISTEN_ADDRESS: "nowhere" must be host:port, or off');
+      return true;
+    });
+  });
+
+  it('serves the webhook only when the certificate directory holds a certificate and key', async () => {
+    assert.equal(controllerConfigFromEnv({ WEBHOOK_CERT_DIR: dir }).webhook, undefined);
+    await writeFile(path.join(dir, 'tls.crt'), 'CERT');
+    await writeFile(path.join(dir, 'tls.key'), 'KEY');
+    assert.deepEqual(controllerConfigFromEnv({ WEBHOOK_CERT_DIR: dir, WEBHOOK_ADDRESS: '127.0.0.1:9443' }).webhook,
+      { host: '127.0.0.1', port: 9443, certPem: 'CERT', keyPem: 'KEY' });
+  });
+});
