@@ -9,8 +9,7 @@ import type { Logger } from '../shared/log.ts';
 import type { VolumeEvent, VolumeIdentity } from '../shared/readings.ts';
 import { ReadingsStore } from './readings.ts';
 
-export interface AgentFleetOptions {
-  kubeConfig: k8s.KubeConfig;
+export interface AgentEndpoints {
   /** Namespace of the agent DaemonSet; all namespaces when empty. */
   namespace: string;
   labelSelector: string;
@@ -21,6 +20,10 @@ export interface AgentFleetOptions {
   insecureSkipVerify?: boolean | undefined;
   /** Overrides the URL of an agent pod (tests that run agents on loopback ports). */
   urlFor?: ((pod: k8s.V1Pod) => string | undefined) | undefined;
+}
+
+export interface AgentFleetOptions extends AgentEndpoints {
+  kubeConfig: k8s.KubeConfig;
   store: ReadingsStore;
   /** Called for every volume whose reading changed or went away. */
   onChange: (volume: VolumeIdentity) => void;

@@ -7,7 +7,7 @@ import http from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
 import type { Logger } from '../shared/log.ts';
-import { AgentFleet } from './agents.ts';
+import { AgentFleet, type AgentEndpoints } from './agents.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts';
 import { EventRecorder } from './kube/events.ts';
 import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
@@ -27,16 +27,8 @@ export interface ControllerConfig {
   workers: number;
   resyncMs: number;
   busyRequeueMs: number;
-  agents: {
-    namespace: string;
-    labelSelector: string;
-    port: number;
-    scheme: 'http' | 'https';
-    token: () => string | Promise<string>;
-    ca?: string | undefined;
-    insecureSkipVerify?: boolean | undefined;
-    urlFor?: ((pod: k8s.V1Pod) => string | undefined) | undefined;
-  };
+  /** How the node agents are found and reached. */
+  agents: AgentEndpoints;
   /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
   listen?: { host: string; port: number } | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
