@@ -12,28 +12,23 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startAgent } from '../agent/agent.ts';
-import { configDefaults } from '../agent/config.ts';
 import type { VolumeTarget } from '../agent/prober.ts';
 import { AgentClient } from '../shared/agent-client.ts';
-import { silentLogger } from '../shared/log.ts';
 import { identity } from './targets.ts';
 
-const self = fileURLToPath(import.meta.url);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-async function child(targetsFile: string, intervalMs: number): Promise<void> {
-  const targets = JSON.parse(readFileSync(targetsFile, 'utf8')) as VolumeTarget[];
-  const agent = await startAgent({ ...configDefaults, nodeName: 'bench', kubeletRoot: '/', probeIntervalMs: intervalMs, listenHost: '127.0.0.1', listenPort: 0, tokenAudiences: [], processMetrics: true }, {
-    logger: silentLogger,
-    authorizer: { check: () => Promise.resolve({ status: 200, caller: { username: 'bench', groups: [] } }) },
-    discovery: (onTargets) => ({
-      start: () => { onTargets(targets); return Promise.resolve(); },
-      stop: () => Promise.resolve(),
-      status: () => ({ synced: true }),
-    }),
-  });
-  process.stdout.write(`${agent.url}\n`);
-  process.on('SIGTERM', () => { void agent.stop().then(() => process.exit(0)); });
+/** Compiles the agent side to JavaScript under .cache/bench (inside the repository, so node_modules resolve). */
+function compileChild(): string {
+  const outDir = path.join(repoRoot, '.cache', 'bench');
+  mkdirSync(outDir, { recursive: true });
+  const tsconfig = path.join(outDir, 'tsconfig.json');
+  writeFileSync(tsconfig, JSON.stringify({
+    extends: '../../tsconfig.json', compilerOptions: { noEmit: false, outDir: '.', rootDir: '../..', types: ['node'] },
+    include: [], files: ['../../bench/agent-child.ts'],
+  }));
+  execFileSync(path.join(repoRoot, 'node_modules', '.bin', 'tsc'), ['-p', tsconfig], { stdio: 'inherit' });
+  return path.join(outDir, 'bench', 'agent-child.js');
 }
 
 function cpuTicks(pid: number): number {
@@ -41,9 +36,11 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]); // utime + stime
 }
 
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+function statusKiB(pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile'): number {
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
 }
+
+const rssKiB = (pid: number): number => statusKiB(pid, 'VmRSS');
 
 async function parent(seconds: number, volumes: number, intervalMs: number): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('run as root: the benchmark mounts one tmpfs per volume');
@@ -62,7 +59,8 @@ async function parent(seconds: number, volumes: number, intervalMs: number): Pro
     const targetsFile = path.join(dir, 'targets.json');
     writeFileSync(targetsFile, JSON.stringify(targets));
     const nodeFlags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const proc = spawn(process.execPath, [...nodeFlags, self, '--child', targetsFile, String(intervalMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const processMetrics = process.env.PROCESS_METRICS ?? 'false';
+    const proc = spawn(process.execPath, [...nodeFlags, compileChild(), targetsFile, String(intervalMs), processMetrics], { stdio: ['ignore', 'pipe', 'inherit'] });
     agentProcess = proc;
     const url = await new Promise<string>((resolve) => { proc.stdout.once('data', (d: Buffer) => { resolve(d.toString().trim()); }); });
     const pid = proc.pid ?? 0;
@@ -94,9 +92,11 @@ async function parent(seconds: number, volumes: number, intervalMs: number): Pro
     await client.close();
     console.log(`volumes                        ${snapshot.volumes.length} (${snapshot.volumes.filter((v) => v.status === 'ok').length} ok)`);
     console.log(`probe interval                 ${intervalMs} ms`);
+    console.log(`agent node flags               ${nodeFlags.join(' ') || '(none)'}; process metrics ${processMetrics}`);
     console.log(`measured                       ${wall.toFixed(1)} s`);
     console.log(`agent CPU                      ${((cpuSeconds / wall) * 100).toFixed(2)} % of one core`);
     console.log(`agent RSS (max, current)       ${(maxRss / 1024).toFixed(1)} MiB, ${(rssKiB(pid) / 1024).toFixed(1)} MiB`);
+    console.log(`  of which anonymous, file     ${(statusKiB(pid, 'RssAnon') / 1024).toFixed(1)} MiB, ${(statusKiB(pid, 'RssFile') / 1024).toFixed(1)} MiB (file: the node binary and libraries, shared)`);
     console.log(`change events streamed         ${events - eventsAtStart} (${((events - eventsAtStart) / wall).toFixed(1)}/s)`);
   } finally {
     agentProcess?.kill('SIGTERM');
@@ -108,8 +108,4 @@ async function parent(seconds: number, volumes: number, intervalMs: number): Pro
   }
 }
 
-if (process.argv[2] === '--child') {
-  await child(process.argv[3] ?? '', Number(process.argv[4] ?? 1000));
-} else {
-  await parent(Number(process.argv[2] ?? 60), Number(process.argv[3] ?? 500), Number(process.argv[4] ?? 1000));
-}
+await parent(Number(process.argv[2] ?? 60), Number(process.argv[3] ?? 500), Number(process.argv[4] ?? 1000));

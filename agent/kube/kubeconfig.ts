@@ -2,7 +2,7 @@
  * The part of a kubeconfig file the agent understands: the current context's cluster (`server`, `certificate-authority`
  * or `-data`, `insecure-skip-tls-verify`) and user (`client-certificate`/`client-key` or their `-data`, `token`,
  * `tokenFile`). Exec plugins and auth providers are refused with a clear error: in a cluster the agent uses its
- * ServiceAccount, and test kubeconfigs carry certificates or tokens.
+ * ServiceAccount, and test kubeconfig files carry certificates or tokens.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
