@@ -6,15 +6,18 @@
  *
  * Set DEMO_KEEP=1 to keep everything running at the end (Ctrl-C stops it). Product logs go to .cache/demo/demo.log.
  */
+import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { createLogger } from '../shared/log.ts';
 import { repoRoot, startLocalStack, type LocalStack } from '../test/stack/index.ts';
 import type { VolumeTarget } from '../test/sim/index.ts';
 
+const run = promisify(execFile);
 const namespace = 'demo';
 const cluster = 'pg';
 const dsApi = { group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages', namespace };
@@ -129,6 +132,17 @@ async function story(stack: LocalStack): Promise<void> {
   await tablespaceToLimit(custom, stack);
   await showEvents(core);
   await showMetrics(stack);
+  await showPlugin(stack);
+}
+
+/** What an operator would type: the real kubectl, finding the plugin on PATH. */
+async function showPlugin(stack: LocalStack): Promise<void> {
+  say(`kubectl cnpg storage status ${cluster} -n ${namespace}`);
+  const kubectl = path.join(stack.plane.binDir, 'kubectl');
+  // kubectl refuses flags before a plugin name: the kubeconfig goes through the environment.
+  const env = { ...process.env, KUBECONFIG: stack.plane.kubeconfigPath, PATH: `${path.join(repoRoot, 'plugin')}:${process.env.PATH ?? ''}` };
+  const { stdout } = await run(kubectl, ['cnpg', 'storage', 'status', cluster, '-n', namespace], { env });
+  console.log(stdout.replace(/^/gm, '  ').trimEnd());
 }
 
 async function tablespaceToLimit(custom: k8s.CustomObjectsApi, stack: LocalStack): Promise<void> {

@@ -7,11 +7,9 @@
  * simulated kubelet gives it a loopback pod IP), listens on that IP, authenticates callers with TokenReview and
  * SubjectAccessReview, and the controller finds it through the Pod list and its shipped RBAC.
  */
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startAgent, type RunningAgent } from '../../agent/agent.ts';
@@ -19,11 +17,11 @@ import { startController, type ControllerConfig, type RunningController } from '
 import { allocationUnitAnnotation } from '../../controller/resolve.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
+import { applyCrds } from '../harness/crds.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePort } from '../harness/ports.ts';
 import { startSimulation, type Simulation, type SimulationOptions } from '../sim/index.ts';
 
-const run = promisify(execFile);
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export const systemNamespace = 'cnpg-system';
@@ -46,11 +44,6 @@ export interface LocalStack {
   readonly agents: readonly RunningAgent[];
   readonly controller: RunningController;
   stop(): Promise<void>;
-}
-
-async function kubectl(plane: ControlPlane, args: string[]): Promise<string> {
-  const { stdout } = await run(path.join(plane.binDir, 'kubectl'), ['--kubeconfig', plane.kubeconfigPath, ...args]);
-  return stdout;
 }
 
 async function createAll(kc: k8s.KubeConfig, file: string): Promise<void> {
@@ -130,8 +123,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   try {
     const plane = await startControlPlane();
     cleanups.push(() => plane.stop());
-    await kubectl(plane, ['apply', '-f', path.join(repoRoot, 'crds/dynamicstorage.cnpg.io_dynamicstorages.yaml')]);
-    await kubectl(plane, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/dynamicstorages.dynamicstorage.cnpg.io']);
+    await applyCrds(plane, [path.join(repoRoot, 'crds/dynamicstorage.cnpg.io_dynamicstorages.yaml')]);
 
     const sim = await startSimulation({ ...options.sim, controlPlane: plane, nodes: options.nodes ?? 2 });
     cleanups.push(() => sim.stop());

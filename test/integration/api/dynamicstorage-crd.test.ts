@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { applyCrds } from '../../harness/crds.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { formatProblem, validateDynamicStorage, ValidationCodes } from '../../../controller/validation/index.ts';
 import {
@@ -315,10 +316,9 @@ describe('DynamicStorage CRD on a real API server', function () {
     this.timeout(300_000);
     const started = await startControlPlane({ controllerManager: false });
     plane = started;
-    const kubectl = path.join(started.binDir, 'kubectl');
-    const applied = await run(kubectl, ['--kubeconfig', started.kubeconfigPath, 'apply', '-f', path.join(repoRoot, 'crds/')]);
-    assert.match(applied.stdout, /customresourcedefinition.apiextensions.k8s.io\/dynamicstorages.dynamicstorage.cnpg.io (created|configured)/);
-    await run(kubectl, ['--kubeconfig', started.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s', 'crd/dynamicstorages.dynamicstorage.cnpg.io']);
+    // `kubectl apply -f crds/`, as users install it.
+    const applied = await applyCrds(started, [path.join(repoRoot, 'crds/')]);
+    assert.match(applied, /customresourcedefinition.apiextensions.k8s.io\/dynamicstorages.dynamicstorage.cnpg.io (created|configured)/);
     api = started.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   });
 

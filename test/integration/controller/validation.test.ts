@@ -3,18 +3,16 @@
  * Valid=False with the exact message and a Warning event on the Cluster, and nothing is resized under it.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
+import { applyCrds } from '../../harness/crds.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { startController, type RunningController } from '../../../controller/controller.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
-const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const ds = { group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages', namespace: 'default' };
 
@@ -27,12 +25,7 @@ describe('controller validation of what CEL cannot check', function () {
   before(async function () {
     this.timeout(180_000);
     plane = await startControlPlane({ controllerManager: false });
-    const kubectl = path.join(plane.binDir, 'kubectl');
-    for (const file of ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml']) {
-      await run(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'apply', '-f', path.join(repoRoot, file)]);
-    }
-    await run(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s',
-      'crd/dynamicstorages.dynamicstorage.cnpg.io', 'crd/clusters.postgresql.cnpg.io']);
+    await applyCrds(plane, ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml'].map((f) => path.join(repoRoot, f)));
     custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
     for (const name of ['pg', 'pg-zone']) {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
+import { applyCrds } from '../../harness/crds.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { freePort } from '../../harness/ports.ts';
 import type { DynamicStorage, DynamicStorageStatus } from '../../../shared/api/dynamicstorage.generated.ts';
@@ -156,11 +157,7 @@ Tablespace archive:
     plane = await startControlPlane({ controllerManager: false });
     kubectl = path.join(plane.binDir, 'kubectl');
     tmp = await mkdtemp(path.join(os.tmpdir(), 'status-plugin-'));
-    for (const file of ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml']) {
-      await execFileAsync(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'apply', '-f', path.join(repoRoot, file)]);
-    }
-    await execFileAsync(kubectl, ['--kubeconfig', plane.kubeconfigPath, 'wait', '--for=condition=Established', '--timeout=60s',
-      'crd/dynamicstorages.dynamicstorage.cnpg.io', 'crd/clusters.postgresql.cnpg.io']);
+    await applyCrds(plane, ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml'].map((f) => path.join(repoRoot, f)));
     const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
     const custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
