@@ -231,6 +231,8 @@ export class CsiDriver {
   private readonly boundaryOverrides = new Map<string, number | undefined>();
   private readonly slowSet = new Map<string, number>();
   private readonly finalErrors = new Set<string>();
+  /** PVCs as this driver (or the kubelets) last wrote them, until the informer catches up. */
+  private readonly written = new Map<string, k8s.V1PersistentVolumeClaim>();
   private readonly provisionQueue: WorkQueue;
   private readonly resizeQueue: WorkQueue;
   private readonly deleteQueue: WorkQueue;
@@ -585,8 +587,7 @@ export class CsiDriver {
 
   /** The PVC, its PV and class, when this driver's resizer is responsible for the claim. */
   private resizable(key: string): { pvc: k8s.V1PersistentVolumeClaim; pv: k8s.V1PersistentVolume; sc: SimStorageClass; pvBytes: number } | undefined {
-    const { namespace, name } = splitKey(key);
-    const pvc = this.pvcs.get(name, namespace);
+    const pvc = this.latestPvc(key);
     const volumeName = pvc?.spec?.volumeName;
     if (!pvc || pvc.status?.phase !== 'Bound' || !volumeName) return undefined;
     const pv = this.pvs.get(volumeName);
@@ -609,7 +610,7 @@ export class CsiDriver {
     const marked = allocated !== undefined && parseQuantity(allocated) === target
       && storageResizeStatus(pvc) === resizeStatus.controllerInProgress && hasCondition(pvc, conditionTypes.resizing);
     if (marked) return pvc;
-    const current = await patchPvcStatus(this.ctx.clients, pvc, controllerResizeInProgress(pvc, formatQuantity(target), new Date()));
+    const current = this.rememberPvc(await patchPvcStatus(this.ctx.clients, pvc, controllerResizeInProgress(pvc, formatQuantity(target), new Date())));
     recordEvent(this.ctx.clients, { component: 'external-resizer disk.csi.azure.com' }, refTo('PersistentVolumeClaim', 'v1', current.metadata), {
       type: 'Normal', reason: 'Resizing', message: `External resizer is resizing volume ${pvName}`,
     });
@@ -621,6 +622,7 @@ export class CsiDriver {
     if (!work) return;
     const { pvc, pv, sc, pvBytes } = work;
     const target = this.targetSize(key, pvc, pvBytes);
+    this.ctx.log.debug(`resizer ${key}`, { request: storageRequest(pvc), capacity: storageCapacity(pvc), allocated: allocatedStorage(pvc), status: storageResizeStatus(pvc), pv: pvBytes, target });
     if (target === undefined) return;
     this.checkSlowSet(key, pvc, target);
     const current = await this.markInProgress(pvc, pv.metadata?.name ?? '', target);
@@ -670,9 +672,9 @@ export class CsiDriver {
     this.finalErrors.add(key);
     const now = new Date();
     // Not guarded by resourceVersion, like markControllerExpansionFailed: the failure must be recorded.
-    const updated = error.infeasible
+    const updated = this.rememberPvc(error.infeasible
       ? await patchPvcStatus(this.ctx.clients, pvc, controllerResizeInfeasible(pvc, error.message, now), false)
-      : await patchPvcStatus(this.ctx.clients, pvc, controllerResizeFailed(pvc, error.message, now), false);
+      : await patchPvcStatus(this.ctx.clients, pvc, controllerResizeFailed(pvc, error.message, now), false));
     recordEvent(this.ctx.clients, { component: 'external-resizer disk.csi.azure.com' }, refTo('PersistentVolumeClaim', 'v1', updated.metadata), {
       type: 'Warning', reason: 'VolumeResizeFailed', message: `resize volume "${pvc.spec?.volumeName ?? ''}" by resizer "${driverName}" failed: ${error.message}`,
     });
@@ -692,7 +694,7 @@ export class CsiDriver {
       await this.ctx.clients.core.patchPersistentVolume({ name: pvName, body: { spec: { capacity: { storage: formatQuantity(newBytes) } } } }, mergePatch);
     }
     try {
-      await patchPvcStatus(this.ctx.clients, pvc, nodeResizePending(pvc, new Date()));
+      this.rememberPvc(await patchPvcStatus(this.ctx.clients, pvc, nodeResizePending(pvc, new Date())));
     } catch (err) {
       // A newer PVC: the next sync sees the PV already expanded and only records the pending node expansion.
       if (isConflict(err)) throw new RetryAfter(0);
@@ -701,6 +703,28 @@ export class CsiDriver {
     recordEvent(this.ctx.clients, { component: 'external-resizer disk.csi.azure.com' }, refTo('PersistentVolumeClaim', 'v1', pvc.metadata), {
       type: 'Normal', reason: 'FileSystemResizeRequired', message: 'Require file system resize of volume on node',
     });
+  }
+
+  /**
+   * The newest PVC known: the informer's copy, or the one this process wrote last if the informer has not seen it yet
+   * (external-resizer updates its cache after each write for the same reason: never act twice on a stale object).
+   */
+  latestPvc(key: string): k8s.V1PersistentVolumeClaim | undefined {
+    const { namespace, name } = splitKey(key);
+    const cached = this.pvcs.get(name, namespace);
+    const mine = this.written.get(key);
+    if (!mine) return cached;
+    if (cached && Number(cached.metadata?.resourceVersion ?? 0) >= Number(mine.metadata?.resourceVersion ?? 0)) {
+      this.written.delete(key);
+      return cached;
+    }
+    return cached ? mine : undefined;
+  }
+
+  /** Records a PVC returned by a write, see latestPvc(). */
+  rememberPvc(pvc: k8s.V1PersistentVolumeClaim): k8s.V1PersistentVolumeClaim {
+    this.written.set(keyOf(pvc), pvc);
+    return pvc;
   }
 
   /** Requeues a PVC for the resizer (the kubelet stand-in calls this after node expansion changes). */

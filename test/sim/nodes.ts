@@ -552,8 +552,8 @@ export class NodeFleet {
 
   /** kubelet's volume manager: finish the file system expansion of a mounted volume. */
   private async syncExpand(key: string): Promise<void> {
-    const { namespace, name } = splitKey(key);
-    const pvc = this.pvcs.get(name, namespace);
+    const { namespace } = splitKey(key);
+    const pvc = this.ctx.csi.latestPvc(key);
     const status = pvc ? storageResizeStatus(pvc) : undefined;
     if (!pvc || (status !== resizeStatus.nodePending && status !== resizeStatus.nodeInProgress)) return;
     const pvName = pvc.spec?.volumeName ?? '';
@@ -569,7 +569,7 @@ export class NodeFleet {
       }
       this.pickupDue.delete(key);
       try {
-        current = await patchPvcStatus(this.ctx.clients, pvc, nodeResizeInProgress());
+        current = this.ctx.csi.rememberPvc(await patchPvcStatus(this.ctx.clients, pvc, nodeResizeInProgress()));
       } catch (err) {
         if (isConflict(err)) throw new RetryAfter(0);
         throw err;
@@ -578,13 +578,13 @@ export class NodeFleet {
     try {
       const diskBytes = await this.ctx.csi.nodeExpand(current, pvName);
       // kubelet records the PV's size as the new capacity; the disk's size is the same number, known first-hand here.
-      await patchPvcStatus(this.ctx.clients, current, resizeFinished(current, formatQuantity(diskBytes)), false);
+      this.ctx.csi.rememberPvc(await patchPvcStatus(this.ctx.clients, current, resizeFinished(current, formatQuantity(diskBytes)), false));
       this.recordPodEvent(mounted, 'Normal', 'FileSystemResizeSuccessful', `MountVolume.NodeExpandVolume succeeded for volume "${pvName}" ${mounted.node}`);
     } catch (err) {
       if (err instanceof NodeExpandHeld) throw new RetryAfter(250);
       if (!(err instanceof NodeExpandError)) throw err;
       const failed = err.infeasible ? nodeResizeInfeasible(current, err.message, new Date()) : nodeResizeFailed(current, err.message, new Date());
-      await patchPvcStatus(this.ctx.clients, current, failed, false);
+      this.ctx.csi.rememberPvc(await patchPvcStatus(this.ctx.clients, current, failed, false));
       this.recordPodEvent(mounted, 'Warning', 'FileSystemResizeFailed', `MountVolume.NodeExpandVolume failed for volume "${pvName}" : ${err.message}`);
       this.ctx.csi.touch(key);
       if (!err.infeasible) throw err;

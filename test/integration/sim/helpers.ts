@@ -1,7 +1,7 @@
 /** Shared setup for the simulation's integration tests: one control plane per file, one simulation per test. */
 import type * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
-import { startSimulation, type Simulation, type SimulationOptions } from '../../sim/index.ts';
+import { consoleLogger, startSimulation, type Simulation, type SimulationOptions } from '../../sim/index.ts';
 import { mergePatch, waitUntil } from '../../sim/kube.ts';
 
 export interface SimFixture {
@@ -28,7 +28,8 @@ export function useSimulation(options: Omit<SimulationOptions, 'controlPlane'> =
   beforeEach(async function () {
     this.timeout(60_000);
     if (!controlPlane) throw new Error('control plane not started');
-    sim = await startSimulation({ controlPlane, ...options });
+    // SIM_LOG=1 prints what the stand-ins do
+    sim = await startSimulation({ controlPlane, ...(process.env.SIM_LOG ? { log: consoleLogger() } : {}), ...options });
     namespace = await sim.createNamespace('t');
   });
   afterEach(async function () {

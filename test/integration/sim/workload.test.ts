@@ -81,8 +81,7 @@ describe('simulation: workload driver', function () {
 
     const node = t.sim.cnpg.instancePods(t.namespace, 'pg').find((p) => p.metadata?.name === 'pg-1')?.spec?.nodeName;
     await t.sim.nodes.find((n) => n.name === node)?.drain();
-    const cluster2 = await t.sim.cnpg.getCluster(t.namespace, 'pg');
-    assert.equal(cluster2.status?.currentPrimary, 'pg-2', 'draining the primary\'s node failed over');
+    await waitUntil('draining the primary\'s node to fail over to pg-2', async () => (await t.sim.cnpg.getCluster(t.namespace, 'pg')).status?.currentPrimary === 'pg-2');
     await waitUntil('pg-1 to run elsewhere', () => {
       const pod = t.sim.cnpg.instancePods(t.namespace, 'pg').find((p) => p.metadata?.name === 'pg-1');
       return pod?.status?.phase === 'Running' && pod.spec?.nodeName !== node;
