@@ -541,10 +541,11 @@ export class CsiDriver {
     await ignoreNotFound(this.ctx.clients.core.deletePersistentVolume({ name }));
   }
 
-  /** Deletes every disk and its PV (used by Simulation.stop()). */
-  async deleteAllVolumes(): Promise<void> {
+  /** Deletes every disk and (when the API server is there) its PV; used by Simulation.stop(). */
+  async deleteAllVolumes(deletePvs = true): Promise<void> {
     for (const name of [...this.disks.keys()]) {
       await this.deleteDisk(name);
+      if (!deletePvs) continue;
       try {
         await this.ctx.clients.core.patchPersistentVolume({ name, body: { metadata: { finalizers: null } } }, mergePatch);
         await this.ctx.clients.core.deletePersistentVolume({ name, gracePeriodSeconds: 0 });

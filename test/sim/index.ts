@@ -10,7 +10,7 @@ import { cnpgGroup, cnpgVersion } from './cnpg-names.ts';
 import { CnpgOperator, type CnpgOptions } from './cnpg-operator.ts';
 import { CsiDriver, type CsiOptions } from './csi.ts';
 import {
-  apiMessage, ignoreNotFound, InformerHub, makeClients, silentLogger, waitUntil, type Clients, type SimLogger,
+  apiMessage, apiStatus, ignoreNotFound, InformerHub, makeClients, silentLogger, waitUntil, type Clients, type SimLogger,
 } from './kube.ts';
 import { MountTable } from './mounts.ts';
 import { NodeFleet, type MountedVolume, type SimNode } from './nodes.ts';
@@ -151,15 +151,29 @@ class RunningSimulation implements Simulation {
       }
     };
     // Namespaces go first, while the kubelets still unmount and force-delete pods and the provisioner deletes volumes.
-    await attempt('deleting namespaces', () => this.deleteNamespaces());
+    // With the API server gone (a test failed hard), only the local cleanup is left to do.
+    const reachable = await this.apiReachable();
+    if (reachable) await attempt('deleting namespaces', () => this.deleteNamespaces());
     await attempt('stopping controllers', async () => {
       await Promise.all([this.operator?.stop(), this.quota.stop(), this.fleet.stop(), this.csi.stop()]);
       await this.hub.stop();
     });
-    await attempt('deleting volumes', () => this.csi.deleteAllVolumes());
-    await attempt('deleting nodes', () => this.fleet.uninstall());
+    await attempt('deleting volumes', () => this.csi.deleteAllVolumes(reachable));
+    if (reachable) await attempt('deleting nodes', () => this.fleet.uninstall());
     await attempt('unmounting', () => this.mounts.destroy());
     if (errors.length > 0) this.log.warn(`simulation ${this.id} stopped with errors`, { errors: errors.map(String) });
+  }
+
+  private async apiReachable(): Promise<boolean> {
+    try {
+      await Promise.race([
+        this.clients.core.readNamespace({ name: 'default' }),
+        new Promise((_resolve, reject) => { setTimeout(() => { reject(new Error('timeout')); }, 3_000).unref(); }),
+      ]);
+      return true;
+    } catch (err) {
+      return apiStatus(err) !== undefined;
+    }
   }
 
   private async deleteNamespaces(): Promise<void> {

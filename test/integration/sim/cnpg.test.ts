@@ -178,6 +178,18 @@ describe('simulation: CloudNativePG stand-in', function () {
     eq(failing.reason, 'ContinuousArchivingFailing');
   });
 
+  it('honours cnpg.io/reconciliationLoop: disabled', async () => {
+    const ns = t.namespace;
+    await t.sim.cnpg.createCluster(ns, 'pg', { instances: 1, storage: { size: '64Mi', storageClass: sc } });
+    await t.sim.cnpg.waitForReady(ns, 'pg');
+    await t.sim.cnpg.patchCluster(ns, 'pg', { metadata: { annotations: { 'cnpg.io/reconciliationLoop': 'disabled' } }, spec: { instances: 2 } });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    deq(t.sim.cnpg.instancePods(ns, 'pg').map((p) => p.metadata?.name), ['pg-1']);
+    await t.sim.cnpg.patchCluster(ns, 'pg', { metadata: { annotations: { 'cnpg.io/reconciliationLoop': null } } });
+    const ready = await t.sim.cnpg.waitForReady(ns, 'pg');
+    deq(ready.status?.instanceNames, ['pg-1', 'pg-2']);
+  });
+
   it('prunes fields the CRD does not declare and applies its defaults, like CNPG', async () => {
     const ns = t.namespace;
     await t.sim.cnpg.createCluster(ns, 'pg', { instances: 1, storage: { size: '64Mi', storageClass: sc } });
