@@ -31,6 +31,8 @@ export interface ControllerConfig {
   agents: AgentEndpoints;
   /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
   listen?: { host: string; port: number } | undefined;
+  /** The time decisions are made at; tests shift it to open windows or refill budgets without waiting. */
+  clock?: (() => Date) | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
   webhook?: { host: string; port: number; certPem: string; keyPem: string } | undefined;
 }
@@ -62,7 +64,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const byCluster = new Map<string, Set<string>>();
 
   const reconciler = new Reconciler({
-    kubeConfig, readings, log, clock: () => new Date(), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
+    kubeConfig, readings, log, clock: config.clock ?? (() => new Date()), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
     status: new StatusWriter(kubeConfig),
     events: new EventRecorder(kubeConfig, { component: 'cnpg-dynamic-storage', instance: config.identity, log }),
     onVolumeStatus: (key, status) => { metrics.observeVolume(key, status); },

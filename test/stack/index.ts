@@ -34,15 +34,18 @@ export interface LocalStackOptions {
   probeIntervalMs?: number;
   sim?: Omit<SimulationOptions, 'controlPlane' | 'nodes'>;
   log?: Logger;
-  /** Controller settings to override (e.g. a faster resync). */
-  controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'workers'>>;
+  /** Controller settings to override (e.g. a faster resync, or a shifted clock). */
+  controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'workers' | 'clock'>>;
 }
 
 export interface LocalStack {
   readonly plane: ControlPlane;
   readonly sim: Simulation;
   readonly agents: readonly RunningAgent[];
+  /** The running controller (a new one after restartController). */
   readonly controller: RunningController;
+  /** Stops the controller and starts a fresh one (new process state, same cluster state), as a pod restart would. */
+  restartController(): Promise<RunningController>;
   stop(): Promise<void>;
 }
 
@@ -148,18 +151,30 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const controllerToken = await plane.tokenFor(systemNamespace, controllerServiceAccount);
     const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
     const webhookTls = await plane.servingCertificate('webhook');
-    const controller = await startController(controllerKubeConfig, {
+    const controllerConfig: ControllerConfig = {
       identity: 'local-stack',
       leaderElection: { enabled: false, namespace: systemNamespace, name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       watchNamespace: '', workers: options.controller?.workers ?? 2,
       resyncMs: options.controller?.resyncMs ?? 10_000, busyRequeueMs: options.controller?.busyRequeueMs ?? 500,
+      clock: options.controller?.clock,
       agents: { namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http', token: () => controllerToken },
       listen: { host: '127.0.0.1', port: 0 },
       webhook: { host: '127.0.0.1', port: 0, certPem: webhookTls.certPem, keyPem: webhookTls.keyPem },
-    }, log.child({ component: 'controller' }));
+    };
+    let controller = await startController(controllerKubeConfig, controllerConfig, log.child({ component: 'controller' }));
     cleanups.push(() => controller.stop());
     await registerPvcWebhook(plane, controller.webhookPort ?? 0, webhookTls.caPem);
-    return { plane, sim, agents, controller, stop: stopAll };
+    return {
+      plane, sim, agents, stop: stopAll,
+      get controller() { return controller; },
+      async restartController() {
+        await controller.stop();
+        // The same webhook port, so the registered webhook keeps reaching the new process.
+        const webhook = controllerConfig.webhook ? { ...controllerConfig.webhook, port: controller.webhookPort ?? 0 } : undefined;
+        controller = await startController(controllerKubeConfig, { ...controllerConfig, webhook }, log.child({ component: 'controller' }));
+        return controller;
+      },
+    };
   } catch (err) {
     await stopAll();
     throw err;
