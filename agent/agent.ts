@@ -11,7 +11,7 @@ import { KubeDiscovery, type DiscoveryStatus } from './discovery.ts';
 import { kubeClientFromKubeConfig, type KubeConfigLike } from './kube/adapters.ts';
 import type { KubeClient } from './kube/client.ts';
 import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
-import { Prober, type MountCheck, type ProberClock, type Scheduler, type VolumeTarget } from './prober.ts';
+import { Prober, statfsMountCheck, type MountCheck, type ProberClock, type Scheduler, type VolumeTarget } from './prober.ts';
 import { startServer, type AgentServer, type Probe } from './server.ts';
 import { createStatfs, type Statfs } from './statfs.ts';
 import { ChangeStream } from './stream.ts';
@@ -79,7 +79,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   }, { processMetrics: config.processMetrics });
   const prober = new Prober({
     node: config.nodeName, epoch, intervalMs: config.probeIntervalMs, statfs, logger, clock,
-    ...(deps.mountCheck ? { mountCheck: deps.mountCheck } : {}),
+    ...(deps.mountCheck ? { mountCheck: deps.mountCheck } : statfsMountCheck(statfs)),
     ...(deps.scheduler ? { scheduler: deps.scheduler } : {}),
     onPass: (stats) => { metrics.observePass(stats); },
     onProbeError: (code) => { metrics.countProbeError(code); },

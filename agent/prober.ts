@@ -58,6 +58,13 @@ export const fsMountCheck: MountCheck = {
   device: (dir) => fs.statSync(dir).dev,
 };
 
+/** The statfs implementation's own device lookup where it has one (koffi's stat(2)); else none (fsMountCheck). */
+export function statfsMountCheck(statfs: Statfs): { mountCheck?: MountCheck } {
+  const device = statfs.device;
+  if (!device) return {};
+  return { mountCheck: { parentDevice: (dir) => device(path.dirname(dir)), device } };
+}
+
 export type ChangeEvent = UpdatedEvent | RemovedEvent;
 export type ChangeListener = (events: readonly ChangeEvent[]) => void;
 
@@ -267,15 +274,19 @@ export class Prober {
       return true;
     }
     let raw: StatfsResult;
+    let unchanged: boolean;
     try {
-      if (target.requireMountPoint) this.checkMounted(state);
       raw = this.options.statfs.statfs(target.identity.path);
+      unchanged = !isNew && state.reading.status === 'ok' && sameRaw(state.raw, raw);
+      // The mount check (a stat of the directory) runs whenever the numbers changed: numbers identical to the last
+      // verified reading are that same filesystem's, while a directory left on kubelet's filesystem reads differently.
+      if (target.requireMountPoint && !unchanged) this.checkMounted(state);
     } catch (err) {
       this.recordError(state, { code: errorCode(err) === 'Unknown' ? 'ProbeFailed' : errorCode(err), message: errorMessage(err) }, isNew);
       return false;
     }
     const now = this.isoNow();
-    if (!isNew && state.reading.status === 'ok' && sameRaw(state.raw, raw)) {
+    if (unchanged) {
       state.reading.sampledAt = now;
       return true;
     }

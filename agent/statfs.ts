@@ -25,6 +25,11 @@ export interface Statfs {
   readonly implementation: StatfsImplementation;
   /** Throws StatfsError. */
   statfs(path: string): StatfsResult;
+  /**
+   * The device (`st_dev`) of a path, for the mount-point check; throws StatfsError. The koffi implementation reads it with
+   * libc's `stat(2)` into a reused buffer (about 0.5 us; `fs.statSync` costs 2-4 us because it builds a Stats object).
+   */
+  device?: (path: string) => number;
 }
 
 export type StatfsImplementation = 'koffi' | 'node';
@@ -61,6 +66,8 @@ export function statfsError(code: string, errno: number, path: string): StatfsEr
 
 // glibc `struct statvfs` on 64-bit Linux (x86_64, aarch64): 11 unsigned longs, then int __f_spare[6].
 const statvfsSize = 112;
+// glibc `struct stat`: 144 bytes on x86_64, 128 on aarch64; both begin with `dev_t st_dev` (8 bytes).
+const statSize = 256;
 const offsets = { bsize: 0, frsize: 8, blocks: 16, bfree: 24, bavail: 32, files: 40, ffree: 48 } as const;
 
 function readU64(buf: Buffer, offset: number): number {
@@ -96,26 +103,44 @@ export async function createKoffiStatfs(): Promise<Statfs> {
   }
   let koffi: (typeof import('koffi'))['default'];
   let statvfs: (path: string, buf: Buffer) => number;
+  let stat: ((path: string, buf: Buffer) => number) | undefined;
   try {
     koffi = (await import('koffi')).default;
     const libc = koffi.load('libc.so.6');
     const fn = libc.func('int statvfs(const char *path, _Out_ uint8_t *buf)');
     statvfs = (p, buf) => fn(p, buf) as number;
+    try {
+      // glibc 2.33 and later export stat(2) itself (before, only __xstat).
+      const statFn = libc.func('int stat(const char *path, _Out_ uint8_t *buf)');
+      stat = (p, buf) => statFn(p, buf) as number;
+    } catch {
+      stat = undefined;
+    }
   } catch (err) {
     throw new DynamicStorageError('StatfsUnavailable', `cannot bind statvfs from libc.so.6 with koffi: ${errorMessage(err)}`, { cause: err });
   }
   const names = errnoNames(koffi.os.errno);
+  const fail = (path: string): StatfsError => {
+    const errno = koffi.errno();
+    return statfsError(names.get(errno) ?? `E${errno}`, errno, path);
+  };
   const buf = Buffer.alloc(statvfsSize);
-  return {
+  const statfs: Statfs = {
     implementation: 'koffi',
     statfs(path: string): StatfsResult {
-      if (statvfs(path, buf) !== 0) {
-        const errno = koffi.errno();
-        throw statfsError(names.get(errno) ?? `E${errno}`, errno, path);
-      }
+      if (statvfs(path, buf) !== 0) throw fail(path);
       return decodeStatvfs(buf);
     },
   };
+  if (stat) {
+    const statCall = stat;
+    const statBuf = Buffer.alloc(statSize);
+    statfs.device = (path: string): number => {
+      if (statCall(path, statBuf) !== 0) throw fail(path);
+      return readU64(statBuf, 0);
+    };
+  }
+  return statfs;
 }
 
 /** Node's own `fs.statfsSync`. */

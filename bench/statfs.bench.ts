@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Prober, type VolumeTarget } from '../agent/prober.ts';
+import { Prober, statfsMountCheck, type VolumeTarget } from '../agent/prober.ts';
 import { createKoffiStatfs, createNodeStatfs, type Statfs } from '../agent/statfs.ts';
 import { silentLogger } from '../shared/log.ts';
 import { identity } from './targets.ts';
@@ -33,7 +33,8 @@ function perCallNs(fn: () => void, calls: number): number {
 
 function probePassNsPerVolume(statfs: Statfs, mount: string, volumes: number): number {
   const targets: VolumeTarget[] = Array.from({ length: volumes }, (_, i) => ({ identity: identity(i, mount), requireMountPoint: true }));
-  const prober = new Prober({ node: 'bench', epoch: 'bench', intervalMs: 1000, statfs, logger: silentLogger });
+  // As the agent wires it: the mount check through the implementation's own stat(2) where it has one.
+  const prober = new Prober({ node: 'bench', epoch: 'bench', intervalMs: 1000, statfs, logger: silentLogger, ...statfsMountCheck(statfs) });
   prober.setTargets(targets);
   return perCallNs(() => { prober.probeAll(); }, Math.max(1, Math.floor(callsPerRound / volumes / 4))) / volumes;
 }

@@ -66,8 +66,13 @@ export class ManualClock implements ProberClock, Scheduler {
 /** A mount check that treats every path as mounted unless listed. */
 export class FakeMounts implements MountCheck {
   readonly unmounted = new Set<string>();
+  /** device() calls so far. */
+  checks = 0;
   parentDevice(): number { return 1; }
-  device(dir: string): number { return this.unmounted.has(dir) ? 1 : 2; }
+  device(dir: string): number {
+    this.checks++;
+    return this.unmounted.has(dir) ? 1 : 2;
+  }
 }
 
 export function identity(pvc: string, role: VolumeRole = 'data', extra: Partial<VolumeIdentity> = {}): VolumeIdentity {

@@ -104,11 +104,29 @@ describe('agent prober', () => {
     mounts.unmounted.add(t.identity.path);
     prober.setTargets([t]);
     assert.equal(prober.readings()[0]?.error?.code, 'NotMounted');
-    assert.equal(statfs.calls, 0);
     mounts.unmounted.clear();
     prober.probeAll();
     assert.equal(prober.readings()[0]?.status, 'ok');
     assert.equal(events.length, 2);
+  });
+
+  it('checks the mount again whenever the numbers change, and not while they stay the same', () => {
+    const { prober, statfs, mounts } = setup();
+    const t = target('pg-1');
+    statfs.set(t.identity.path, { blocksFree: 900 });
+    prober.setTargets([t]);
+    assert.equal(prober.readings()[0]?.status, 'ok');
+    const checks = (): number => mounts.checks;
+    const before = checks();
+    prober.probeAll();
+    prober.probeAll();
+    assert.equal(checks(), before, 'unchanged numbers: the same filesystem, no stat');
+    // Unmounted under the agent: the directory now reads kubelet's filesystem, whose numbers differ.
+    mounts.unmounted.add(t.identity.path);
+    statfs.set(t.identity.path, { blocks: 50_000, blocksFree: 20_000 });
+    prober.probeAll();
+    assert.equal(prober.readings()[0]?.error?.code, 'NotMounted');
+    assert.ok(checks() > before);
   });
 
   it('skips the mount check where a volume need not be its own mount (local volumes)', () => {

@@ -46,6 +46,15 @@ describe('agent statfs', () => {
     });
   }
 
+  it('koffi stat(2) reads the same device as fs.statSync, and fails with the errno name', () => {
+    assert.ok(koffi.device !== undefined, 'glibc exports stat');
+    for (const dir of ['/', '/proc', '/dev/shm', tmp]) {
+      if (fs.existsSync(dir)) assert.equal(koffi.device(dir), fs.statSync(dir).dev, dir);
+    }
+    assert.notEqual(koffi.device('/proc'), koffi.device('/'));
+    assert.throws(() => koffi.device?.(path.join(tmp, 'missing')), { code: 'ENOENT' });
+  });
+
   for (const impl of ['koffi', 'node'] as const) {
     it(`${impl}: ENOENT for a path that went away, ENOTDIR through a file`, () => {
       const s = impl === 'koffi' ? koffi : node;
