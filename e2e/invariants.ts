@@ -9,6 +9,7 @@
  * - no PVC ever shrank (requested size or capacity), as recorded throughout.
  */
 import assert from 'node:assert/strict';
+import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumePolicy } from '../shared/api/dynamicstorage.generated.ts';
 import { MiB, parseQuantity, roundUpTo } from '../shared/quantity.ts';
 import { eventually } from '../test/harness/eventually.ts';
@@ -24,6 +25,8 @@ interface Observation {
   tablespace: string | undefined;
   maxRequested: number;
   maxCapacity: number;
+  /** How many times the requested size changed (each change is one modification of the disk). */
+  changes: number;
 }
 
 /**
@@ -69,25 +72,34 @@ export class SizeRecorder {
 
   async poll(): Promise<void> {
     const list = await this.e2e.core.listNamespacedPersistentVolumeClaim({ namespace: this.namespace, labelSelector: 'cnpg.io/cluster' });
-    for (const pvc of list.items) {
-      // Keyed by uid: a PVC deleted and created again under the same name is another disk.
-      const key = pvc.metadata?.uid ?? '';
-      const name = pvc.metadata?.name ?? '';
-      const requested = parseQuantity(pvc.spec?.resources?.requests?.storage ?? '0');
-      const capacity = pvc.status?.capacity?.storage === undefined ? 0 : parseQuantity(pvc.status.capacity.storage);
-      const seen = this.observations.get(key);
-      if (seen) {
-        if (requested < seen.maxRequested) this.shrinks.push(`${name} asked for ${requested} after ${seen.maxRequested}`);
-        if (capacity < seen.maxCapacity) this.shrinks.push(`${name} had ${capacity} after ${seen.maxCapacity}`);
-        seen.maxRequested = Math.max(seen.maxRequested, requested);
-        seen.maxCapacity = Math.max(seen.maxCapacity, capacity);
-      } else {
-        this.observations.set(key, {
-          pvc: name, role: pvc.metadata?.labels?.['cnpg.io/pvcRole'] ?? '', tablespace: pvc.metadata?.labels?.['cnpg.io/tablespaceName'],
-          maxRequested: requested, maxCapacity: capacity,
-        });
-      }
+    for (const pvc of list.items) this.observe(pvc);
+  }
+
+  private observe(pvc: k8s.V1PersistentVolumeClaim): void {
+    // Keyed by uid: a PVC deleted and created again under the same name is another disk.
+    const key = pvc.metadata?.uid ?? '';
+    const name = pvc.metadata?.name ?? '';
+    const requested = parseQuantity(pvc.spec?.resources?.requests?.storage ?? '0');
+    const capacityText = pvc.status?.capacity?.storage;
+    const capacity = capacityText === undefined ? 0 : parseQuantity(capacityText);
+    const seen = this.observations.get(key);
+    if (!seen) {
+      const labels = pvc.metadata?.labels ?? {};
+      this.observations.set(key, { pvc: name, role: labels['cnpg.io/pvcRole'] ?? '', tablespace: labels['cnpg.io/tablespaceName'], maxRequested: requested, maxCapacity: capacity, changes: 0 });
+      return;
     }
+    if (requested !== seen.maxRequested) seen.changes += 1;
+    if (requested < seen.maxRequested) this.shrinks.push(`${name} asked for ${requested} after ${seen.maxRequested}`);
+    if (capacity < seen.maxCapacity) this.shrinks.push(`${name} had ${capacity} after ${seen.maxCapacity}`);
+    seen.maxRequested = Math.max(seen.maxRequested, requested);
+    seen.maxCapacity = Math.max(seen.maxCapacity, capacity);
+  }
+
+  /** How many times each PVC (by name) changed its requested size. */
+  changes(): Record<string, number> {
+    const result: Record<string, number> = {};
+    for (const o of this.observations.values()) result[o.pvc] = (result[o.pvc] ?? 0) + o.changes;
+    return result;
   }
 
   /** The largest size any PVC of the role asked for or had during the scenario. */
