@@ -23,6 +23,7 @@ export interface AgentConfig {
   /** Audiences a caller's token must carry (empty: the API server's default audiences). */
   tokenAudiences: string[];
   statfs: StatfsImplementation;
+  /** Node's process metrics (prom-client's default metrics); off by default: they cost CPU on every node for little. */
   processMetrics: boolean;
   logLevel: LogLevel;
 }
@@ -94,7 +95,7 @@ export function agentConfigFromEnv(env: Environment): AgentConfig {
     authCacheTtlMs: c.duration(env, 'AUTH_CACHE_TTL', configDefaults.authCacheTtlMs, 0),
     tokenAudiences: (env.TOKEN_AUDIENCES ?? '').split(',').map((a) => a.trim()).filter(Boolean),
     statfs: c.oneOf(env, 'STATFS', ['koffi', 'node'], configDefaults.statfs),
-    processMetrics: c.oneOf(env, 'PROCESS_METRICS', ['true', 'false'], 'true') === 'true',
+    processMetrics: c.oneOf(env, 'PROCESS_METRICS', ['true', 'false'], 'false') === 'true',
     logLevel: c.oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], configDefaults.logLevel),
   };
   if (certFile && keyFile) config.tls = { certFile, keyFile };

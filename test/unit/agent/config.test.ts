@@ -6,7 +6,7 @@ describe('agent config', () => {
   it('has the documented defaults', () => {
     assert.deepEqual(agentConfigFromEnv({ NODE_NAME: 'node-a' }), {
       nodeName: 'node-a', kubeletRoot: '/var/lib/kubelet', probeIntervalMs: 1000, listenHost: '0.0.0.0', listenPort: 9100,
-      heartbeatMs: 5000, authCacheTtlMs: 10_000, tokenAudiences: [], statfs: 'koffi', processMetrics: true, logLevel: 'info',
+      heartbeatMs: 5000, authCacheTtlMs: 10_000, tokenAudiences: [], statfs: 'koffi', processMetrics: false, logLevel: 'info',
     });
   });
 
@@ -14,12 +14,12 @@ describe('agent config', () => {
     const config = agentConfigFromEnv({
       NODE_NAME: 'n', KUBELET_ROOT: '/host/kubelet', PROBE_INTERVAL: '250ms', LISTEN_HOST: '::', LISTEN_PORT: '0',
       TLS_CERT_FILE: '/tls/tls.crt', TLS_KEY_FILE: '/tls/tls.key', HEARTBEAT_INTERVAL: '2s', AUTH_CACHE_TTL: '0',
-      TOKEN_AUDIENCES: 'a, b', STATFS: 'node', PROCESS_METRICS: 'false', LOG_LEVEL: 'debug',
+      TOKEN_AUDIENCES: 'a, b', STATFS: 'node', PROCESS_METRICS: 'true', LOG_LEVEL: 'debug',
     });
     assert.deepEqual(config, {
       nodeName: 'n', kubeletRoot: '/host/kubelet', probeIntervalMs: 250, listenHost: '::', listenPort: 0,
       tls: { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' }, heartbeatMs: 2000, authCacheTtlMs: 0, tokenAudiences: ['a', 'b'],
-      statfs: 'node', processMetrics: false, logLevel: 'debug',
+      statfs: 'node', processMetrics: true, logLevel: 'debug',
     });
   });
 
