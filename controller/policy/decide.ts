@@ -68,7 +68,7 @@ type Outcome = Pick<Decision, 'state' | 'action' | 'reason' | 'message'> &
 export function decide(input: DecisionInput, now: Date): Decision {
   const ctx = buildContext(input, now);
   const outcome =
-    noVolumes(ctx) ?? resizing(ctx) ?? waitingForStatus(ctx) ?? emergency(ctx) ?? plannedGrowth(ctx) ?? steadyState(ctx);
+    noVolumes(ctx) ?? resizing(ctx) ?? rejected(ctx) ?? waitingForStatus(ctx) ?? emergency(ctx) ?? plannedGrowth(ctx) ?? steadyState(ctx);
   return {
     state: outcome.state,
     action: outcome.action,
@@ -193,6 +193,31 @@ function inFlightResize(ctx: Context, volume: InstanceVolume): InFlight | undefi
     return { volume, reason: Reasons.ResizeStuck, detail: `the resize of ${sizes} has not finished after ${age}` };
   }
   return { volume, reason: Reasons.ResizeInProgress, detail: `resize of ${sizes} in progress` };
+}
+
+/**
+ * The latest grow failed and its size never reached the PVCs (the patch was rejected: quota, admission). Patching again
+ * at once would be rejected the same way and spend the budget, so wait, longer after each rejection in a row.
+ */
+function rejected(ctx: Context): Outcome | undefined {
+  const last = ctx.lastAction;
+  if (last?.result !== 'Failed' || ctx.input.instances.every((volume) => volume.requestedSize >= last.to)) return undefined;
+  const retryAt = new Date(last.timestamp.getTime() + rejectedRetryDelay(ctx));
+  if (ctx.now.getTime() >= retryAt.getTime()) return undefined;
+  const detail = `the grow from ${formatSize(last.from)} to ${formatSize(last.to)} at ${formatTime(last.timestamp)} was rejected; next attempt at ${formatTime(retryAt)}`;
+  const trigger = emergencyTrigger(ctx);
+  if (trigger !== undefined) {
+    return { state: VolumeStates.Emergency, action: NoOp, reason: Reasons.EmergencyResizeBlocked, message: `${trigger.text}; not patching again yet: ${detail}`, wakeAt: retryAt };
+  }
+  return { state: VolumeStates.Resizing, action: NoOp, reason: Reasons.ResizeFailed, message: detail, wakeAt: retryAt };
+}
+
+/** rejectedRetryMs, doubled for each earlier failed action directly before the latest one, at most rejectedRetryMaxMs. */
+function rejectedRetryDelay(ctx: Context): number {
+  const sorted = [...ctx.input.history].sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime());
+  let inARow = 0;
+  for (let i = sorted.length - 1; i >= 0 && sorted[i]?.result === 'Failed'; i -= 1) inARow += 1;
+  return Math.min(ctx.tuning.rejectedRetryMaxMs, ctx.tuning.rejectedRetryMs * 2 ** Math.max(0, inARow - 1));
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -166,6 +166,13 @@ export interface EngineTuning {
   overshootPercent: number;
   overshootMinBytes: number;
   resizeStuckAfterMs: number;
+  /**
+   * After a grow whose patch was rejected (quota, admission), wait this long before patching again, doubling with each
+   * further rejection up to `rejectedRetryMaxMs`: every attempt counts against the budget, and the same patch a moment
+   * later is rejected the same way.
+   */
+  rejectedRetryMs: number;
+  rejectedRetryMaxMs: number;
   prediction: PredictionTuning;
 }
 
@@ -197,6 +204,8 @@ export const DEFAULT_TUNING: EngineTuning = {
   overshootPercent: 10,
   overshootMinBytes: GiB,
   resizeStuckAfterMs: 30 * MINUTE,
+  rejectedRetryMs: 5 * MINUTE,
+  rejectedRetryMaxMs: 60 * MINUTE,
   prediction: {
     enabled: true,
     lookbackMs: 10 * MINUTE,

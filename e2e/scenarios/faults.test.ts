@@ -72,6 +72,9 @@ describe('e2e: resize faults', function () {
     const event = await waitForEvent(e2e(), c, 'ResizeFailed', 'Warning');
     assert.match(event.message, /exceeded quota/);
     assert.ok((await pvcSizes(e2e(), c)).every((s) => s.requested === 64 * MiB), 'nothing resized');
+    // Still critical, but the same patch would be rejected again and spend the budget: it waits (5 minutes, doubling).
+    const blocked = await waitForState(e2e(), c, 'Emergency', { reason: 'EmergencyResizeBlocked' });
+    assert.match(blocked.message ?? '', /was rejected; next attempt at/);
     await assertNoFurtherPatches(e2e(), c, 3_000);
 
     await e2e().stack.sim.quota.remove(c.namespace);

@@ -405,6 +405,55 @@ const cases: Case[] = [
     input: input({ policy: policy({ targetBuffer: 5, emergencyGrow: { criticalThreshold: 80 } }), instances: [instance({ size: 10 * G, used: 7.9 * G })] }),
     expect: { action: 'ScheduledGrow', newSize: 11 * G, message: 'data: growing from 10Gi to 11Gi: instance pg-1 is 79.0% used, above the 75.0% the target buffer allows' },
   },
+  {
+    name: 'a rejected grow (its size never reached the PVC) is not patched again at once',
+    input: input({
+      history: [action({ timestamp: minutesBefore(IN_WINDOW, 2), from: 10 * G, to: 11 * G, result: 'Failed' })],
+      instances: [instance({ size: 10 * G, used: 8.5 * G })],
+    }),
+    expect: {
+      state: 'Resizing', action: 'NoOp', reason: 'ResizeFailed', wakeAt: new Date('2024-06-01T03:33:00Z'),
+      message: 'data: the grow from 10Gi to 11Gi at 2024-06-01T03:28:00Z was rejected; next attempt at 2024-06-01T03:33:00Z',
+    },
+  },
+  {
+    name: 'a rejected grow is tried again after rejectedRetryMs',
+    input: input({
+      history: [action({ timestamp: minutesBefore(IN_WINDOW, 6), from: 10 * G, to: 11 * G, result: 'Failed' })],
+      instances: [instance({ size: 10 * G, used: 8.5 * G })],
+    }),
+    expect: { state: 'NeedsGrow', action: 'ScheduledGrow', newSize: 11 * G },
+  },
+  {
+    name: 'rejections in a row double the wait',
+    input: input({
+      history: [
+        action({ timestamp: minutesBefore(IN_WINDOW, 20), from: 10 * G, to: 11 * G, result: 'Failed' }),
+        action({ timestamp: minutesBefore(IN_WINDOW, 6), from: 10 * G, to: 11 * G, result: 'Failed' }),
+      ],
+      instances: [instance({ size: 10 * G, used: 8.5 * G })],
+    }),
+    expect: { state: 'Resizing', action: 'NoOp', reason: 'ResizeFailed', wakeAt: new Date('2024-06-01T03:34:00Z') },
+  },
+  {
+    name: 'critical after a rejected grow: reported, not patched again yet',
+    input: input({
+      history: [action({ kind: 'EmergencyGrow', timestamp: minutesBefore(IN_WINDOW, 1), from: 10 * G, to: 13 * G, result: 'Failed' })],
+      instances: [instance({ size: 10 * G, used: 9.6 * G })],
+    }),
+    expect: {
+      state: 'Emergency', action: 'NoOp', reason: 'EmergencyResizeBlocked', wakeAt: new Date('2024-06-01T03:34:00Z'),
+      message: 'data: instance pg-1 is 96.0% used (critical threshold 95%); not patching again yet: the grow from 10Gi to 13Gi at 2024-06-01T03:29:00Z was rejected; next attempt at 2024-06-01T03:34:00Z',
+    },
+  },
+  {
+    name: 'a failed action whose size the PVCs reached (infeasible, then fixed) does not hold growth back',
+    input: input({
+      history: [action({ timestamp: minutesBefore(IN_WINDOW, 2), from: 10 * G, to: 11 * G, result: 'Failed' })],
+      instances: [instance({ size: 11 * G, used: 5 * G })],
+    }),
+    expect: { state: 'Balanced', action: 'NoOp', reason: 'WithinTargetBuffer' },
+  },
 ];
 
 describe('policy/decide: rules', () => {
