@@ -2,8 +2,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# When this make started: the leftovers check looks only at what this run could have left behind.
+STARTED := $(shell date +%s)
 
-.PHONY: test check unit integration deps controlplane cluster-up cluster-down demo build leftovers clean
+.PHONY: test check unit integration e2e deps controlplane cluster-up cluster-down demo build leftovers clean
 
 ## test: every check and every test (the CI command)
 test: deps controlplane
@@ -11,7 +13,8 @@ test: deps controlplane
 	npm run --silent check
 	npm run --silent test:unit
 	npm run --silent test:integration
-	hack/leftovers.sh
+	npx mocha --config e2e/.mocharc.json
+	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
 check: deps
@@ -22,6 +25,10 @@ unit: deps
 
 integration: deps controlplane
 	npm run --silent test:integration
+
+## e2e: the end-to-end scenarios on the local AKS stand-in (e2e/README.md)
+e2e: deps controlplane
+	npx mocha --config e2e/.mocharc.json
 
 deps:
 	@hack/ensure-node.sh
