@@ -3,11 +3,34 @@
  * the window, and the limit (with and without the emergency overshoot).
  */
 import assert from 'node:assert/strict';
+import type { VolumeSizingStatus } from '../../shared/api/dynamicstorage.generated.ts';
 import { MiB, parseQuantity } from '../../shared/quantity.ts';
+import { eventually } from '../../test/harness/eventually.ts';
 import { assertInvariants, beginScenario } from '../invariants.ts';
 import {
-  closedWindow, clusterEvents, clusterWithPolicy, instanceTarget, policy, pvcSizes, useStack, waitForActions, waitForEvent, waitForGrowth, waitForState,
+  closedWindow, clusterEvents, clusterWithPolicy, instanceTarget, policy, pvcSizes, useStack, volumeStatus, waitForActions, waitForEvent, waitForGrowth,
+  waitForState, type E2E, type ScenarioCluster,
 } from '../support.ts';
+
+/**
+ * Fills the volume to 97% again after every emergency grow until the controller says it is at its ceiling; returns that
+ * status. Every action must succeed, and there may be at most `maxActions`.
+ */
+async function fillUntilAtCeiling(e2e: E2E, c: ScenarioCluster, target: ReturnType<typeof instanceTarget>, maxActions: number): Promise<VolumeSizingStatus> {
+  for (let done = 0; done <= maxActions; done += 1) {
+    await e2e.stack.sim.workload.fill(target, { percent: 97 });
+    const status = await eventually(async () => {
+      const current = await volumeStatus(e2e, c);
+      const grown = (current.recentActions?.length ?? 0) > done && current.lastAction?.result !== 'Pending';
+      assert.ok(current.reason === 'EmergencyAtLimit' || grown, `grown or at the ceiling (${current.state ?? ''}/${current.reason ?? ''})`);
+      return current;
+    }, { timeoutMs: 60_000, intervalMs: 100 });
+    const actions = status.recentActions ?? [];
+    assert.ok(actions.every((a) => a.result === 'Success'), `every action succeeded: ${JSON.stringify(actions)}`);
+    if (status.reason === 'EmergencyAtLimit') return status;
+  }
+  throw new Error(`not at the ceiling after ${maxActions} actions`);
+}
 
 describe('e2e: growth', function () {
   const e2e = useStack();
@@ -67,15 +90,11 @@ describe('e2e: growth', function () {
     const target = instanceTarget(c, 1);
 
     // 64Mi -> 80Mi (one emergency step) -> 96Mi (the next step, capped at the limit) -> nothing more.
-    for (let actions = 1; actions <= 2; actions += 1) {
-      await e2e().stack.sim.workload.fill(target, { percent: 97 });
-      await waitForActions(e2e(), c, actions, { result: 'Success' });
-    }
-    await e2e().stack.sim.workload.fill(target, { percent: 97 });
-    const atLimit = await waitForState(e2e(), c, 'Emergency', { reason: 'EmergencyAtLimit' });
+    const atLimit = await fillUntilAtCeiling(e2e(), c, target, 2);
     assert.match(atLimit.message ?? '', /already at the limit 96Mi/);
     assert.equal(atLimit.effectiveSize, '96Mi');
-    assert.equal(atLimit.recentActions?.length, 2, 'no action at the limit');
+    assert.equal(atLimit.lastAction?.to, '96Mi', 'the last step is capped at the limit');
+    assert.ok(atLimit.recentActions?.every((a) => a.kind === 'EmergencyGrow'));
     await waitForEvent(e2e(), c, 'EmergencyAtLimit', 'Warning');
 
     await e2e().stack.sim.workload.fill(target, { percent: 90 });
@@ -93,14 +112,11 @@ describe('e2e: growth', function () {
     const target = instanceTarget(c, 1);
 
     // Overshoot: max(10% of 96Mi, min(1Gi, minimumStep 8Mi)) = 9.6Mi, rounded up to 10Mi: the ceiling is 106Mi.
-    for (let actions = 1; actions <= 3; actions += 1) {
-      await e2e().stack.sim.workload.fill(target, { percent: 97 });
-      await waitForActions(e2e(), c, actions, { result: 'Success' });
-    }
-    await e2e().stack.sim.workload.fill(target, { percent: 97 });
-    const atCeiling = await waitForState(e2e(), c, 'Emergency', { reason: 'EmergencyAtLimit' });
+    // From 80Mi the next emergency asks for 100Mi or more (the step, or the usage with its buffer): 106Mi in two or three.
+    const atCeiling = await fillUntilAtCeiling(e2e(), c, target, 3);
     assert.match(atCeiling.message ?? '', /emergency ceiling 106Mi/);
     assert.equal(atCeiling.effectiveSize, '106Mi');
+    assert.equal(atCeiling.lastAction?.to, '106Mi');
     await e2e().stack.sim.workload.fill(target, { percent: 50 });
     await waitForState(e2e(), c, 'AtLimit', { reason: 'OverLimitAfterEmergency' });
     assert.ok((await clusterEvents(e2e(), c)).some((e) => e.reason === 'EmergencyAtLimit'));

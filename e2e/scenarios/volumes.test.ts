@@ -105,7 +105,7 @@ describe('e2e: volumes', function () {
       // The stand-in's filesystem is 97% of the disk, in whole pages.
       assert.ok(Math.abs(filesystem - e2e().stack.sim.csi.filesystemBytes(grownTo)) < 4096, `${pvc} filesystem of the grown disk: ${filesystem}`);
       const text = await waitForAgentSample(e2e(), 'cnpg_disk_total_bytes', { persistentvolumeclaim: pvc, namespace: c.namespace }, filesystem);
-      assert.equal(sample(text, 'cnpg_disk_total_bytes', { persistentvolumeclaim: pvc, instance: pvc, volume_type: 'data', cluster: c.name }), filesystem);
+      assert.equal(sample(text, 'cnpg_disk_total_bytes', { namespace: c.namespace, persistentvolumeclaim: pvc, instance: pvc, volume_type: 'data', cluster: c.name }), filesystem);
       const used = sample(text, 'cnpg_disk_used_bytes', { persistentvolumeclaim: pvc, namespace: c.namespace }) ?? -1;
       const available = sample(text, 'cnpg_disk_available_bytes', { persistentvolumeclaim: pvc, namespace: c.namespace }) ?? -1;
       assert.ok(Math.abs(used - usage.usedBytes) <= MiB, `${pvc} used ${used} ~ ${usage.usedBytes}`);
