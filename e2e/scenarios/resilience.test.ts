@@ -98,6 +98,31 @@ describe('e2e: resilience during growth', function () {
     await assertInvariants(e2e(), c, scenario);
   });
 
+  it('node drain while a resize is in flight: the instance waits for its zonal disk\'s node, then the resize completes', async function () {
+    const c = await clusterWithPolicy(e2e(), { instances: 2, storage: policy({ maintenanceWindow: closedWindow() }) });
+    await waitForState(e2e(), c, 'Balanced');
+    const scenario = await beginScenario(e2e(), c);
+    slowResizes(e2e(), 2_000);
+
+    const patched = await resizeInFlight(e2e(), c);
+    const pod = `${c.name}-1`;
+    const nodeName = (await e2e().core.readNamespacedPod({ name: pod, namespace: c.namespace })).spec?.nodeName;
+    const node = e2e().stack.sim.nodes.find((n) => n.name === nodeName);
+    assert.ok(node, `node of ${pod}`);
+    // A drain as it touches this Cluster: cordon, evict the instance. (The simulator's drain() would also evict the
+    // stack's agent pods, which are plain pods here where AKS runs a DaemonSet that drains leave alone.)
+    await node.cordon();
+    afterScenario(() => node.uncordon());
+    await e2e().core.createNamespacedPodEviction({ name: pod, namespace: c.namespace, body: { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: pod, namespace: c.namespace } } });
+    await eventually(async () => {
+      const recreated = await e2e().core.readNamespacedPod({ name: pod, namespace: c.namespace });
+      assert.notEqual(recreated.status?.phase, 'Running', 'the disk is zonal: the instance cannot run elsewhere');
+    }, { timeoutMs: 30_000 });
+    await node.uncordon();
+    await completedOnce(e2e(), c, scenario.recorder, patched);
+    await assertInvariants(e2e(), c, scenario);
+  });
+
   it('the Cluster\'s storage size raised past ours mid-resize: CNPG and the controller do not fight, PVCs only grow', async function () {
     const c = await clusterWithPolicy(e2e(), { instances: 2, storage: policy({ maintenanceWindow: closedWindow() }) });
     await waitForState(e2e(), c, 'Balanced');
