@@ -6,6 +6,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { DynamicStorageError } from './errors.ts';
 import { parseVolumeEvent, parseVolumeList, ReadingFormatError, type VolumeEvent, type VolumeList } from './readings.ts';
+import { ndjsonLines } from './ndjson.ts';
 
 export interface AgentClientOptions {
   /** `http(s)://<pod IP>:<port>` */
@@ -132,18 +133,8 @@ export class AgentClient {
     if (response.statusCode !== 200) {
       throw new AgentStatusError(response.statusCode, await response.body.text(), `${this.baseUrl}/v1/volumes/watch`);
     }
-    const decoder = new TextDecoder();
-    let pending = '';
     try {
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = pending.indexOf('\n')) >= 0) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (line) yield this.decodeEvent(line);
-        }
-      }
+      for await (const line of ndjsonLines(response.body as AsyncIterable<Uint8Array>)) yield this.decodeEvent(line);
     } catch (err) {
       if (err instanceof ReadingFormatError || options.signal?.aborted) throw err;
       throw new AgentConnectionError(`${this.baseUrl}/v1/volumes/watch: the stream broke: ${(err as Error).message}`, err);

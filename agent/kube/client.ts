@@ -9,6 +9,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { DynamicStorageError } from '../../shared/errors.ts';
 import type { KubeList, Status, WatchEvent } from './types.ts';
+import { ndjsonLines } from '../../shared/ndjson.ts';
 
 /** Where the API server is and how to authenticate to it. */
 export interface KubeConnection {
@@ -163,18 +164,8 @@ export class HttpKubeClient implements KubeClient {
     });
     if (response.statusCode !== 200) throw statusError(response.statusCode, await response.body.text());
     options.onConnect?.();
-    const decoder = new TextDecoder();
-    let pending = '';
     try {
-      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = pending.indexOf('\n')) >= 0) {
-          const line = pending.slice(0, newline);
-          pending = pending.slice(newline + 1);
-          if (line.trim()) yield JSON.parse(line) as WatchEvent<T>;
-        }
-      }
+      for await (const line of ndjsonLines(response.body as AsyncIterable<Uint8Array>)) yield JSON.parse(line) as WatchEvent<T>;
     } finally {
       response.body.destroy();
     }
