@@ -6,7 +6,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { AgentClient } from '../shared/agent-client.ts';
 import type { Logger } from '../shared/log.ts';
-import type { VolumeEvent, VolumeIdentity } from '../shared/readings.ts';
+import type { VolumeEvent, VolumeIdentity, VolumeReading } from '../shared/readings.ts';
 import { ReadingsStore } from './readings.ts';
 
 export interface AgentEndpoints {
@@ -25,8 +25,8 @@ export interface AgentEndpoints {
 export interface AgentFleetOptions extends AgentEndpoints {
   kubeConfig: k8s.KubeConfig;
   store: ReadingsStore;
-  /** Called for every volume whose reading changed or went away. */
-  onChange: (volume: VolumeIdentity) => void;
+  /** Called for every volume whose reading changed (with the reading) or went away (without). */
+  onChange: (volume: VolumeIdentity, reading: VolumeReading | undefined) => void;
   log: Logger;
   /** How often the pod list is refreshed (default 10 s). */
   resyncMs?: number;
@@ -143,21 +143,21 @@ export class AgentFleet {
         for (const key of store.keysOfNode(node)) {
           if (present.has(key)) continue;
           const gone = store.removeKey(key);
-          if (gone) onChange(gone);
+          if (gone) onChange(gone, undefined);
         }
         for (const volume of event.volumes) {
           store.update(volume);
-          onChange(volume);
+          onChange(volume, volume);
         }
         return;
       }
       case 'UPDATED':
         store.update(event.volume);
-        onChange(event.volume);
+        onChange(event.volume, event.volume);
         return;
       case 'REMOVED':
         store.remove(event.identity.namespace, event.identity.pvc);
-        onChange(event.identity);
+        onChange(event.identity, undefined);
         return;
       case 'HEARTBEAT':
         return;

@@ -21,6 +21,7 @@ export const controllerDefaults = {
   workers: 2,
   resyncMs: 30_000,
   busyRequeueMs: 2_000,
+  readingIntervalMs: 5_000,
 } as const;
 
 function integer(problems: string[], env: Environment, name: string, fallback: number, [min, max]: [number, number]): number {
@@ -88,6 +89,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
     workers: integer(problems, env, 'WORKERS', controllerDefaults.workers, [1, 64]),
     resyncMs: integer(problems, env, 'RESYNC_SECONDS', controllerDefaults.resyncMs / 1000, [1, 3600]) * 1000,
     busyRequeueMs: controllerDefaults.busyRequeueMs,
+    readingIntervalMs: integer(problems, env, 'READING_INTERVAL_SECONDS', controllerDefaults.readingIntervalMs / 1000, [0, 3600]) * 1000,
     agents: {
       namespace: env.AGENT_NAMESPACE ?? namespace,
       labelSelector: env.AGENT_SELECTOR || controllerDefaults.agentSelector,

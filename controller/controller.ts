@@ -7,6 +7,7 @@ import http from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
 import type { Logger } from '../shared/log.ts';
+import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts';
 import { EventRecorder } from './kube/events.ts';
@@ -27,6 +28,8 @@ export interface ControllerConfig {
   workers: number;
   resyncMs: number;
   busyRequeueMs: number;
+  /** Reconcile a DynamicStorage for reading changes at most this often, unless a volume is nearly full. */
+  readingIntervalMs: number;
   /** How the node agents are found and reached. */
   agents: AgentEndpoints;
   /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
@@ -73,9 +76,22 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const enqueueCluster = (namespace: string, cluster: string): void => {
     for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) queue.add(key);
   };
+  /**
+   * Agents report every change of every volume, up to once a second each. A volume getting full is looked at at once;
+   * other changes at most every readingIntervalMs per DynamicStorage, so that busy clusters do not turn into a steady
+   * stream of API requests.
+   */
+  const enqueueForReading = (namespace: string, cluster: string, reading: VolumeReading | undefined): void => {
+    const urgent = reading?.usage === undefined || isNearlyFull(reading.usage);
+    for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) {
+      if (urgent) queue.add(key);
+      else queue.addAfter(key, Math.max(0, (lastStarted.get(key) ?? 0) + config.readingIntervalMs - Date.now()));
+    }
+  };
+  const lastStarted = new Map<string, number>();
 
   const runWorkers = (): void => {
-    for (let i = 0; i < config.workers; i += 1) void worker(queue, reconciler, metrics, log);
+    for (let i = 0; i < config.workers; i += 1) void worker(queue, reconciler, { metrics, log, lastStarted });
   };
 
   const startLeading = async (): Promise<void> => {
@@ -98,7 +114,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     handles.push(watchTriggers(kubeConfig, config.watchNamespace, log, enqueueCluster));
     const fleet = new AgentFleet({
       kubeConfig, ...config.agents, store: readings, log: log.child({ component: 'agents' }),
-      onChange: (volume) => { enqueueCluster(volume.namespace, volume.cluster); },
+      onChange: (volume, reading) => { enqueueForReading(volume.namespace, volume.cluster, reading); },
     });
     handles.push(fleet);
     await fleet.start();
@@ -146,10 +162,19 @@ function startPvcWebhook(kubeConfig: k8s.KubeConfig, options: NonNullable<Contro
   });
 }
 
-async function worker(queue: WorkQueue, reconciler: Reconciler, metrics: ControllerMetrics, log: Logger): Promise<void> {
+/** At or above this, a reading is urgent whatever the policy: it is the lowest criticalThreshold allowed (80). */
+const nearlyFullPercent = 80;
+
+function isNearlyFull(usage: FilesystemUsage): boolean {
+  return usage.percentUsed >= nearlyFullPercent || usage.inodesPercentUsed >= nearlyFullPercent;
+}
+
+async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metrics: ControllerMetrics; log: Logger; lastStarted: Map<string, number> }): Promise<void> {
+  const { metrics, log, lastStarted } = context;
   for (;;) {
     const key = await queue.get();
     if (key === undefined) return;
+    lastStarted.set(key, Date.now());
     const [namespace = '', name = ''] = key.split('/');
     const started = process.hrtime.bigint();
     try {

@@ -35,7 +35,7 @@ export interface LocalStackOptions {
   sim?: Omit<SimulationOptions, 'controlPlane' | 'nodes'>;
   log?: Logger;
   /** Controller settings to override (e.g. a faster resync, or a shifted clock). */
-  controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'workers' | 'clock'>>;
+  controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'readingIntervalMs' | 'workers' | 'clock'>>;
 }
 
 export interface LocalStack {
@@ -156,6 +156,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       leaderElection: { enabled: false, namespace: systemNamespace, name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
       watchNamespace: '', workers: options.controller?.workers ?? 2,
       resyncMs: options.controller?.resyncMs ?? 10_000, busyRequeueMs: options.controller?.busyRequeueMs ?? 500,
+      readingIntervalMs: options.controller?.readingIntervalMs ?? 1_000,
       clock: options.controller?.clock,
       agents: { namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http', token: () => controllerToken },
       listen: { host: '127.0.0.1', port: 0 },

@@ -36,7 +36,7 @@ describe('controller validation of what CEL cannot check', function () {
     }
     controller = await startController(plane.kubeConfig, {
       identity: 'test', leaderElection: { enabled: false, namespace: 'default', name: 'unused', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 },
-      watchNamespace: '', workers: 1, resyncMs: 30_000, busyRequeueMs: 500,
+      watchNamespace: '', workers: 1, resyncMs: 30_000, busyRequeueMs: 500, readingIntervalMs: 5_000,
       agents: { namespace: 'default', labelSelector: 'app=none', port: 1, scheme: 'http', token: () => '' },
     }, silentLogger);
   });

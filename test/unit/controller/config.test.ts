@@ -23,6 +23,7 @@ describe('controllerConfigFromEnv', () => {
     assert.equal(config.webhook, undefined);
     assert.equal(config.workers, 2);
     assert.equal(config.resyncMs, 30_000);
+    assert.equal(config.readingIntervalMs, 5_000);
   });
 
   it('reports every problem at once', () => {
