@@ -88,6 +88,11 @@ export interface ProberOptions {
   onPass?: (stats: PassStats) => void;
   /** Called for every failed probe (metrics). */
   onProbeError?: (code: string) => void;
+  /**
+   * An unchanged reading is sent again after this long (default 30 s), so consumers can tell a quiet volume from a
+   * stale one: the controller decides on nothing older than 2 minutes.
+   */
+  refreshMs?: number;
 }
 
 interface VolumeState {
@@ -96,6 +101,8 @@ interface VolumeState {
   parentDevice?: number;
   raw?: StatfsResult;
   reading: VolumeReading;
+  /** Wall-clock time the reading was last sent. */
+  sentWallMs?: number;
 }
 
 function sameRaw(a: StatfsResult | undefined, b: StatfsResult): boolean {
@@ -288,11 +295,11 @@ export class Prober {
     const now = this.isoNow();
     if (unchanged) {
       state.reading.sampledAt = now;
+      if (this.clock.wallMs() - (state.sentWallMs ?? 0) >= (this.options.refreshMs ?? 30_000)) this.send(state, { ...state.reading });
       return true;
     }
     state.raw = raw;
-    state.reading = { ...target.identity, status: 'ok', usage: usageFromStatfs(raw), sampledAt: now, changedAt: now };
-    this.queue({ ...this.envelope(), type: 'UPDATED', volume: state.reading });
+    this.send(state, { ...target.identity, status: 'ok', usage: usageFromStatfs(raw), sampledAt: now, changedAt: now });
     return true;
   }
 
@@ -319,6 +326,13 @@ export class Prober {
     state.parentDevice = undefined;
     state.reading = { ...state.target.identity, status: 'error', error, sampledAt: now, changedAt: now };
     this.queue({ ...this.envelope(), type: 'UPDATED', volume: state.reading });
+  }
+
+  /** Records a new reading of the volume and queues it for the change stream. */
+  private send(state: VolumeState, reading: VolumeReading): void {
+    state.reading = reading;
+    state.sentWallMs = this.clock.wallMs();
+    this.queue({ ...this.envelope(), type: 'UPDATED', volume: reading });
   }
 
   private queue(event: ChangeEvent): void {

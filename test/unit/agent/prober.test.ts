@@ -60,6 +60,25 @@ describe('agent prober', () => {
     prober.stop();
   });
 
+  it('sends an unchanged reading again every 30 s, so a quiet volume never looks stale', () => {
+    const { prober, statfs, clock, events } = setup();
+    const t = target('pg-1');
+    statfs.set(t.identity.path, { blocksFree: 900 });
+    prober.setTargets([t]);
+    prober.start();
+    clock.advance(29_000);
+    assert.equal(events.length, 1, 'nothing new to say for 29 s');
+    clock.advance(1_000);
+    assert.equal(events.length, 2);
+    const refreshed = events[1];
+    assert.ok(refreshed?.type === 'UPDATED');
+    assert.equal(refreshed.volume.sampledAt, '2025-01-02T03:04:35.000Z');
+    assert.equal(refreshed.volume.changedAt, '2025-01-02T03:04:05.000Z', 'the usage did not change');
+    clock.advance(30_000);
+    assert.equal(events.length, 3);
+    prober.stop();
+  });
+
   it('runs at a fixed rate and skips missed ticks after a stall', () => {
     const { prober, clock, passes } = setup(1000);
     prober.setTargets([]);
