@@ -49,8 +49,11 @@ export interface VolumePlan {
   settled: ActionRecord | undefined;
 }
 
-/** History kept in status: the budget window, and always the last action. */
-export const MAX_RECORDED_ACTIONS = 32;
+/**
+ * History kept in status: every action of the budget window, and always the last one. The budget admits at most
+ * maxActionsPerDay (at most 50) actions in any 24 h, so this bound (the CRD's maxItems) never drops a counted one.
+ */
+export const MAX_RECORDED_ACTIONS = 64;
 
 /** Pending -> Success once every PVC's capacity reached the size asked for; Pending -> Failed when infeasible. */
 function settle(history: ActionRecord[], decision: Decision, capacities: readonly (number | undefined)[], now: Date): ActionRecord | undefined {

@@ -164,4 +164,12 @@ describe('planVolume and volumeStatus', () => {
     assert.deepEqual(trimHistory(records, now).map((r) => r.kind), ['EmergencyGrow']);
     assert.deepEqual(trimHistory(records.slice(0, 1), now).map((r) => r.kind), ['ScheduledGrow'], 'the last action is always kept');
   });
+
+  it('keeps every action of the budget window at the highest maxActionsPerDay the API allows', () => {
+    const actions = Array.from({ length: 50 }, (_, i) => ({
+      kind: 'ScheduledGrow' as const, from: GiB, to: 2 * GiB, timestamp: new Date(now.getTime() - (50 - i) * 60_000), result: 'Success' as const,
+    }));
+    const older = { kind: 'ScheduledGrow' as const, from: GiB, to: 2 * GiB, timestamp: new Date(now.getTime() - 30 * 3600_000), result: 'Success' as const };
+    assert.equal(trimHistory([older, ...actions], now).length, 50);
+  });
 });
