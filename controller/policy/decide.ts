@@ -174,7 +174,7 @@ function resizing(ctx: Context): Outcome | undefined {
     const message = `waiting for the filesystem of ${names} to grow to the new PVC size`;
     return { state: VolumeStates.Resizing, action: NoOp, reason: Reasons.FilesystemResizePending, message };
   }
-  const stuckAt = ctx.lastAction === undefined ? undefined : new Date(ctx.lastAction.timestamp.getTime() + ctx.tuning.resizeStuckAfterMs);
+  const stuckAt = ctx.lastAction?.result === 'Pending' ? new Date(ctx.lastAction.timestamp.getTime() + ctx.tuning.resizeStuckAfterMs) : undefined;
   const suffix = trigger === undefined ? '' : ` (${trigger.text})`;
   return { state: VolumeStates.Resizing, action: NoOp, reason: Reasons.ResizeInProgress, message: `${first.detail}${suffix}`, wakeAt: stuckAt };
 }
@@ -187,7 +187,9 @@ function inFlightResize(ctx: Context, volume: InstanceVolume): InFlight | undefi
   const why = resize?.message ? `: ${resize.message}` : '';
   if (resize?.phase === 'Infeasible') return { volume, reason: Reasons.ResizeInfeasible, detail: `the resize of ${sizes} is infeasible${why}` };
   if (resize?.phase === 'Failed') return { volume, reason: Reasons.ResizeFailed, detail: `the resize of ${sizes} is failing${why}` };
-  const started = ctx.lastAction?.timestamp.getTime();
+  // Only a resize of ours that is still Pending can be stuck: one started by someone else (CloudNativePG after its
+  // spec.storage.size was raised, a person) has no start time we know.
+  const started = ctx.lastAction?.result === 'Pending' ? ctx.lastAction.timestamp.getTime() : undefined;
   if (started !== undefined && ctx.now.getTime() - started >= ctx.tuning.resizeStuckAfterMs) {
     const age = formatDuration(ctx.now.getTime() - started);
     return { volume, reason: Reasons.ResizeStuck, detail: `the resize of ${sizes} has not finished after ${age}` };

@@ -277,6 +277,14 @@ const cases: Case[] = [
     expect: { state: 'Resizing', reason: 'ResizeStuck', message: 'data: the resize of pg-1 from 10Gi to 13Gi has not finished after 45m' },
   },
   {
+    name: 'a resize someone else started is in progress, not stuck, however old our last action',
+    input: input({
+      history: [action({ timestamp: minutesBefore(IN_WINDOW, 3 * 24 * 60), from: 9 * G, to: 10 * G, result: 'Success' })],
+      instances: [instance({ size: 13 * G, capacity: 10 * G, used: 5 * G })],
+    }),
+    expect: { state: 'Resizing', reason: 'ResizeInProgress', wakeAt: undefined, message: 'data: resize of pg-1 from 10Gi to 13Gi in progress' },
+  },
+  {
     name: 'resize failing',
     input: input({
       history: [action({ timestamp: minutesBefore(IN_WINDOW, 5), from: 10 * G, to: 13 * G, result: 'Pending' })],
