@@ -10,7 +10,6 @@ import {
   dynamicStoragePlural,
   dynamicStorageVersion,
   type DynamicStorage,
-  type DynamicStorageStatus,
   type StorageSizingStatus,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
@@ -91,25 +90,41 @@ export class Reconciler {
       if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
         await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
       }
-      await this.writeStatus(object, { ...object.status, observedGeneration: generation, conditions });
+      await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
       this.forgetVolumes(object, undefined);
       return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
     }
 
     const snapshots = await this.snapshots(object, namespace, clusterName);
     const plans = snapshots.map((snapshot) => planVolume(snapshot, now));
-    const sizing: StorageSizingStatus = {};
+    const records = plans.map((plan) => newAction(plan, now));
+    let current = object;
+    if (records.some((record) => record !== undefined)) {
+      // Record the actions before touching any PVC: a patch whose record is lost (a conflicting write, a restart in
+      // between) would be invisible to the budget. If this write fails, nothing has been patched.
+      const intent = plans.map((plan, i): [VolumePlan, ActionOutcome | undefined] => {
+        const record = records[i];
+        return [plan, record && { record: { ...record }, error: undefined }];
+      });
+      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now) });
+    }
+    const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
-    for (const plan of plans) {
-      const outcome = await this.act(plan, target, now, log);
-      const status = volumeStatus(plan, outcome, now);
-      await this.announce(plan, status, outcome, target);
-      placeStatus(sizing, plan.snapshot, status);
-      this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
+    for (const [i, plan] of plans.entries()) {
+      const record = records[i];
+      const outcome = record && await this.act(plan, record, target, log);
+      outcomes.push([plan, outcome]);
       requeue = Math.min(requeue, this.requeueFor(plan, outcome, now));
     }
+    const sizing = sizingOf(outcomes, now);
+    for (const [plan, outcome] of outcomes) {
+      const status = statusOf(sizing, plan.snapshot);
+      if (!status) continue;
+      await this.announce(plan, status, outcome, target);
+      this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
+    }
     this.forgetVolumes(object, plans);
-    await this.writeStatus(object, { observedGeneration: generation, conditions, storageSizing: sizing });
+    await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizing });
     return { requeueAfterMs: Math.max(requeue, 100) };
   }
 
@@ -189,9 +204,7 @@ export class Reconciler {
   }
 
   /** Patches every PVC the decision names, each at most once. A rejected patch fails the action (it still counts). */
-  private async act(plan: VolumePlan, target: EventTarget, now: Date, log: Logger): Promise<ActionOutcome | undefined> {
-    const record = newAction(plan, now);
-    if (!record) return undefined;
+  private async act(plan: VolumePlan, record: ActionRecord, target: EventTarget, log: Logger): Promise<ActionOutcome> {
     const namespace = target.namespace;
     const errors: string[] = [];
     for (const patch of plan.decision.patches) {
@@ -239,10 +252,6 @@ export class Reconciler {
     }
   }
 
-  private async writeStatus(object: DynamicStorage, status: DynamicStorageStatus): Promise<void> {
-    await this.deps.status.write(object, status);
-  }
-
   private forgetVolumes(object: DynamicStorage, plans: readonly VolumePlan[] | undefined): void {
     const report = this.deps.onVolumeStatus;
     if (!report) return;
@@ -273,6 +282,18 @@ function placeStatus(sizing: StorageSizingStatus, snapshot: VolumeSnapshot, stat
   if (snapshot.role === 'data') sizing.data = status;
   else if (snapshot.role === 'wal') sizing.wal = status;
   else sizing.tablespaces = { ...sizing.tablespaces, [snapshot.tablespace ?? '']: status };
+}
+
+function statusOf(sizing: StorageSizingStatus, snapshot: VolumeSnapshot): VolumeSizingStatus | undefined {
+  if (snapshot.role === 'data') return sizing.data;
+  if (snapshot.role === 'wal') return sizing.wal;
+  return sizing.tablespaces?.[snapshot.tablespace ?? ''];
+}
+
+function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date): StorageSizingStatus {
+  const sizing: StorageSizingStatus = {};
+  for (const [plan, outcome] of outcomes) placeStatus(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
+  return sizing;
 }
 
 /** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */

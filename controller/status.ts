@@ -14,7 +14,8 @@ import {
 } from '../shared/api/dynamicstorage.generated.ts';
 
 export interface StatusSink {
-  write(object: DynamicStorage, status: DynamicStorageStatus): Promise<boolean>;
+  /** Writes the status when it differs; returns the object as stored (with its new resourceVersion). */
+  write(object: DynamicStorage, status: DynamicStorageStatus): Promise<DynamicStorage>;
 }
 
 export class StatusWriter implements StatusSink {
@@ -24,16 +25,14 @@ export class StatusWriter implements StatusSink {
     this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
   }
 
-  /** Returns whether anything was written. */
-  async write(object: DynamicStorage, status: DynamicStorageStatus): Promise<boolean> {
-    if (isDeepStrictEqual(normalize(object.status), normalize(status))) return false;
+  async write(object: DynamicStorage, status: DynamicStorageStatus): Promise<DynamicStorage> {
+    if (isDeepStrictEqual(normalize(object.status), normalize(status))) return object;
     const name = object.metadata?.name ?? '';
     const namespace = object.metadata?.namespace ?? '';
-    await this.api.replaceNamespacedCustomObjectStatus({
+    return await this.api.replaceNamespacedCustomObjectStatus({
       group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
       body: { ...object, status },
-    });
-    return true;
+    }) as DynamicStorage;
   }
 }
 
