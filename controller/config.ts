@@ -71,7 +71,8 @@ function webhookConfig(problems: string[], env: Environment): ControllerConfig['
 export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
   const problems: string[] = [];
   const namespace = env.POD_NAMESPACE || controllerDefaults.namespace;
-  const scheme = env.AGENT_SCHEME || 'https';
+  // The agent serves plain HTTP unless it is given a certificate (then set https and AGENT_CA_FILE).
+  const scheme = env.AGENT_SCHEME || 'http';
   if (scheme !== 'http' && scheme !== 'https') problems.push(`AGENT_SCHEME: ${JSON.stringify(scheme)} must be http or https`);
   const logLevel = env.LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} must be debug, info, warn or error`);
@@ -94,7 +95,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
       namespace: env.AGENT_NAMESPACE ?? namespace,
       labelSelector: env.AGENT_SELECTOR || controllerDefaults.agentSelector,
       port: integer(problems, env, 'AGENT_PORT', controllerDefaults.agentPort, [1, 65535]),
-      scheme: scheme === 'http' ? 'http' : 'https',
+      scheme: scheme === 'https' ? 'https' : 'http',
       // Projected ServiceAccount tokens rotate: read the file on every request.
       token: () => readFileSync(tokenFile, 'utf8').trim(),
       ca: caFile ? readFileSync(caFile, 'utf8') : undefined,

@@ -65,6 +65,8 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const lost = new Promise<void>((resolve) => { signalLost = resolve; });
   /** namespace/cluster -> DynamicStorage keys naming it (kept from the DynamicStorage watch). */
   const byCluster = new Map<string, Set<string>>();
+  /** namespace/name -> the last spec generation seen by the DynamicStorage watch. */
+  const generations = new Map<string, number>();
 
   const reconciler = new Reconciler({
     kubeConfig, readings, log, clock: config.clock ?? (() => new Date()), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
@@ -90,8 +92,9 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   };
   const lastStarted = new Map<string, number>();
 
+  const workers: Promise<void>[] = [];
   const runWorkers = (): void => {
-    for (let i = 0; i < config.workers; i += 1) void worker(queue, reconciler, { metrics, log, lastStarted });
+    for (let i = 0; i < config.workers; i += 1) workers.push(worker(queue, reconciler, { metrics, log, lastStarted }));
   };
 
   const startLeading = async (): Promise<void> => {
@@ -100,6 +103,10 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     const dsInformer = watchDynamicStorage(kubeConfig, config.watchNamespace, log, {
       upsert: (obj) => {
         const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+        // Our own status writes change nothing the reconcile reads from the spec: no reconcile for those.
+        const generation = obj.metadata?.generation;
+        if (generation !== undefined && generations.get(key) === generation) return;
+        if (generation !== undefined) generations.set(key, generation);
         for (const keys of byCluster.values()) keys.delete(key);
         const clusterKey = `${obj.metadata?.namespace ?? ''}/${obj.spec.cluster.name}`;
         byCluster.set(clusterKey, (byCluster.get(clusterKey) ?? new Set<string>()).add(key));
@@ -108,6 +115,8 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
       remove: (obj) => {
         const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
         for (const keys of byCluster.values()) keys.delete(key);
+        generations.delete(key);
+        metrics.forgetCluster(obj.metadata?.namespace ?? '', obj.spec.cluster.name);
       },
     });
     handles.push(dsInformer);
@@ -132,7 +141,10 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     await startLeading();
   }
 
-  const server = config.listen ? await serve(config.listen, metrics, () => leading || !config.leaderElection.enabled) : undefined;
+  metrics.setLeader(() => leading);
+  // Every replica is ready once it serves: non-leaders answer the PVC webhook too. Who leads shows in the Lease and in
+  // the cnpg_dynamic_storage_controller_leader metric.
+  const server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
   const webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
 
   return {
@@ -142,7 +154,9 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     isLeader: () => leading,
     lost,
     async stop() {
+      // Finish the reconciles in flight (a PVC patch and its status write belong together) before giving up the Lease.
       queue.shutdown();
+      await Promise.all(workers);
       await elector?.stop();
       for (const handle of handles.splice(0)) await handle.stop();
       await server?.close();

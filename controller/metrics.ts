@@ -24,6 +24,9 @@ export interface ControllerMetrics {
   readonly registry: Registry;
   observeVolume(key: VolumeKey, status: VolumeSizingStatus | undefined): void;
   observeReconcile(seconds: number, failed: boolean): void;
+  /** Drops every volume of a cluster (its DynamicStorage was deleted). */
+  forgetCluster(namespace: string, cluster: string): void;
+  setLeader(isLeader: () => boolean): void;
   expose(): Promise<string>;
   readonly contentType: string;
 }
@@ -74,6 +77,12 @@ export function createControllerMetrics(): ControllerMetrics {
       }
     },
   });
+  let leader: () => boolean = () => false;
+  new Gauge({
+    name: 'cnpg_dynamic_storage_controller_leader', help: '1 when this controller replica holds the leader Lease and reconciles.',
+    registers: [registry],
+    collect() { this.set(leader() ? 1 : 0); },
+  });
   const reconciles = new Counter({ name: 'cnpg_dynamic_storage_reconciles_total', help: 'Reconciles of DynamicStorage objects.', labelNames: ['result'], registers: [registry] });
   const duration = new Histogram({
     name: 'cnpg_dynamic_storage_reconcile_duration_seconds', help: 'Time one reconcile took.', registers: [registry],
@@ -86,6 +95,12 @@ export function createControllerMetrics(): ControllerMetrics {
       if (status === undefined) volumes.delete(keyString(key));
       else volumes.set(keyString(key), { labels: labelsOf(key), status });
     },
+    forgetCluster(namespace, cluster) {
+      for (const [key, { labels }] of volumes) {
+        if (labels.namespace === namespace && labels.cluster === cluster) volumes.delete(key);
+      }
+    },
+    setLeader(isLeader) { leader = isLeader; },
     observeReconcile(seconds, failed) {
       reconciles.inc({ result: failed ? 'error' : 'success' });
       duration.observe(seconds);

@@ -59,6 +59,7 @@ export class LeaderElector {
   private timer: NodeJS.Timeout | undefined;
   private lastRenew = 0;
   private inflight: Promise<void> | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(kubeConfig: k8s.KubeConfig, config: LeaderElectionConfig, log: Logger) {
     this.api = kubeConfig.makeApiClient(k8s.CoordinationV1Api);
@@ -89,6 +90,7 @@ export class LeaderElector {
       } else if (this.leading && now - this.lastRenew > this.config.renewDeadlineMs) {
         this.leading = false;
         this.stopped = true;
+        if (this.watchdog) clearInterval(this.watchdog);
         this.log.error('lost leadership: could not renew the lease in time');
         callbacks.onStoppedLeading();
         return;
@@ -97,12 +99,24 @@ export class LeaderElector {
       this.timer = setTimeout(() => { this.inflight = tick(); }, this.config.retryPeriodMs + jitter);
     };
     this.inflight = tick();
+    // A renew that hangs (an API server that stopped answering) must not keep this replica leading past the deadline:
+    // by then another replica may hold the Lease.
+    this.watchdog = setInterval(() => {
+      if (!this.leading || Date.now() - this.lastRenew <= this.config.renewDeadlineMs) return;
+      this.leading = false;
+      this.stopped = true;
+      if (this.watchdog) clearInterval(this.watchdog);
+      this.log.error('lost leadership: no successful renew within the deadline');
+      callbacks.onStoppedLeading();
+    }, Math.max(100, Math.floor(this.config.retryPeriodMs / 2)));
+    this.watchdog.unref();
   }
 
   /** Stops campaigning; a leader releases the lease so a successor need not wait for it to expire. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.watchdog) clearInterval(this.watchdog);
     await this.inflight;
     if (!this.leading) return;
     this.leading = false;

@@ -62,6 +62,13 @@ describe('controller replicas and leader election', function () {
     return (await fetch(`http://127.0.0.1:${replica.port}/readyz`)).status;
   }
 
+  async function leading(replica: Replica): Promise<boolean> {
+    const text = await (await fetch(`http://127.0.0.1:${replica.port}/metrics`)).text();
+    const value = /^cnpg_dynamic_storage_controller_leader (\d)$/m.exec(text)?.[1];
+    assert.ok(value !== undefined, 'the leader metric is exposed');
+    return value === '1';
+  }
+
   async function holder(): Promise<string | undefined> {
     const lease = await plane.kubeConfig.makeApiClient(k8s.CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: 'default' });
     return lease.spec?.holderIdentity;
@@ -70,16 +77,19 @@ describe('controller replicas and leader election', function () {
   it('leads with one replica, hands over on SIGTERM, and exits when the Lease is taken away', async function () {
     this.timeout(120_000);
     const first = await startReplica('controller-a');
-    await eventually(async () => { assert.equal(await readyz(first), 200); }, { timeoutMs: 30_000 });
+    await eventually(async () => { assert.equal(await leading(first), true); }, { timeoutMs: 30_000 });
     assert.match((await holder()) ?? '', /^controller-a_/);
 
+    // A replica that does not lead is still ready: it serves the PVC webhook.
     const second = await startReplica('controller-b');
-    await eventually(async () => { assert.equal(await readyz(second), 503); }, { timeoutMs: 30_000 });
+    await eventually(async () => { assert.equal(await readyz(second), 200); }, { timeoutMs: 30_000 });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.equal(await leading(second), false);
 
     first.child.kill('SIGTERM');
     assert.equal(await first.exit, 0, `SIGTERM exits cleanly:\n${first.output()}`);
     const handedOverAt = Date.now();
-    await eventually(async () => { assert.equal(await readyz(second), 200); }, { timeoutMs: 20_000 });
+    await eventually(async () => { assert.equal(await leading(second), true); }, { timeoutMs: 20_000 });
     assert.match((await holder()) ?? '', /^controller-b_/);
     assert.ok(Date.now() - handedOverAt < 10_000, 'the released Lease is taken without waiting for it to expire');
 

@@ -17,7 +17,7 @@ describe('controllerConfigFromEnv', () => {
       enabled: true, namespace: 'cnpg-system', name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
     });
     assert.equal(config.agents.namespace, 'cnpg-system');
-    assert.equal(config.agents.scheme, 'https');
+    assert.equal(config.agents.scheme, 'http');
     assert.equal(config.agents.port, 9100);
     assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
     assert.equal(config.webhook, undefined);
