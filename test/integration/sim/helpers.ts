@@ -34,6 +34,8 @@ export function useSimulation(options: Omit<SimulationOptions, 'controlPlane'> =
   });
   afterEach(async function () {
     this.timeout(90_000);
+    // A test that failed before stopping its recorders must not leave their polling loops running.
+    await Promise.all([...activeRecorders].map((recorder) => recorder.stop()));
     await sim?.stop();
     sim = undefined;
   });
@@ -98,5 +100,9 @@ export function recordResizeViews(sim: Simulation, namespace: string, name: stri
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   })();
-  return { stop: async () => { state.running = false; await loop; return views; } };
+  const recorder = { stop: async () => { state.running = false; activeRecorders.delete(recorder); await loop; return views; } };
+  activeRecorders.add(recorder);
+  return recorder;
 }
+
+const activeRecorders = new Set<{ stop(): Promise<string[]> }>();
