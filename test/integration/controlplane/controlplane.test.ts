@@ -3,7 +3,7 @@
  * collection all behave as on a cluster, because they are the real kube-apiserver and kube-controller-manager.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
@@ -138,13 +138,26 @@ describe('local control plane', function () {
   });
 });
 
+/** Processes whose command line mentions `text` (from /proc, so it needs no tool). */
+function processesUsing(text: string): number[] {
+  return readdirSync('/proc').filter((entry) => /^\d+$/.test(entry)).flatMap((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text) ? [Number(pid)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
 describe('control plane teardown', function () {
   it('leaves no process, port or directory behind', async function () {
     this.timeout(180_000);
     const plane = await startControlPlane({ controllerManager: false });
     const port = Number(new URL(plane.server).port);
     const dir = plane.dir;
+    assert.ok(processesUsing(dir).length >= 2, 'etcd and kube-apiserver run with the temp dir in their arguments');
     await plane.stop();
+    assert.deepEqual(processesUsing(dir), [], 'no process left');
     assert.equal(existsSync(dir), false, 'temp dir removed');
     await new Promise<void>((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1');
