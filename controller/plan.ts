@@ -94,6 +94,8 @@ export interface ActionOutcome {
   record: ActionRecord;
   /** Why the patch failed; undefined when every PVC was patched. */
   error: string | undefined;
+  /** How many PVCs were patched (some may be, when others were rejected). */
+  patched?: number | undefined;
 }
 
 /** The action the plan asks for, as it will be recorded (Pending until the PVCs report the new capacity). */
@@ -131,7 +133,8 @@ function budgetStatus(history: readonly ActionRecord[], policy: VolumePolicy, no
 export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): VolumeSizingStatus {
   const { decision } = plan;
   const history = trimHistory(outcome ? [...plan.history, outcome.record] : plan.history, now);
-  const grown = outcome && outcome.error === undefined ? outcome.record.to : 0;
+  // A PVC patched to the new size makes it the volume's size, even when the patch of another PVC was rejected.
+  const grown = outcome && (outcome.error === undefined || (outcome.patched ?? 0) > 0) ? outcome.record.to : 0;
   const last = history.at(-1);
   const messages = history.map((a) => (a === outcome?.record ? outcome.error : previousMessage(plan, a)));
   return {

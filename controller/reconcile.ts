@@ -222,7 +222,7 @@ export class Reconciler {
       }
     }
     if (errors.length > 0) record.result = 'Failed';
-    return { record, error: errors.length > 0 ? errors.join('; ') : undefined };
+    return { record, error: errors.length > 0 ? errors.join('; ') : undefined, patched: plan.decision.patches.length - errors.length };
   }
 
   private async announce(plan: VolumePlan, status: VolumeSizingStatus, outcome: ActionOutcome | undefined, target: EventTarget): Promise<void> {

@@ -129,6 +129,16 @@ describe('planVolume and volumeStatus', () => {
     assert.match(status.message ?? '', /; patching failed: pg-1: exceeded quota$/);
   });
 
+  it('takes the new size as the volume size when some PVCs were patched and another was rejected', () => {
+    const plan = planVolume(snapshot(), now);
+    const record = newAction(plan, now);
+    assert.ok(record);
+    record.result = 'Failed';
+    const status = volumeStatus(plan, { record, error: 'pg-2: exceeded quota', patched: 1 }, now);
+    assert.equal(status.effectiveSize, `${record.to / MiB}Mi`);
+    assert.equal(status.lastAction?.result, 'Failed');
+  });
+
   it('settles a pending action as Success once every PVC reports the new capacity', () => {
     const earlier = new Date(now.getTime() - 60_000);
     const previous = { recentActions: [sizingAction({ kind: 'EmergencyGrow', from: 64 * MiB, to: 96 * MiB, timestamp: earlier, result: 'Pending' })] };
