@@ -13,14 +13,14 @@ import path from 'node:path';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { VolumeIdentity, VolumeRole } from '../shared/readings.ts';
-import type { Backoff } from './kube/backoff.ts';
+import { retryBackoff, type Backoff } from '../shared/backoff.ts';
 import type { KubeClient } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
 import { trimPod, trimPv, trimPvc } from './kube/trim.ts';
 import type { PersistentVolume, PersistentVolumeClaim, Pod, PodVolume } from './kube/types.ts';
 import type { VolumeTarget } from './prober.ts';
 
-export { backoffDelay, type Backoff } from './kube/backoff.ts';
+export { backoffDelay, type Backoff } from '../shared/backoff.ts';
 
 export const clusterLabel = 'cnpg.io/cluster';
 export const instanceNameLabel = 'cnpg.io/instanceName';
@@ -215,7 +215,7 @@ export class KubeDiscovery {
   constructor(options: DiscoveryOptions) {
     this.options = options;
     const common = {
-      client: options.kube, backoff: options.backoff ?? { initialMs: 500, maxMs: 30_000 }, logger: options.logger,
+      client: options.kube, backoff: options.backoff ?? retryBackoff, logger: options.logger,
       labelSelector: clusterLabel, onChange: () => { this.schedule(); },
     };
     this.pods = new Informer<Pod>({

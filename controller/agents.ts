@@ -8,6 +8,7 @@ import { AgentClient } from '../shared/agent-client.ts';
 import type { Logger } from '../shared/log.ts';
 import type { VolumeEvent, VolumeIdentity, VolumeReading } from '../shared/readings.ts';
 import { ReadingsStore } from './readings.ts';
+import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
 export interface AgentEndpoints {
   /** Namespace of the agent DaemonSet; all namespaces when empty. */
@@ -128,8 +129,8 @@ export class AgentFleet {
       } catch (err) {
         if (aborted()) break;
         failures += 1;
-        const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
-        log.warn('agent stream failed; reconnecting', { err, failures, retryInMs: Math.round(delay) });
+        const delay = backoffDelay(retryBackoff, failures);
+        log.warn('agent stream failed; reconnecting', { err, failures, retryInMs: delay });
         await sleep(delay, signal);
       }
     }

@@ -18,6 +18,7 @@ import { ReadingsStore } from './readings.ts';
 import { Reconciler } from './reconcile.ts';
 import { StatusWriter } from './status.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
+import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
 export interface ControllerConfig {
   /** Identity used for the lease and events. */
@@ -222,8 +223,8 @@ function supervised<T extends k8s.KubernetesObject>(name: string, informer: k8s.
   const restart = (err: unknown): void => {
     if (stopped || timer) return;
     failures += 1;
-    const delay = Math.min(30_000, 250 * 2 ** Math.min(failures, 7)) * (0.5 + Math.random() / 2);
-    log.warn('watch failed; restarting', { informer: name, err, failures, retryInMs: Math.round(delay) });
+    const delay = backoffDelay(retryBackoff, failures);
+    log.warn('watch failed; restarting', { informer: name, err, failures, retryInMs: delay });
     timer = setTimeout(() => { timer = undefined; if (!stopped) start(); }, delay);
   };
   informer.on('error', (err: unknown) => { restart(err); });

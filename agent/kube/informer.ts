@@ -6,7 +6,7 @@
  * server outages.
  */
 import type { Logger } from '../../shared/log.ts';
-import { backoffDelay, type Backoff } from './backoff.ts';
+import { backoffDelay, type Backoff } from '../../shared/backoff.ts';
 import { isGone, watchError, type KubeClient, type Selectors } from './client.ts';
 import type { KubeObject, WatchEvent } from './types.ts';
 

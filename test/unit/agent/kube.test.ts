@@ -362,7 +362,7 @@ describe('agent Kubernetes connections', () => {
       registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); seen.add(r.url); return r; } });
       process.on('exit', () => { process.stdout.write(JSON.stringify([...seen])); });`;
     const files = ['agent.ts', 'auth.ts', 'config.ts', 'discovery.ts', 'metrics.ts', 'prober.ts', 'server.ts', 'statfs.ts', 'stream.ts',
-      'kube/adapters.ts', 'kube/backoff.ts', 'kube/client.ts', 'kube/connection.ts', 'kube/informer.ts', 'kube/kubeconfig.ts', 'kube/trim.ts', 'kube/types.ts', 'main.ts'];
+      'kube/adapters.ts', 'kube/client.ts', 'kube/connection.ts', 'kube/informer.ts', 'kube/kubeconfig.ts', 'kube/trim.ts', 'kube/types.ts', 'main.ts'];
     const script = files.map((f) => `await import(${JSON.stringify(path.join(repoRoot, 'agent', f))});`).join('\n');
     const { stdout } = await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, '--input-type=module', '-e', script], {
       env: { PATH: process.env.PATH ?? '' }, cwd: repoRoot,

@@ -1,4 +1,4 @@
-/** Retry delays for the agent's API calls. */
+/** Retry delays after consecutive failures (watches, streams, API calls), jittered so that retries spread out. */
 
 export interface Backoff {
   initialMs: number;
@@ -10,3 +10,6 @@ export function backoffDelay(backoff: Backoff, failures: number, random: () => n
   const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
+
+/** Retries of watches and streams: from 0.5 s, doubling, at most 30 s. */
+export const retryBackoff: Backoff = { initialMs: 500, maxMs: 30_000 };
