@@ -23,7 +23,7 @@ import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
-import { checkSingleManager, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster, type ManagerIdentity } from './validation/index.ts';
+import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
 
 export interface ReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
@@ -265,10 +265,6 @@ export class Reconciler {
       if (!kept.has(`${k.role}/${k.tablespace ?? ''}`)) report({ ...volumeKey(object, { role: k.role, tablespace: k.tablespace }) }, undefined);
     }
   }
-}
-
-function managerIdentity(object: DynamicStorage): ManagerIdentity {
-  return { name: object.metadata?.name ?? '', cluster: object.spec.cluster.name, creationTimestamp: object.metadata?.creationTimestamp ?? '' };
 }
 
 function volumeKey(object: DynamicStorage, snapshot: { role: VolumeKey['role']; tablespace?: string | undefined }): VolumeKey {

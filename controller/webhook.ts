@@ -15,6 +15,7 @@ import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { managersOf } from './validation/cluster.ts';
 
 /** Set on a PVC the webhook enlarged: the size CloudNativePG asked for. */
 export const resizedFromAnnotation = 'dynamicstorage.cnpg.io/requested-size';
@@ -61,13 +62,6 @@ function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorag
   }
 }
 
-/** The oldest DynamicStorage naming the cluster manages it (the controller's rule). */
-function managerOf(cluster: string, dynamicStorages: readonly DynamicStorage[]): DynamicStorage | undefined {
-  return dynamicStorages
-    .filter((d) => d.spec.cluster.name === cluster)
-    .sort((a, b) => (a.metadata?.creationTimestamp ?? '').localeCompare(b.metadata?.creationTimestamp ?? ''))[0];
-}
-
 function compareSizes(requestedText: string | undefined, effective: string): PvcMutation | number {
   try {
     return (requestedText === undefined ? 0 : parseQuantity(requestedText)) - parseQuantity(effective);
@@ -80,7 +74,7 @@ function compareSizes(requestedText: string | undefined, effective: string): Pvc
 export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages: readonly DynamicStorage[]): PvcMutation {
   const cluster = pvc.metadata?.labels?.[cnpgLabels.cluster];
   if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
-  const manager = managerOf(cluster, dynamicStorages);
+  const [manager] = managersOf(dynamicStorages, cluster);
   if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
   const name = manager.metadata?.name ?? '';
   if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {

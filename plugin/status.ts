@@ -24,6 +24,7 @@ import {
 } from '../shared/api/dynamicstorage.generated.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { parseMaintenanceWindow } from '../controller/policy/window.ts';
+import { managersOf } from '../controller/validation/cluster.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from '../controller/cnpg.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
 
@@ -350,11 +351,7 @@ export function buildStatusModel(
  * the others are invalid (ClusterAlreadyManaged).
  */
 export function selectDynamicStorage(items: readonly DynamicStorage[], clusterName: string): { selected: DynamicStorage | undefined; others: DynamicStorage[] } {
-  const matching = items
-    .filter((item) => item.spec.cluster.name === clusterName)
-    .sort((a, b) => (a.metadata?.creationTimestamp ?? '').localeCompare(b.metadata?.creationTimestamp ?? '')
-      || (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
-  const [selected, ...others] = matching;
+  const [selected, ...others] = managersOf(items, clusterName);
   return { selected, others };
 }
 

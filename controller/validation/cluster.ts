@@ -92,16 +92,31 @@ export interface ManagerIdentity {
   creationTimestamp: string;
 }
 
+/** What a DynamicStorage (or anything shaped like one) says about which Cluster it manages, and since when. */
+export function managerIdentity(object: { metadata?: { name?: string; creationTimestamp?: string }; spec: { cluster: { name: string } } }): ManagerIdentity {
+  return { name: object.metadata?.name ?? '', cluster: object.spec.cluster.name, creationTimestamp: object.metadata?.creationTimestamp ?? '' };
+}
+
+/** The order in which DynamicStorages claim a Cluster: the oldest first, then by name. */
+export function compareManagers(a: ManagerIdentity, b: ManagerIdentity): number {
+  return a.creationTimestamp.localeCompare(b.creationTimestamp) || a.name.localeCompare(b.name);
+}
+
+/** The objects that name `cluster`, the one that manages it first (the controller, webhook and plugin agree on it). */
+export function managersOf<T extends { metadata?: { name?: string; creationTimestamp?: string }; spec: { cluster: { name: string } } }>(
+  objects: readonly T[], cluster: string,
+): T[] {
+  return objects.filter((o) => o.spec.cluster.name === cluster).sort((a, b) => compareManagers(managerIdentity(a), managerIdentity(b)));
+}
+
 /**
  * One DynamicStorage per Cluster: two policies for the same volumes would fight. The oldest one (by creation time, then
  * name) keeps the Cluster; every later one is invalid until it is deleted or pointed elsewhere.
  */
 export function checkSingleManager(self: ManagerIdentity, siblings: readonly ManagerIdentity[]): ValidationProblem[] {
-  const earlier = siblings
-    .filter((s) => s.name !== self.name && s.cluster === self.cluster)
-    .filter((s) => s.creationTimestamp < self.creationTimestamp || (s.creationTimestamp === self.creationTimestamp && s.name < self.name))
-    .sort((a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.name.localeCompare(b.name));
-  const first = earlier[0];
+  const first = siblings
+    .filter((s) => s.name !== self.name && s.cluster === self.cluster && compareManagers(s, self) < 0)
+    .sort(compareManagers)[0];
   if (first === undefined) return [];
   return [problem('spec.cluster.name', ValidationCodes.ClusterAlreadyManaged, 'Duplicate value', self.cluster,
     `the Cluster is already managed by DynamicStorage "${first.name}"; only one DynamicStorage may manage a Cluster`)];
