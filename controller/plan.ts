@@ -35,7 +35,7 @@ export interface VolumeSnapshot {
   api: ApiVolumePolicy;
   pvcs: readonly k8s.V1PersistentVolumeClaim[];
   storageClass: k8s.V1StorageClass | undefined;
-  readings: (pvcName: string) => { latest: DiskReading | undefined; recent: readonly DiskReading[] };
+  readings: (pvcName: string) => { latest: DiskReading | undefined; recent: readonly DiskReading[]; longTerm?: readonly DiskReading[] };
   previous: VolumeSizingStatus | undefined;
 }
 

@@ -13,11 +13,29 @@ export interface ReadingHistoryOptions {
 }
 
 export const DEFAULT_HISTORY: ReadingHistoryOptions = { retainMs: 15 * 60_000, sampleEveryMs: 5_000 };
+/** The sparse history the long-term growth rate is fitted to: two days, one reading every 15 minutes. */
+export const LONG_TERM_HISTORY: ReadingHistoryOptions = { retainMs: 48 * 60 * 60_000, sampleEveryMs: 15 * 60_000 };
 
 interface Entry {
   reading: VolumeReading;
   latest: DiskReading | undefined;
   recent: DiskReading[];
+  longTerm: DiskReading[];
+}
+
+/** Appends `reading` when the last kept one is at least `sampleEveryMs` older, and drops what is past `retainMs`. */
+function keep(series: DiskReading[], reading: DiskReading, options: ReadingHistoryOptions): void {
+  const last = series.at(-1);
+  if (!last || reading.sampledAt.getTime() - last.sampledAt.getTime() >= options.sampleEveryMs) series.push(reading);
+  const horizon = reading.sampledAt.getTime() - options.retainMs;
+  while ((series[0]?.sampledAt.getTime() ?? horizon) < horizon) series.shift();
+}
+
+export interface PvcReadings {
+  latest: DiskReading | undefined;
+  recent: readonly DiskReading[];
+  longTerm: readonly DiskReading[];
+  raw: VolumeReading | undefined;
 }
 
 export function diskReading(reading: VolumeReading): DiskReading | undefined {
@@ -47,15 +65,13 @@ export class ReadingsStore {
 
   update(reading: VolumeReading): void {
     const key = ReadingsStore.keyOf(reading.namespace, reading.pvc);
-    const entry = this.entries.get(key) ?? { reading, latest: undefined, recent: [] };
+    const entry = this.entries.get(key) ?? { reading, latest: undefined, recent: [], longTerm: [] };
     const latest = diskReading(reading);
     entry.reading = reading;
     entry.latest = latest;
     if (latest) {
-      const last = entry.recent.at(-1);
-      if (!last || latest.sampledAt.getTime() - last.sampledAt.getTime() >= this.options.sampleEveryMs) entry.recent.push(latest);
-      const horizon = latest.sampledAt.getTime() - this.options.retainMs;
-      while ((entry.recent[0]?.sampledAt.getTime() ?? horizon) < horizon) entry.recent.shift();
+      keep(entry.recent, latest, this.options);
+      keep(entry.longTerm, latest, LONG_TERM_HISTORY);
     }
     this.entries.set(key, entry);
   }
@@ -75,10 +91,10 @@ export class ReadingsStore {
     return entry?.reading;
   }
 
-  forPvc(namespace: string, pvc: string): { latest: DiskReading | undefined; recent: readonly DiskReading[]; raw: VolumeReading | undefined } {
+  forPvc(namespace: string, pvc: string): PvcReadings {
     const entry = this.entries.get(ReadingsStore.keyOf(namespace, pvc));
-    if (!entry) return { latest: undefined, recent: [], raw: undefined };
+    if (!entry) return { latest: undefined, recent: [], longTerm: [], raw: undefined };
     const recent = entry.latest && entry.recent.at(-1) !== entry.latest ? [...entry.recent, entry.latest] : entry.recent;
-    return { latest: entry.latest, recent, raw: entry.reading };
+    return { latest: entry.latest, recent, longTerm: entry.longTerm, raw: entry.reading };
   }
 }

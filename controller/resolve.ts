@@ -109,7 +109,7 @@ function storageOf(quantities: Record<string, string> | undefined): number | und
 
 export function instanceVolume(
   pvc: k8s.V1PersistentVolumeClaim,
-  readings: { latest: DiskReading | undefined; recent: readonly DiskReading[] },
+  readings: { latest: DiskReading | undefined; recent: readonly DiskReading[]; longTerm?: readonly DiskReading[] },
 ): InstanceVolume {
   const labels = pvc.metadata?.labels ?? {};
   return {
@@ -120,6 +120,7 @@ export function instanceVolume(
     resize: resizeCondition(pvc),
     reading: readings.latest,
     recentReadings: readings.recent,
+    longTermReadings: readings.longTerm,
   };
 }
 

@@ -16,6 +16,7 @@ import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicst
 import { createLogger } from '../shared/log.ts';
 import { repoRoot, startLocalStack, type LocalStack } from '../test/stack/index.ts';
 import type { VolumeTarget } from '../test/sim/index.ts';
+import { windowAfter, type DemoWindow } from './demo-window.ts';
 
 const run = promisify(execFile);
 const namespace = 'demo';
@@ -31,13 +32,7 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** A daily window opening at the next whole minute at least 40 s away, for 10 minutes, so the demo can wait for it. */
-function windowSoon(now: Date): { schedule: string; duration: string; timezone: string; opensAt: Date } {
-  const opensAt = new Date(now.getTime() + 40_000);
-  opensAt.setUTCSeconds(0, 0);
-  opensAt.setUTCMinutes(opensAt.getUTCMinutes() + 1);
-  return { schedule: `${opensAt.getUTCMinutes()} ${opensAt.getUTCHours()} * * *`, duration: '10m', timezone: 'UTC', opensAt };
-}
+const windowSpec = (w: DemoWindow): { schedule: string; duration: string; timezone: string } => ({ schedule: w.schedule, duration: w.duration, timezone: w.timezone });
 
 function volumeRows(status: DynamicStorage['status']): string[] {
   const sizing = status?.storageSizing;
@@ -95,21 +90,27 @@ async function story(stack: LocalStack): Promise<void> {
     console.log(`  PVC ${pvc.metadata?.name ?? ''} (${pvc.metadata?.labels?.['cnpg.io/pvcRole'] ?? ''}) ${pvc.spec?.resources?.requests?.storage ?? ''}`);
   }
 
-  const window = windowSoon(new Date());
-  say(`A DynamicStorage policy beside it: data 64Mi..512Mi with a maintenance window at ${window.opensAt.toISOString()} (cron "${window.schedule}" UTC); WAL 64Mi..256Mi and the tablespace 64Mi..96Mi, always open`);
+  // Until the story needs it, the data window is hours away; it is set to open soon right before the data volume fills,
+  // so that the growth is seen waiting however long the steps before took.
+  const later = windowAfter(new Date(), 6 * 60 * 60_000);
+  say('A DynamicStorage policy beside it: data 64Mi..512Mi with a daily maintenance window; WAL 64Mi..256Mi and the tablespace 64Mi..96Mi, always open');
   const small = { emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } };
   await custom.createNamespacedCustomObject({ ...dsApi, body: {
     apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name: cluster },
     spec: {
       cluster: { name: cluster },
-      storage: { request: '64Mi', limit: '512Mi', targetBuffer: 20, ...small,
-        maintenanceWindow: { schedule: window.schedule, duration: window.duration, timezone: window.timezone } },
+      storage: { request: '64Mi', limit: '512Mi', targetBuffer: 20, ...small, maintenanceWindow: windowSpec(later) },
       walStorage: { request: '64Mi', limit: '256Mi', ...small },
       tablespaces: [{ name: 'analytics', storage: { request: '64Mi', limit: '96Mi', ...small } }],
     },
   } });
   await waitFor(custom, 'the first report', (s) => settledIn(s?.storageSizing?.data, ['Balanced']), 30_000);
   await showStatus(custom);
+
+  const window = windowAfter(new Date(), 45_000);
+  say(`The data volume's maintenance window moves to ${window.opensAt.toISOString()} (cron "${window.schedule}" UTC, 10 minutes)`);
+  await custom.patchNamespacedCustomObject({ ...dsApi, name: cluster, body: { spec: { storage: { maintenanceWindow: windowSpec(window) } } } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
 
   const data: VolumeTarget = { namespace, instance: `${cluster}-1`, volume: 'data' };
   say(`Writing into ${cluster}-1's data volume up to 90%: below the 20% buffer, not critical -> the growth waits for the window`);

@@ -4,8 +4,8 @@
  * no volumes -> resize in flight -> no usable disk status -> emergency -> planned growth -> steady state.
  * docs/sizing-policy.md is the reference for every rule, reason and message.
  */
-import { evaluateBudget, type BudgetView } from './budget.ts';
-import { fillRate, resizeLatencyMs, secondsToFull } from './predict.ts';
+import { BUDGET_WINDOW_MS, evaluateBudget, type BudgetView } from './budget.ts';
+import { fillRate, growthRate, rateEvidenceSince, resizeLatencyMs, secondsToUse } from './predict.ts';
 import {
   computeTargets,
   effectiveBufferPercent,
@@ -101,21 +101,42 @@ function buildContext(input: DecisionInput, now: Date): Context {
     .sort((a, b) => a.instance.localeCompare(b.instance))
     .map((volume) => evaluateInstance(volume, lastAction, tuning, now));
   const fresh = evaluated.filter((entry) => entry.usage.excluded === undefined);
-  const window = policy.maintenanceWindow;
+  const maintenance = policy.maintenanceWindow;
+  const budget = evaluateBudget(input.history, policy.emergencyGrow, now);
+  const window = { open: maintenance.contains(now), closesAt: maintenance.closesAt(now), nextStart: maintenance.nextStart(now) };
+  const lookahead = plannedLookaheadMs(input, budget, window, tuning, now);
   return {
     input,
     policy,
     provider,
     tuning,
     now,
-    budget: evaluateBudget(input.history, policy.emergencyGrow, now),
-    window: { open: window.contains(now), closesAt: window.closesAt(now), nextStart: window.nextStart(now) },
+    budget,
+    window,
     current,
     lastAction,
     evaluated,
     fresh,
-    targets: computeTargets(fresh.map((entry) => entry.usage), policy, provider, tuning, current),
+    targets: computeTargets(fresh.map((entry) => entry.usage), { policy, provider, tuning }, current, lookahead / 1000),
   };
+}
+
+/**
+ * How far ahead planned growth sizes: until the next chance of planned growth after this one, plus the time a resize
+ * takes (with its safety factor). That chance is the next window start, and no sooner than the planned budget allows
+ * another action; with no window, the day's planned actions are spread over the day.
+ */
+function plannedLookaheadMs(input: DecisionInput, budget: BudgetView, window: WindowStatus, tuning: EngineTuning, now: Date): number {
+  const prediction = tuning.prediction;
+  const margin = resizeLatencyMs(input.history, prediction) * prediction.safetyFactor;
+  const { maxActionsPerDay, reservedActionsForEmergency } = input.policy.emergencyGrow;
+  const plannedPerDay = Math.max(1, maxActionsPerDay - reservedActionsForEmergency);
+  const spacing = BUDGET_WINDOW_MS / plannedPerDay;
+  const untilWindow = window.nextStart === undefined ? 0 : window.nextStart.getTime() - now.getTime();
+  // After the last planned action of the budget, the next one waits until the oldest counted action leaves the 24 h window.
+  const untilRefill = budget.budgetResetsAt === undefined ? BUDGET_WINDOW_MS : budget.budgetResetsAt.getTime() - now.getTime();
+  const budgetWait = budget.availableForPlanned <= 1 ? untilRefill : 0;
+  return Math.min(BUDGET_WINDOW_MS, Math.max(spacing, untilWindow, budgetWait)) + margin;
 }
 
 function latestAction(history: readonly ActionRecord[]): ActionRecord | undefined {
@@ -130,8 +151,9 @@ function evaluateInstance(volume: InstanceVolume, lastAction: ActionRecord | und
   const problem = readingProblem(volume, lastAction, tuning, now);
   const readings: DiskReading[] = [...volume.recentReadings];
   if (volume.reading !== undefined && !readings.includes(volume.reading)) readings.push(volume.reading);
-  const rate = problem === undefined ? fillRate(readings, lastAction?.timestamp, tuning.prediction, now) : undefined;
-  return { volume, usage: describeUsage(volume, problem, rate) };
+  const rate = problem === undefined ? fillRate(readings, rateEvidenceSince(lastAction), tuning.prediction, now) : undefined;
+  const longTerm = problem === undefined ? growthRate(volume.longTermReadings ?? [], tuning.growthRateMinSpanMs, now) : undefined;
+  return { volume, usage: describeUsage(volume, problem, { fillRate: rate, growthRate: longTerm }) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -299,17 +321,30 @@ function predictedTrigger(ctx: Context): Trigger | undefined {
   if (!prediction.enabled || !ctx.policy.emergencyGrow.enabled) return undefined;
   const latency = resizeLatencyMs(ctx.input.history, prediction);
   const horizonSeconds = (latency * prediction.safetyFactor) / 1000;
-  let soonest: { entry: Evaluated; seconds: number } | undefined;
+  let soonest: { entry: Evaluated; seconds: number; full: boolean } | undefined;
   for (const entry of ctx.fresh) {
-    const seconds = secondsToFull(entry.usage.availableBytes, entry.usage.fillRate, prediction);
-    if (seconds !== undefined && seconds < horizonSeconds && (soonest === undefined || seconds < soonest.seconds)) soonest = { entry, seconds };
+    const { usage } = entry;
+    const toFull = secondsToUse(usage.availableBytes, usage.fillRate);
+    const toCritical = secondsToUse(bytesToCritical(usage, ctx.policy), usage.fillRate);
+    if (toFull === undefined || toCritical === undefined) continue;
+    const full = toFull < horizonSeconds;
+    const seconds = full ? toFull : toCritical;
+    if (seconds < horizonSeconds && (soonest === undefined || seconds < soonest.seconds)) soonest = { entry, seconds, full };
   }
   if (soonest === undefined) return undefined;
   const rate = `${formatUsage(soonest.entry.usage.fillRate ?? 0)}/s`;
+  const what = soonest.full ? 'be full' : 'reach the critical threshold';
   const text =
-    `instance ${soonest.entry.volume.instance} will be full in about ${formatDuration(Math.round(soonest.seconds) * 1000)} at ${rate}, ` +
+    `instance ${soonest.entry.volume.instance} will ${what} in about ${formatDuration(Math.round(soonest.seconds) * 1000)} at ${rate}, ` +
     `sooner than ${prediction.safetyFactor} x the ${formatDuration(latency)} a resize takes`;
-  return { entry: soonest.entry, reason: Reasons.PredictedFull, text };
+  return { entry: soonest.entry, reason: soonest.full ? Reasons.PredictedFull : Reasons.PredictedCritical, text };
+}
+
+/** Bytes an instance can still take before it is critical: by the percent threshold or by the minimum free space. */
+function bytesToCritical(usage: InstanceUsage, policy: VolumePolicy): number {
+  const byPercent = (usage.usableBytes * policy.emergencyGrow.criticalThreshold) / 100 - usage.usedBytes;
+  const byFree = usage.availableBytes - policy.emergencyGrow.criticalMinimumFree;
+  return Math.max(0, Math.min(byPercent, byFree));
 }
 
 function emergency(ctx: Context): Outcome | undefined {
@@ -344,28 +379,43 @@ function emergency(ctx: Context): Outcome | undefined {
 
 /**
  * At least the target (unclamped, so an allowed overshoot can serve it) and one emergency step (max(25%, 1Gi)). When the
- * disk is filling, also room for the runway: the growth expected until the next maintenance window opens (at most 24 h,
- * at least `safetyFactor` resizes), so that one emergency bridges to planned growth instead of spending the day's budget
- * in small steps. The runway part is bounded to twice the current size, so a burst cannot buy an unbounded disk.
+ * disk is filling, also room for the runway: the growth expected until planned growth can take over or the budget allows
+ * another action, whichever is later (see runwayMs). The runway part is bounded to twice the current size while further
+ * actions remain, so a burst cannot buy an unbounded disk; the day's last action is bounded by the ceiling alone, since
+ * nothing can follow it.
  */
 function emergencySize(ctx: Context, trigger: Trigger): number {
   const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
   const { usage } = trigger.entry;
   if (usage.fillRate === undefined || usage.fillRate <= 0) return Math.max(ctx.targets.desired, step);
   const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
+  const lastAction = ctx.budget.availableForEmergency <= 1;
   const projected = usage.usedBytes + (usage.fillRate * runwayMs(ctx)) / 1000;
   const runway = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
-  return Math.max(ctx.targets.desired, step, Math.min(runway, roundForProvider(2 * ctx.current, ctx.provider)));
+  const bound = lastAction ? Number.POSITIVE_INFINITY : roundForProvider(2 * ctx.current, ctx.provider);
+  return Math.max(ctx.targets.desired, step, Math.min(runway, bound));
 }
 
 const MAX_RUNWAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * How long the space bought by an emergency must last: at least `safetyFactor` resizes; until the next window in which
+ * the planned budget allows growth; and, when actions are scarce, the time until the budget refills shared among the
+ * actions left, so that each one buys its share of the day instead of reaching only the next window.
+ */
 function runwayMs(ctx: Context): number {
   const prediction = ctx.tuning.prediction;
+  const now = ctx.now.getTime();
   const minimum = resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor;
-  const opens = ctx.window.open ? ctx.window.nextStart : ctx.policy.maintenanceWindow.nextOpen(ctx.now);
-  const untilWindow = opens === undefined ? 0 : opens.getTime() - ctx.now.getTime();
-  return Math.min(MAX_RUNWAY_MS, Math.max(minimum, untilWindow));
+  const window = ctx.policy.maintenanceWindow;
+  const plannedAt = ctx.budget.plannedAvailableAt;
+  const from = plannedAt === undefined ? undefined : new Date(Math.max(now, plannedAt.getTime()));
+  const opens = from === undefined ? undefined : ctx.window.open && from.getTime() === now ? ctx.window.nextStart : window.nextOpen(from);
+  const untilWindow = opens === undefined ? MAX_RUNWAY_MS : opens.getTime() - now;
+  const untilRefill = ctx.budget.budgetResetsAt === undefined ? MAX_RUNWAY_MS : ctx.budget.budgetResetsAt.getTime() - now;
+  const actionsAfterThis = Math.max(0, ctx.budget.availableForEmergency - 1);
+  const share = untilRefill / (actionsAfterThis + 1);
+  return Math.min(MAX_RUNWAY_MS, Math.max(minimum, untilWindow, share));
 }
 
 function describeEmergencyCeiling(ctx: Context, ceiling: number): string {
@@ -382,20 +432,29 @@ function describeEmergencyCeiling(ctx: Context, ceiling: number): string {
 // Rule 5: planned growth, in the maintenance window, from the planned budget.
 
 function plannedGrowth(ctx: Context): Outcome | undefined {
-  const { target, ceiling } = ctx.targets;
+  const { target, ahead, ceiling } = ctx.targets;
   const { current } = ctx;
   const belowRequest = current < ctx.policy.request;
-  const growthDue = target > current && (belowRequest || target >= ceiling || target - current >= minimumStep(current, ctx.tuning));
+  const canGrowNow = ctx.window.open && ctx.budget.availableForPlanned > 0;
+  const due = (size: number): boolean => size > current && (belowRequest || size >= ceiling || size - current >= minimumStep(current, ctx.tuning));
+  const growthDue = due(target);
+  // Outside the window only today's usage makes growth pending; in it, growth expected before the next chance counts too.
+  // Hysteresis: the look-ahead alone grows only when at least half the expected growth is missing, so a rate estimate
+  // that creeps up during a window does not spend the planned budget in small steps.
+  const aheadDue = canGrowNow && due(ahead) && ahead - current >= ctx.targets.expectedGrowth / 2;
   const lagging = boundVolumes(ctx).filter((volume) => volume.requestedSize < current);
-  if (!growthDue && lagging.length === 0) return undefined;
-  const newSize = growthDue ? Math.min(target, stepCeiling(ctx)) : current;
-  const reason = belowRequest ? Reasons.BelowRequest : growthDue ? Reasons.BelowTargetBuffer : Reasons.ReplicaBelowEffectiveSize;
+  if (!growthDue && !aheadDue && lagging.length === 0) return undefined;
+  const grows = growthDue || aheadDue;
+  const newSize = grows ? Math.min(canGrowNow ? Math.max(target, ahead) : target, stepCeiling(ctx)) : current;
+  const reason = belowRequest
+    ? Reasons.BelowRequest
+    : growthDue ? Reasons.BelowTargetBuffer : aheadDue ? Reasons.ExpectedGrowth : Reasons.ReplicaBelowEffectiveSize;
   const why = plannedWhy(ctx, reason);
-  const capped = growthDue && ctx.targets.desired > newSize ? ` (capped at ${formatSize(newSize)})` : '';
-  const growth = growthDue
+  const capped = grows && Math.max(ctx.targets.desired, ahead) > newSize ? ` (capped at ${formatSize(newSize)})` : '';
+  const growth = grows
     ? `from ${formatSize(current)} to ${formatSize(newSize)}${capped}`
     : `of ${lagging.map((volume) => `${volume.pvcName} (${formatSize(volume.requestedSize)})`).join(', ')} to the volume size ${formatSize(newSize)}`;
-  if (ctx.window.open && ctx.budget.availableForPlanned > 0) {
+  if (canGrowNow) {
     return {
       state: VolumeStates.NeedsGrow,
       action: ActionKinds.ScheduledGrow,
@@ -419,6 +478,12 @@ function stepCeiling(ctx: Context): number {
 function plannedWhy(ctx: Context, reason: Reason): string {
   if (reason === Reasons.BelowRequest) return `the request ${formatSize(ctx.policy.request)} is above the current size`;
   if (reason === Reasons.ReplicaBelowEffectiveSize) return 'every PVC of a volume has the same size';
+  if (reason === Reasons.ExpectedGrowth) {
+    const fastest = [...ctx.fresh].sort((a, b) => (b.usage.growthRate ?? 0) - (a.usage.growthRate ?? 0))[0];
+    const perDay = (fastest?.usage.growthRate ?? 0) * 86_400;
+    const rate = fastest === undefined ? '' : `instance ${fastest.volume.instance} grows by ${formatUsage(perDay)} a day; `;
+    return `${rate}sized for the usage expected before the next chance to grow`;
+  }
   const fullest = fullestInstance(ctx);
   const allowed = 100 - effectiveBufferPercent(ctx.policy, ctx.tuning);
   if (fullest === undefined) return 'free space below the target buffer';

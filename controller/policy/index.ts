@@ -25,5 +25,5 @@ export {
   roundForProvider,
   type Targets,
 } from './sizing.ts';
-export { fillRate, resizeLatencyMs, secondsToFull } from './predict.ts';
+export { fillRate, growthRate, rateEvidenceSince, resizeLatencyMs, secondsToUse } from './predict.ts';
 export { replay, usageAt, type ReplayOptions, type ReplayReport, type ReplayResize, type UsagePoint } from './replay.ts';

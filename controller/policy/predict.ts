@@ -1,12 +1,21 @@
 /**
- * Predictive emergencies: when a disk will be full before a resize could finish, waiting for the critical threshold is too
- * late. The fill rate is a least-squares slope over a look-back window, which a single spike moves far less than a
- * two-point difference would; it needs several readings over a minimum span, and only readings taken after the volume's
- * last action count, so a fresh resize always re-arms with new evidence (the hysteresis that prevents growth storms).
+ * Fill rates for predictive emergencies and look-ahead growth. A rate must describe growth that is still going on:
+ * - only readings of the current filesystem count, taken after the volume's last resize completed, so a resize always
+ *   re-arms with new evidence (the hysteresis that prevents growth storms);
+ * - a completed step is not a trend: one interval holding most of the window's growth, with no fast growth beside it,
+ *   is a level shift (a bulk write that finished) and is taken out of the series before fitting;
+ * - a trend that stopped is not extrapolated: when the recent rate is below half the fitted one, the recent rate wins;
+ * - a burst is seen within a few readings: growth in every interval of the latest run, at that run's own rate.
+ * The result is the larger of the trend and the burst rate: the disk fills at least as fast as either says.
  */
 import type { ActionRecord, DiskReading, PredictionTuning } from './types.ts';
 import { ActionResults } from './types.ts';
 import { isPlausibleReading, usageOf } from './usage.ts';
+
+interface Point {
+  t: number;
+  used: number;
+}
 
 /** Bytes per second of `used` growth, or undefined when the evidence is too thin. Negative rates are returned as such. */
 export function fillRate(
@@ -15,15 +24,83 @@ export function fillRate(
   tuning: PredictionTuning,
   now: Date,
 ): number | undefined {
-  const since = Math.max(now.getTime() - tuning.lookbackMs, notBefore === undefined ? -Infinity : notBefore.getTime() + 1);
-  const points = readings
-    .filter((reading) => isPlausibleReading(reading))
-    .map((reading) => ({ t: reading.sampledAt.getTime(), used: usageOf(reading).usedBytes }))
-    .filter((point) => point.t >= since && point.t <= now.getTime());
+  const points = currentFilesystemPoints(readings, notBefore, tuning, now);
   if (points.length < tuning.minReadings) return undefined;
-  const times = points.map((point) => point.t);
-  if (Math.max(...times) - Math.min(...times) < tuning.minSpanMs) return undefined;
-  return leastSquaresSlope(points.map((point) => ({ x: (point.t - since) / 1000, y: point.used })));
+  const burst = burstRate(points);
+  const trend = trendRate(withoutSteps(points, tuning), tuning);
+  if (burst === undefined) return trend;
+  return trend === undefined ? burst : Math.max(burst, trend);
+}
+
+/** Plausible readings within the look-back, after `notBefore`, of the filesystem the latest reading shows; sorted, one per instant. */
+function currentFilesystemPoints(readings: readonly DiskReading[], notBefore: Date | undefined, tuning: PredictionTuning, now: Date): Point[] {
+  const since = Math.max(now.getTime() - tuning.lookbackMs, notBefore === undefined ? -Infinity : notBefore.getTime() + 1);
+  const usable = readings
+    .filter((reading) => isPlausibleReading(reading))
+    .filter((reading) => reading.sampledAt.getTime() >= since && reading.sampledAt.getTime() <= now.getTime())
+    .sort((a, b) => a.sampledAt.getTime() - b.sampledAt.getTime());
+  const latest = usable.at(-1);
+  if (latest === undefined) return [];
+  const byTime = new Map<number, Point>();
+  for (const reading of usable) {
+    if (reading.totalBytes !== latest.totalBytes) continue;
+    const t = reading.sampledAt.getTime();
+    byTime.set(t, { t, used: usageOf(reading).usedBytes });
+  }
+  return [...byTime.values()];
+}
+
+function intervalRate(a: Point, b: Point): number {
+  return (b.used - a.used) / ((b.t - a.t) / 1000);
+}
+
+/**
+ * The rate of the latest run of growing intervals, when it has at least two: a bulk load seen within a few readings.
+ * The run's first interval is left out of the rate, as the growth may have started anywhere within it.
+ */
+function burstRate(points: readonly Point[]): number | undefined {
+  let start = points.length - 1;
+  while (start > 0 && (points[start]?.used ?? 0) > (points[start - 1]?.used ?? 0)) start -= 1;
+  const intervals = points.length - 1 - start;
+  if (intervals < 2) return undefined;
+  const first = points[start + 1];
+  const last = points[points.length - 1];
+  return first === undefined || last === undefined ? undefined : intervalRate(first, last);
+}
+
+/**
+ * The series with its completed steps taken out: an interval holding at least `stepShare` of the window's growth whose
+ * neighbours grew at less than `1 / stepContrast` of its rate is a level shift, not a rate. The latest interval has no
+ * later neighbour yet: it counts as a step until the next reading shows the growth going on.
+ */
+function withoutSteps(points: readonly Point[], tuning: PredictionTuning): Point[] {
+  const rates = points.slice(1).map((point, i) => intervalRate(points[i] ?? point, point));
+  const growths = points.slice(1).map((point, i) => point.used - (points[i]?.used ?? point.used));
+  const totalGrowth = growths.reduce((sum, g) => sum + Math.max(0, g), 0);
+  let shift = 0;
+  const adjusted: Point[] = [];
+  for (const [index, point] of points.entries()) {
+    const i = index - 1;
+    const growth = growths[i] ?? 0;
+    const rate = rates[i] ?? 0;
+    const calmBeside = (neighbour: number | undefined): boolean => neighbour === undefined || neighbour * tuning.stepContrast < rate;
+    if (i >= 0 && growth > 0 && growth > totalGrowth * tuning.stepShare && calmBeside(rates[i - 1]) && calmBeside(rates[i + 1])) shift += growth;
+    adjusted.push({ t: point.t, used: point.used - shift });
+  }
+  return adjusted;
+}
+
+/** The least-squares slope over the window, replaced by the recent rate when growth has slowed to less than half of it. */
+function trendRate(points: readonly Point[], tuning: PredictionTuning): number | undefined {
+  const first = points[0];
+  const last = points.at(-1);
+  if (first === undefined || last === undefined || last.t - first.t < tuning.minSpanMs) return undefined;
+  const slope = leastSquaresSlope(points.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
+  if (slope === undefined) return undefined;
+  const reference = [...points].reverse().find((point) => point.t <= last.t - tuning.recentSpanMs) ?? first;
+  if (reference === last) return slope;
+  const recent = intervalRate(reference, last);
+  return recent < slope / 2 ? recent : slope;
 }
 
 function leastSquaresSlope(points: readonly { x: number; y: number }[]): number | undefined {
@@ -37,6 +114,42 @@ function leastSquaresSlope(points: readonly { x: number; y: number }[]): number 
     variance += (p.x - meanX) ** 2;
   }
   return variance > 0 ? covariance / variance : undefined;
+}
+
+/**
+ * The long-term growth rate of `used`, from sparse readings of the last days. With a day of history or more it is the
+ * mean day-over-day change (each reading against the one nearest to 24 h before it), which cancels a daily cycle such as
+ * nightly temp files exactly; with less, the least-squares slope, once the readings span `minSpanMs`. Hours of evidence
+ * are needed either way, so minutes of noise or one bulk load do not decide how much planned growth buys ahead.
+ */
+export function growthRate(readings: readonly DiskReading[], minSpanMs: number, now: Date): number | undefined {
+  const points = readings
+    .filter((reading) => isPlausibleReading(reading) && reading.sampledAt.getTime() <= now.getTime())
+    .map((reading) => ({ t: reading.sampledAt.getTime(), used: usageOf(reading).usedBytes }))
+    .sort((a, b) => a.t - b.t);
+  const first = points[0];
+  const last = points.at(-1);
+  if (first === undefined || last === undefined || points.length < 3 || last.t - first.t < minSpanMs) return undefined;
+  const daily = dayOverDay(points);
+  if (daily !== undefined) return daily;
+  return leastSquaresSlope(points.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** A reading counts as "24 h before" another when it is within this of that instant. */
+const DAY_TOLERANCE_MS = 60 * 60 * 1000;
+
+function dayOverDay(points: readonly Point[]): number | undefined {
+  const rates: number[] = [];
+  let j = 0;
+  for (const point of points) {
+    const target = point.t - DAY_MS;
+    while (j + 1 < points.length && Math.abs((points[j + 1]?.t ?? Infinity) - target) <= Math.abs((points[j]?.t ?? Infinity) - target)) j += 1;
+    const before = points[j];
+    if (before === undefined || Math.abs(before.t - target) > DAY_TOLERANCE_MS || before.t >= point.t) continue;
+    rates.push(intervalRate(before, point));
+  }
+  return rates.length === 0 ? undefined : rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
 }
 
 /**
@@ -54,8 +167,13 @@ export function resizeLatencyMs(history: readonly ActionRecord[], tuning: Predic
   return Math.min(tuning.maxResizeLatencyMs, Math.max(tuning.minResizeLatencyMs, ...samples));
 }
 
-/** Seconds until `available` is used up at `rate`, or undefined when the disk is not filling meaningfully. */
-export function secondsToFull(availableBytes: number, rate: number | undefined, tuning: PredictionTuning): number | undefined {
-  if (rate === undefined || rate < tuning.minRateBytesPerSecond) return undefined;
-  return availableBytes / rate;
+/** When the readings of the fill rate may start: after the last action completed (or was taken, while it runs). */
+export function rateEvidenceSince(lastAction: ActionRecord | undefined): Date | undefined {
+  return lastAction?.completedAt ?? lastAction?.timestamp;
+}
+
+/** Seconds until `bytes` more are used at `rate`, or undefined when the disk is not filling. */
+export function secondsToUse(bytes: number, rate: number | undefined): number | undefined {
+  if (rate === undefined || rate <= 0) return undefined;
+  return Math.max(0, bytes) / rate;
 }

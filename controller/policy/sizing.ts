@@ -77,19 +77,37 @@ export interface Targets {
   desired: number;
   /** Clamped to [request, planned ceiling], never below current. */
   target: number;
+  /** The target for the usage expected at the end of the look-ahead: what planned growth sizes for. */
+  ahead: number;
+  /** How much larger the usage expected at the end of the look-ahead needs the volume to be than today's usage does. */
+  expectedGrowth: number;
   ceiling: number;
 }
 
+/**
+ * Sizes for the current usage and for the usage expected after `lookaheadSeconds` at each instance's long-term growth rate. The
+ * expected growth is bounded by `lookaheadMaxGrowth` times the current usage, so a short burst cannot buy a huge disk.
+ */
 export function computeTargets(
   usages: readonly InstanceUsage[],
-  policy: VolumePolicy,
-  provider: ProviderFacts,
-  tuning: EngineTuning,
+  sizing: { policy: VolumePolicy; provider: ProviderFacts; tuning: EngineTuning },
   current: number,
+  lookaheadSeconds = 0,
 ): Targets {
+  const { policy, provider, tuning } = sizing;
   const ceiling = plannedCeiling(policy, provider, current);
-  const needed = Math.max(0, ...usages.map((usage) => pvcBytesFor(requiredUsableBytes(usage, policy, tuning), usage)));
-  const desired = roundForProvider(needed, provider);
-  const bounded = Math.min(ceiling, Math.max(policy.request, roundForProvider(needed, provider, ceiling)));
-  return { desired: Math.max(desired, current), target: Math.max(current, bounded), ceiling };
+  const clamp = (needed: number): number => Math.max(current, Math.min(ceiling, Math.max(policy.request, roundForProvider(needed, provider, ceiling))));
+  const needFor = (usage: InstanceUsage): number => pvcBytesFor(requiredUsableBytes(usage, policy, tuning), usage);
+  const needed = Math.max(0, ...usages.map(needFor));
+  const neededAhead = Math.max(0, ...usages.map((usage) => needFor(projectedUsage(usage, lookaheadSeconds, tuning))));
+  const expectedGrowth = Math.max(0, roundForProvider(neededAhead, provider) - roundForProvider(needed, provider));
+  return { desired: Math.max(roundForProvider(needed, provider), current), target: clamp(needed), ahead: clamp(Math.max(needed, neededAhead)), expectedGrowth, ceiling };
+}
+
+/** The instance's usage after `seconds` more at its long-term growth rate (never less than now). */
+export function projectedUsage(usage: InstanceUsage, seconds: number, tuning: EngineTuning): InstanceUsage {
+  const rate = usage.growthRate ?? 0;
+  if (rate <= 0 || seconds <= 0) return usage;
+  const growth = Math.min(rate * seconds, usage.usedBytes * tuning.lookaheadMaxGrowth);
+  return { ...usage, usedBytes: usage.usedBytes + growth, availableBytes: Math.max(0, usage.availableBytes - growth) };
 }

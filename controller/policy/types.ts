@@ -29,6 +29,7 @@ export const Reasons = {
   WithinTargetBuffer: 'WithinTargetBuffer',
   GrowthBelowMinimumStep: 'GrowthBelowMinimumStep',
   BelowTargetBuffer: 'BelowTargetBuffer',
+  ExpectedGrowth: 'ExpectedGrowth',
   BelowRequest: 'BelowRequest',
   ReplicaBelowEffectiveSize: 'ReplicaBelowEffectiveSize',
   OutsideMaintenanceWindow: 'OutsideMaintenanceWindow',
@@ -37,6 +38,7 @@ export const Reasons = {
   CriticalInodeUsage: 'CriticalInodeUsage',
   CriticalFreeSpace: 'CriticalFreeSpace',
   PredictedFull: 'PredictedFull',
+  PredictedCritical: 'PredictedCritical',
   EmergencyGrowDisabled: 'EmergencyGrowDisabled',
   EmergencyBudgetExhausted: 'EmergencyBudgetExhausted',
   EmergencyAtLimit: 'EmergencyAtLimit',
@@ -122,6 +124,8 @@ export interface InstanceVolume {
   reading: DiskReading | undefined;
   /** Recent readings, oldest first (may include `reading`); used for the fill rate. */
   recentReadings: readonly DiskReading[];
+  /** Sparse readings over the last days (one every few minutes), oldest first; used for the growth planned growth expects. */
+  longTermReadings?: readonly DiskReading[] | undefined;
 }
 
 /** One growth step of the logical volume, as recorded in its action history. */
@@ -173,6 +177,10 @@ export interface EngineTuning {
    */
   rejectedRetryMs: number;
   rejectedRetryMaxMs: number;
+  /** Planned growth sizes for the usage expected until the next chance to grow, at most this many times today's usage more. */
+  lookaheadMaxGrowth: number;
+  /** The long-term growth rate needs readings spanning at least this long. */
+  growthRateMinSpanMs: number;
   prediction: PredictionTuning;
 }
 
@@ -181,13 +189,17 @@ export interface PredictionTuning {
   lookbackMs: number;
   minReadings: number;
   minSpanMs: number;
-  /** Ignore fill rates below this (bytes per second): noise, not growth. */
-  minRateBytesPerSecond: number;
+  /** The recent rate, over at least this span, replaces the fitted one when growth has slowed to less than half of it. */
+  recentSpanMs: number;
+  /** An interval holding more than this share of the window's growth, with calm intervals beside it, is a completed step. */
+  stepShare: number;
+  /** Intervals beside a step grow at less than 1 / stepContrast of its rate. */
+  stepContrast: number;
   defaultResizeLatencyMs: number;
   minResizeLatencyMs: number;
   maxResizeLatencyMs: number;
   latencySamples: number;
-  /** Act when the projected time to full is below this multiple of the resize latency. */
+  /** Act when the projected time to the critical threshold (or to full) is below this multiple of the resize latency. */
   safetyFactor: number;
 }
 
@@ -206,12 +218,16 @@ export const DEFAULT_TUNING: EngineTuning = {
   resizeStuckAfterMs: 30 * MINUTE,
   rejectedRetryMs: 5 * MINUTE,
   rejectedRetryMaxMs: 60 * MINUTE,
+  lookaheadMaxGrowth: 1,
+  growthRateMinSpanMs: 6 * 60 * MINUTE,
   prediction: {
     enabled: true,
     lookbackMs: 10 * MINUTE,
     minReadings: 3,
     minSpanMs: MINUTE,
-    minRateBytesPerSecond: 64 * 1024,
+    recentSpanMs: 30_000,
+    stepShare: 2 / 3,
+    stepContrast: 4,
     defaultResizeLatencyMs: 5 * MINUTE,
     minResizeLatencyMs: MINUTE,
     maxResizeLatencyMs: 60 * MINUTE,
@@ -265,6 +281,8 @@ export interface InstanceUsage {
   inodePercentUsed: number | undefined;
   /** Bytes per second, from recent readings; undefined when there are too few. */
   fillRate: number | undefined;
+  /** Bytes per second over the last days, from the long-term readings; undefined when they span too little time. */
+  growthRate: number | undefined;
   /** Usable filesystem bytes per PVC byte. */
   ratio: number;
 }

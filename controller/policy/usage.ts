@@ -70,7 +70,11 @@ export function observedRatio(volume: InstanceVolume, usage: Usage): number {
   return Math.min(1, usage.usableBytes / size);
 }
 
-export function describeUsage(volume: InstanceVolume, excluded: Reason | undefined, fillRate: number | undefined): InstanceUsage {
+export function describeUsage(
+  volume: InstanceVolume,
+  excluded: Reason | undefined,
+  rates: { fillRate: number | undefined; growthRate: number | undefined },
+): InstanceUsage {
   const usage = volume.reading !== undefined && isPlausibleReading(volume.reading) ? usageOf(volume.reading) : undefined;
   return {
     instance: volume.instance,
@@ -81,7 +85,8 @@ export function describeUsage(volume: InstanceVolume, excluded: Reason | undefin
     availableBytes: usage?.availableBytes ?? 0,
     percentUsed: usage?.percentUsed ?? 0,
     inodePercentUsed: usage?.inodePercentUsed,
-    fillRate,
+    fillRate: rates.fillRate,
+    growthRate: rates.growthRate,
     ratio: usage === undefined ? 1 : observedRatio(volume, usage),
   };
 }

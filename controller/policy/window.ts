@@ -243,6 +243,9 @@ function dayMatches(sets: CronSets, dayIndex: number): boolean {
   return domMatch && dowMatch;
 }
 
+/** How many local days of starts a window remembers. */
+const STARTS_CACHE_DAYS = 64;
+
 class ScheduledWindow implements MaintenanceWindow {
   readonly kind = 'scheduled' as const;
   readonly schedule: string;
@@ -250,6 +253,8 @@ class ScheduledWindow implements MaintenanceWindow {
   readonly durationMs: number;
   readonly #zone: IANAZone;
   readonly #sets: CronSets;
+  /** Starts per local day: pure in the day, and the time-zone lookups behind them dominate a long replay. */
+  readonly #startsByDay = new Map<number, number[]>();
 
   constructor(schedule: string, zone: IANAZone, sets: CronSets, durationMs: number) {
     this.schedule = schedule;
@@ -308,6 +313,15 @@ class ScheduledWindow implements MaintenanceWindow {
 
   /** Every start on one local calendar day, as instants (a repeated wall time counts once, at its first occurrence). */
   #startsOfDay(dayIndex: number): number[] {
+    const cached = this.#startsByDay.get(dayIndex);
+    if (cached !== undefined) return cached;
+    const starts = this.#computeStartsOfDay(dayIndex);
+    if (this.#startsByDay.size >= STARTS_CACHE_DAYS) this.#startsByDay.clear();
+    this.#startsByDay.set(dayIndex, starts);
+    return starts;
+  }
+
+  #computeStartsOfDay(dayIndex: number): number[] {
     const midnight = dayIndex * DAY;
     const change = offsetChangeAround(this.#zone, midnight - 15 * HOUR, midnight + DAY + 13 * HOUR);
     const starts: number[] = [];

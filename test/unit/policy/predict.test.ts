@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { GiB } from '../../../shared/quantity.ts';
+import { DEFAULT_TUNING, decide, fillRate, growthRate, type DiskReading } from '../../../controller/policy/index.ts';
+import { HOUR, IN_WINDOW, MINUTE, OUT_OF_WINDOW, action, input, instance, policy, reading } from './fixtures.ts';
+
+const MiB = 1024 ** 2;
+const SECOND = 1000;
+const tuning = DEFAULT_TUNING.prediction;
+
+/** Readings of a filesystem of `usable` bytes, `used(t)` at each of `times` (ms before `now`). */
+function series(now: Date, usable: number, times: readonly number[], used: (msBefore: number) => number): DiskReading[] {
+  return times.map((before) => reading({ used: used(before), usable, at: new Date(now.getTime() - before) }));
+}
+
+/** Every `every` ms from `from` ms before now to now. */
+function every(from: number, step: number): number[] {
+  const times: number[] = [];
+  for (let before = from; before >= 0; before -= step) times.push(before);
+  return times;
+}
+
+describe('policy/predict: fill rates that describe growth still going on', () => {
+  it('a completed step is not a trend: a volume filled to 90% and left alone is not predicted full', () => {
+    // As `make demo` does it: a quiet volume (unchanged readings re-sent every 30 s), one write to 90%, quiet again.
+    const usable = 62 * MiB;
+    const now = OUT_OF_WINDOW;
+    const stepAt = 65 * SECOND;
+    const readings = series(now, usable, [...every(8 * MINUTE, 30 * SECOND).filter((b) => b > stepAt), stepAt, 35 * SECOND, 5 * SECOND], (before) =>
+      before > stepAt ? 6 * MiB : 0.9 * usable);
+    const rate = fillRate(readings, undefined, tuning, now) ?? 0;
+    assert.ok(rate < 1024, `rate ${rate} B/s`);
+    const latest = readings.at(-1);
+    const decision = decide(input({
+      policy: policy({ request: 64 * MiB, limit: 512 * MiB, emergencyGrow: { criticalMinimumFree: 4 * MiB } }),
+      tuning: { ...DEFAULT_TUNING, minimumStepBytes: 8 * MiB },
+      instances: [{ ...instance({ size: 64 * MiB, used: 0.9 * usable, usable, at: latest?.sampledAt ?? now }), recentReadings: readings }],
+    }), now);
+    assert.equal(decision.state, 'PendingGrowth', decision.message);
+    assert.equal(decision.reason, 'OutsideMaintenanceWindow');
+  });
+
+  it('the write itself, as the latest reading, is not a trend yet', () => {
+    const usable = 62 * MiB;
+    const now = OUT_OF_WINDOW;
+    const readings = series(now, usable, [...every(8 * MINUTE, 30 * SECOND).filter((b) => b > 2 * SECOND), 0], (before) => (before > 0 ? 6 * MiB : 0.9 * usable));
+    assert.ok((fillRate(readings, undefined, tuning, now) ?? 0) < 1024);
+  });
+
+  it('a burst is seen within seconds, at its own rate', () => {
+    // Quiet for 10 minutes, then a bulk load of 600 MB per 15 s (40 MB/s), read every 5 s: three readings into it.
+    const now = OUT_OF_WINDOW;
+    const rate = 40 * 1000 ** 2;
+    const startedBefore = 12 * SECOND;
+    const times = [...every(10 * MINUTE, 30 * SECOND).filter((b) => b > startedBefore), 10 * SECOND, 5 * SECOND, 0];
+    const readings = series(now, 100 * GiB, times, (before) => 20 * GiB + Math.max(0, startedBefore - before) * rate / SECOND);
+    const measured = fillRate(readings, undefined, tuning, now) ?? 0;
+    assert.ok(Math.abs(measured - rate) / rate < 0.05, `measured ${measured} B/s`);
+  });
+
+  it('a trend that stopped is not extrapolated', () => {
+    // 8 minutes of 50 MiB/s, then flat for 2 minutes.
+    const now = OUT_OF_WINDOW;
+    const readings = series(now, 500 * GiB, every(10 * MINUTE, 5 * SECOND), (before) => 100 * GiB + Math.min(8 * 60, (10 * MINUTE - before) / SECOND) * 50 * MiB);
+    const measured = fillRate(readings, undefined, tuning, now) ?? 0;
+    assert.ok(measured < MiB, `measured ${measured} B/s`);
+  });
+
+  it('steady growth is measured at its rate', () => {
+    const now = OUT_OF_WINDOW;
+    const readings = series(now, 500 * GiB, every(10 * MINUTE, 5 * SECOND), (before) => 100 * GiB - (before / SECOND) * 2 * MiB);
+    const measured = fillRate(readings, undefined, tuning, now) ?? 0;
+    assert.ok(Math.abs(measured - 2 * MiB) < 0.01 * MiB, `measured ${measured} B/s`);
+  });
+
+  it('no second grow after a spike: readings from before the resize completed do not count', () => {
+    // An emergency grew 10Gi -> 20Gi at 11:55, done at 11:56; the spike's ramp ended then, usage flat at 70% since.
+    const now = OUT_OF_WINDOW;
+    const grew = action({ kind: 'EmergencyGrow', timestamp: new Date(now.getTime() - 5 * MINUTE), completedAt: new Date(now.getTime() - 4 * MINUTE), from: 10 * GiB, to: 20 * GiB });
+    const before = series(now, 10 * GiB, every(10 * MINUTE, 5 * SECOND).filter((b) => b > 4 * MINUTE), (b) => 9.9 * GiB - (b / SECOND) * 3 * MiB);
+    const after = series(now, 20 * GiB, every(4 * MINUTE - 5 * SECOND, 5 * SECOND), () => 14 * GiB);
+    const decision = decide(input({
+      policy: policy({ limit: 100 * GiB }),
+      history: [grew],
+      instances: [{ ...instance({ size: 20 * GiB, used: 14 * GiB, at: now }), recentReadings: [...before, ...after] }],
+    }), now);
+    assert.equal(decision.action, 'NoOp', decision.message);
+    assert.equal(decision.state, 'Balanced');
+  });
+
+  it('slow growth is predicted to the critical threshold, not only to full', () => {
+    // 40 KiB/s (below what used to count as noise) on a small volume, 30 MiB before the 95% threshold: about 12.5 minutes.
+    const now = OUT_OF_WINDOW;
+    const usable = 4 * GiB;
+    const readings = series(now, usable, every(10 * MINUTE, 5 * SECOND), (before) => 0.95 * usable - 30 * MiB - (before / SECOND) * 40 * 1024 - (10 * MINUTE) * 0);
+    const latest = readings.at(-1);
+    const slow = decide(input({
+      policy: policy({ request: 4 * GiB, limit: 16 * GiB, emergencyGrow: { criticalMinimumFree: 16 * MiB } }),
+      history: [action({ timestamp: new Date(now.getTime() - 20 * HOUR), completedAt: new Date(now.getTime() - 20 * HOUR + 8 * MINUTE) })],
+      instances: [{ ...instance({ size: 4 * GiB, used: 0.95 * usable - 30 * MiB, usable, at: latest?.sampledAt ?? now }), recentReadings: readings }],
+    }), now);
+    assert.equal(slow.reason, 'PredictedCritical', slow.message);
+    assert.equal(slow.action, 'EmergencyGrow');
+    assert.match(slow.message, /will reach the critical threshold in about 12m/);
+  });
+
+  it('the long-term growth rate needs hours of evidence and averages a daily cycle', () => {
+    const now = IN_WINDOW;
+    const short = series(now, 100 * GiB, every(2 * HOUR, 15 * MINUTE), (before) => 50 * GiB - before / HOUR * GiB);
+    assert.equal(growthRate(short, DEFAULT_TUNING.growthRateMinSpanMs, now), undefined);
+    const day = 24 * HOUR;
+    const cycle = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 2 * GiB + Math.sin((before / day) * 2 * Math.PI) * 5 * GiB);
+    const rate = growthRate(cycle, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
+    assert.ok(Math.abs(rate * 86_400 - 2 * GiB) < 0.25 * GiB, `${rate * 86_400 / GiB} GiB a day`);
+  });
+});
