@@ -13,6 +13,7 @@ export const SimulateErrorCodes = {
   TraceTooShort: 'TraceTooShort',
   // The policy file.
   NoPolicy: 'NoPolicy',
+  PolicyNotParsed: 'PolicyNotParsed',
   SeveralPolicies: 'SeveralPolicies',
   InvalidPolicy: 'InvalidPolicy',
   VolumeNotManaged: 'VolumeNotManaged',

@@ -221,7 +221,8 @@ export function loadPolicy(text: string, source: string, volume: VolumeSelector)
   const objects: Json[] = [];
   for (const [index, document] of parseAllDocuments(text).entries()) {
     if (document.errors.length > 0) {
-      throw new SimulateInputError(SimulateErrorCodes.InvalidPolicy, `${source}: document ${index + 1} is not valid YAML: ${document.errors.map((e) => e.message).join('; ')}`);
+      const messages = document.errors.map((e) => e.message.split('\n')[0] ?? '').join('; ');
+      throw new SimulateInputError(SimulateErrorCodes.PolicyNotParsed, `${source}: document ${index + 1} is not valid YAML: ${messages}`);
     }
     const object: unknown = document.toJS();
     if (isObject(object)) objects.push(object);
@@ -489,7 +490,7 @@ export async function runSimulate(args: readonly string[], io: CliIo, dependenci
   } catch (err) {
     if (!(err instanceof SimulateInputError)) throw err;
     // An invalid policy is printed as `validate` prints it, with each problem's own code.
-    io.stderr(err.code === SimulateErrorCodes.InvalidPolicy && err.message.includes('\n') ? `${err.message}\n` : `${err.message} [${err.code}]\n`);
+    io.stderr(err.code === SimulateErrorCodes.InvalidPolicy ? `${err.message}\n` : `${err.message} [${err.code}]\n`);
     return 1;
   }
 }
