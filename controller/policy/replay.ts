@@ -345,7 +345,7 @@ export function usageAt(trace: readonly UsagePoint[], t: number): number {
   return new UsageCursor(trace).at(t);
 }
 
-/** usageAt for times that only move forward: amortised constant time per step on a long trace. */
+/** usageAt for times that only move forward: amortized constant time per step on a long trace. */
 class UsageCursor {
   private index = 0;
   private readonly trace: readonly UsagePoint[];
