@@ -91,14 +91,11 @@ export function parseVolume(text: string): VolumeSelector {
   throw new UsageError(`--volume must be data, wal or tablespace:<name>, not "${text}"`);
 }
 
-interface RawArgs {
-  values: Map<string, string>;
-}
-
 const aliases: Record<string, string> = { '-f': '--filename', '-o': '--output', '-n': '--namespace' };
 const valueFlags = new Set(['--filename', '--trace', '--volume', '--initial-size', '--resize-latency', '--step', '--output', '--prometheus', '--namespace', '--cluster', '--since', '--until']);
 
-function readArgs(args: readonly string[]): RawArgs {
+/** Every `--flag value`, `--flag=value` and `-f value`, by its long name; each flag at most once. */
+function readArgs(args: readonly string[]): { values: Map<string, string> } {
   const values = new Map<string, string>();
   for (let i = 0; i < args.length; i += 1) {
     const arg = args[i] ?? '';

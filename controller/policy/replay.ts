@@ -186,6 +186,7 @@ export function replay(options: ReplayOptions): ReplayReport {
     pendingAction: undefined,
   };
   const report = emptyReport(options.initialSize, first, last);
+  const run: Run = { report, sim, policy: options.policy, settings };
   const allActions: number[] = [];
   let lastStep = first;
   for (let t = first; t <= last; t += settings.stepMs) {
@@ -208,9 +209,9 @@ export function replay(options: ReplayOptions): ReplayReport {
       },
       new Date(t),
     );
-    account({ report, sim, policy: options.policy, settings }, wanted, decision);
+    account(run, wanted, decision);
     if (decision.action !== NoOp && decision.newSize !== undefined) {
-      act({ report, sim, policy: options.policy, settings }, decision, decision.action, t, options.resizeLatencyMs);
+      act(run, decision, decision.action, t, options.resizeLatencyMs);
       allActions.push(t);
     }
   }
