@@ -160,6 +160,7 @@ export function parseSimulateArgs(args: readonly string[]): SimulateOptions {
   const { values } = readArgs(args);
   const policyFile = values.get('--filename');
   if (policyFile === undefined) throw new UsageError('no policy: give -f <policy.yaml>');
+  if (policyFile === '-' && values.get('--trace') === '-') throw new UsageError('-f and --trace cannot both read standard input');
   const output = values.get('--output') ?? 'table';
   if (output !== 'table' && output !== 'json') throw new UsageError(`--output must be table or json, not "${output}"`);
   const latency = values.get('--resize-latency');

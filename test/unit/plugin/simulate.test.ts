@@ -76,6 +76,7 @@ describe('kubectl cnpg storage simulate', () => {
       [['-f', 'p.yaml'], 'give the history with exactly one of --trace <usage.csv> and --prometheus <url>'],
       [['-f', 'p.yaml', '--trace', 'u.csv', '--prometheus', 'http://p:9090'], 'give the history with exactly one of --trace <usage.csv> and --prometheus <url>'],
       [['-f', 'p.yaml', '--trace', 'u.csv', '--bogus'], 'unknown argument "--bogus"'],
+      [['-f', '-', '--trace', '-'], '-f and --trace cannot both read standard input'],
       [['-f', 'p.yaml', '--trace'], '--trace needs a value'],
       [['-f', 'p.yaml', '--trace', '--step', '1m'], '--trace needs a value'],
       [['-f', 'p.yaml', '-f', 'q.yaml', '--trace', 'u.csv'], '-f is given twice'],
