@@ -18,7 +18,7 @@ import { humanDuration } from './status.ts';
 import { renderText, validateDocuments } from './validate.ts';
 import { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
 import { readPrometheusHistory, type PrometheusRequest, type VolumeSelector } from './simulate-prometheus.ts';
-import { parseTraceCsv } from './simulate-trace.ts';
+import { parseTimestamp, parseTraceCsv } from './simulate-trace.ts';
 
 export { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
 
@@ -60,7 +60,7 @@ Options:
   -n, --namespace <ns>       namespace of the Cluster (default: the policy's namespace, else "default")
       --cluster <name>       the Cluster (default: the policy's spec.cluster.name)
       --since <d>            how far back (default 14d)
-      --until <time>         end of the history, RFC 3339 (default: now)
+      --until <time>         end of the history, RFC 3339 or unix seconds (default: now)
   -h, --help                 this help
 
 Durations: 90s, 15m, 1h30m, 14d. Exit status: 0 simulated, 1 the policy, the history or Prometheus has a problem
@@ -117,8 +117,8 @@ function readArgs(args: readonly string[]): { values: Map<string, string> } {
 
 function parseUntil(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const at = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(at)) throw new UsageError(`--until must be an RFC 3339 time such as 2026-01-31T00:00:00Z, not "${text}"`);
+  const at = parseTimestamp(text);
+  if (at === undefined) throw new UsageError(`--until must be an RFC 3339 time such as 2026-01-31T00:00:00Z or unix seconds, not "${text}"`);
   return at;
 }
 

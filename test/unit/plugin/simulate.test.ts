@@ -92,7 +92,7 @@ describe('kubectl cnpg storage simulate', () => {
       [['-f', 'p.yaml', '--trace', 'u.csv', '--since', '1d'], '--since goes with --prometheus'],
       [['-f', 'p.yaml', '--prometheus', 'prom:9090'], '--prometheus must be an http or https URL, not "prom:9090"'],
       [['-f', 'p.yaml', '--prometheus', 'http://p', '--since', '30s'], '--since must be at least 60s, not "30s"'],
-      [['-f', 'p.yaml', '--prometheus', 'http://p', '--until', 'yesterday'], '--until must be an RFC 3339 time such as 2026-01-31T00:00:00Z, not "yesterday"'],
+      [['-f', 'p.yaml', '--prometheus', 'http://p', '--until', 'yesterday'], '--until must be an RFC 3339 time such as 2026-01-31T00:00:00Z or unix seconds, not "yesterday"'],
     ];
     for (const [args, message] of usageErrors) {
       it(`exits 2 on ${args.join(' ')}`, async () => {
