@@ -3,6 +3,7 @@
  * so that commands are tested without a process and new subcommands are one entry in `subcommands`.
  */
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
+import { simulateSubcommand } from './simulate.ts';
 import { statusSubcommand } from './status.ts';
 import { validateSubcommand } from './validate.ts';
 
@@ -10,7 +11,7 @@ export { UsageError, type CliIo, type Subcommand } from './command.ts';
 
 export const programName = 'kubectl cnpg storage';
 
-export const subcommands: readonly Subcommand[] = [statusSubcommand, validateSubcommand];
+export const subcommands: readonly Subcommand[] = [statusSubcommand, validateSubcommand, simulateSubcommand];
 
 function help(commands: readonly Subcommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
