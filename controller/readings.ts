@@ -4,31 +4,13 @@
  */
 import type { VolumeReading } from '../shared/readings.ts';
 import type { DiskReading } from './policy/index.ts';
-
-export interface ReadingHistoryOptions {
-  /** How far back fill rates look (keep a little more than the engine's lookback). */
-  retainMs: number;
-  /** At most one history sample per this interval (the latest reading is always kept). */
-  sampleEveryMs: number;
-}
-
-export const DEFAULT_HISTORY: ReadingHistoryOptions = { retainMs: 15 * 60_000, sampleEveryMs: 5_000 };
-/** The sparse history the long-term growth rate is fitted to: two days, one reading every 15 minutes. */
-export const LONG_TERM_HISTORY: ReadingHistoryOptions = { retainMs: 48 * 60 * 60_000, sampleEveryMs: 15 * 60_000 };
+import { LONG_TERM_HISTORY, RECENT_HISTORY, keepSampled, type ReadingHistoryOptions } from './policy/history.ts';
 
 interface Entry {
   reading: VolumeReading;
   latest: DiskReading | undefined;
   recent: DiskReading[];
   longTerm: DiskReading[];
-}
-
-/** Appends `reading` when the last kept one is at least `sampleEveryMs` older, and drops what is past `retainMs`. */
-function keep(series: DiskReading[], reading: DiskReading, options: ReadingHistoryOptions): void {
-  const last = series.at(-1);
-  if (!last || reading.sampledAt.getTime() - last.sampledAt.getTime() >= options.sampleEveryMs) series.push(reading);
-  const horizon = reading.sampledAt.getTime() - options.retainMs;
-  while ((series[0]?.sampledAt.getTime() ?? horizon) < horizon) series.shift();
 }
 
 export interface PvcReadings {
@@ -55,7 +37,7 @@ export class ReadingsStore {
   private readonly entries = new Map<string, Entry>();
   private readonly options: ReadingHistoryOptions;
 
-  constructor(options: ReadingHistoryOptions = DEFAULT_HISTORY) {
+  constructor(options: ReadingHistoryOptions = RECENT_HISTORY) {
     this.options = options;
   }
 
@@ -70,8 +52,8 @@ export class ReadingsStore {
     entry.reading = reading;
     entry.latest = latest;
     if (latest) {
-      keep(entry.recent, latest, this.options);
-      keep(entry.longTerm, latest, LONG_TERM_HISTORY);
+      keepSampled(entry.recent, latest, this.options);
+      keepSampled(entry.longTerm, latest, LONG_TERM_HISTORY);
     }
     this.entries.set(key, entry);
   }

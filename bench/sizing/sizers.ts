@@ -6,7 +6,9 @@ import {
   ActionResults,
   BUDGET_WINDOW_MS,
   DEFAULT_TUNING,
+  LONG_TERM_HISTORY,
   NoOp,
+  keepSampled,
   decide,
   usageOf,
   type ActionRecord,
@@ -14,11 +16,8 @@ import {
   type InstanceVolume,
   type VolumePolicy,
 } from '../../controller/policy/index.ts';
-import { LONG_TERM_HISTORY } from '../../controller/readings.ts';
 import { GiB, type Observation, type Resize, type Sizer } from './world.ts';
 
-const LONG_TERM_EVERY_MS = LONG_TERM_HISTORY.sampleEveryMs;
-const LONG_TERM_RETAIN_MS = LONG_TERM_HISTORY.retainMs;
 const roundUpGiB = (bytes: number): number => Math.ceil(bytes / GiB - 1e-9) * GiB;
 
 function fullestPercent(observation: Observation): number {
@@ -85,7 +84,8 @@ export function engine(policy: VolumePolicy, everyMs = 5_000): Sizer {
         const kept = (recent.get(name) ?? []).filter((r) => r.sampledAt.getTime() > now - DEFAULT_TUNING.prediction.lookbackMs - 60_000);
         kept.push(reading);
         recent.set(name, kept);
-        const sparse = keepLongTerm(longTerm.get(name) ?? [], reading, now);
+        const sparse = longTerm.get(name) ?? [];
+        keepSampled(sparse, reading, LONG_TERM_HISTORY);
         longTerm.set(name, sparse);
         return {
           instance: name, pvcName: name, requestedSize: observation.size, capacity: observation.capacity, reading,
@@ -102,10 +102,3 @@ export function engine(policy: VolumePolicy, everyMs = 5_000): Sizer {
   };
 }
 
-/** As the controller keeps them: one reading every LONG_TERM_EVERY_MS for LONG_TERM_RETAIN_MS. */
-function keepLongTerm(kept: DiskReading[], reading: DiskReading, now: number): DiskReading[] {
-  const last = kept.at(-1);
-  if (last === undefined || now - last.sampledAt.getTime() >= LONG_TERM_EVERY_MS) kept.push(reading);
-  while ((kept[0]?.sampledAt.getTime() ?? now) < now - LONG_TERM_RETAIN_MS) kept.shift();
-  return kept;
-}

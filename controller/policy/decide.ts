@@ -152,7 +152,7 @@ function evaluateInstance(volume: InstanceVolume, lastAction: ActionRecord | und
   const readings: DiskReading[] = [...volume.recentReadings];
   if (volume.reading !== undefined && !readings.includes(volume.reading)) readings.push(volume.reading);
   const rate = problem === undefined ? fillRate(readings, rateEvidenceSince(lastAction), tuning.prediction, now) : undefined;
-  const longTerm = problem === undefined ? growthRate(volume.longTermReadings ?? [], tuning.growthRateMinSpanMs, now) : undefined;
+  const longTerm = problem === undefined ? growthRate(volume.longTermReadings ?? [], tuning.prediction, tuning.growthRateMinSpanMs, now) : undefined;
   return { volume, usage: describeUsage(volume, problem, { fillRate: rate, growthRate: longTerm }) };
 }
 
@@ -357,7 +357,12 @@ function emergency(ctx: Context): Outcome | undefined {
     message: `${trigger.text}; ${why}`,
     wakeAt,
   });
-  if (!ctx.policy.emergencyGrow.enabled) return stay(Reasons.EmergencyGrowDisabled, 'emergency growth is disabled (emergencyGrow.enabled is false)');
+  if (!ctx.policy.emergencyGrow.enabled) {
+    // emergencyGrow.enabled governs growth outside the window only: in an open window (or with none) the volume grows
+    // as planned growth does, from the planned budget.
+    if (ctx.window.open) return undefined;
+    return stay(Reasons.EmergencyGrowDisabled, 'emergency growth is disabled (emergencyGrow.enabled is false) and the maintenance window is closed');
+  }
   const ceiling = Math.min(emergencyCeiling(ctx.policy, ctx.provider, ctx.tuning, ctx.current), stepCeiling(ctx));
   const size = Math.min(ceiling, emergencySize(ctx, trigger));
   if (size <= ctx.current) return stay(Reasons.EmergencyAtLimit, describeEmergencyCeiling(ctx, ceiling));
@@ -379,21 +384,27 @@ function emergency(ctx: Context): Outcome | undefined {
 
 /**
  * At least the target (unclamped, so an allowed overshoot can serve it) and one emergency step (max(25%, 1Gi)). When the
- * disk is filling, also room for the runway: the growth expected until planned growth can take over or the budget allows
- * another action, whichever is later (see runwayMs). The runway part is bounded to twice the current size while further
- * actions remain, so a burst cannot buy an unbounded disk; the day's last action is bounded by the ceiling alone, since
- * nothing can follow it.
+ * disk is filling, also room for the runway (see runwayMs): the long-term growth until then, and the current fill rate for
+ * as long as a resize takes — a burst or a ramp is not extrapolated for hours while actions remain. When they are scarce
+ * (one more at most after this), the current rate is extrapolated over the whole runway: bounded to twice the current size
+ * while one action remains, by the ceiling alone for the day's last action, since nothing can follow it.
  */
 function emergencySize(ctx: Context, trigger: Trigger): number {
   const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
   const { usage } = trigger.entry;
-  if (usage.fillRate === undefined || usage.fillRate <= 0) return Math.max(ctx.targets.desired, step);
+  const fill = Math.max(0, usage.fillRate ?? 0);
+  const growth = Math.max(0, usage.growthRate ?? 0);
+  if (fill <= 0 && growth <= 0) return Math.max(ctx.targets.desired, step);
+  const prediction = ctx.tuning.prediction;
+  const horizonMs = resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor;
+  const runway = runwayMs(ctx);
+  const actionsAfterThis = Math.max(0, ctx.budget.availableForEmergency - 1);
+  const scarce = actionsAfterThis <= 1;
+  const projected = usage.usedBytes + (fill * (scarce ? runway : horizonMs) + growth * runway) / 1000;
   const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
-  const lastAction = ctx.budget.availableForEmergency <= 1;
-  const projected = usage.usedBytes + (usage.fillRate * runwayMs(ctx)) / 1000;
-  const runway = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
-  const bound = lastAction ? Number.POSITIVE_INFINITY : roundForProvider(2 * ctx.current, ctx.provider);
-  return Math.max(ctx.targets.desired, step, Math.min(runway, bound));
+  const runwaySize = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
+  const bound = actionsAfterThis === 0 ? Number.POSITIVE_INFINITY : roundForProvider(2 * ctx.current, ctx.provider);
+  return Math.max(ctx.targets.desired, step, Math.min(runwaySize, bound));
 }
 
 const MAX_RUNWAY_MS = 24 * 60 * 60 * 1000;

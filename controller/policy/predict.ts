@@ -24,9 +24,10 @@ export function fillRate(
   tuning: PredictionTuning,
   now: Date,
 ): number | undefined {
-  const points = currentFilesystemPoints(readings, notBefore, tuning, now);
-  if (points.length < tuning.minReadings) return undefined;
-  const burst = burstRate(points);
+  const observed = currentFilesystemPoints(readings, notBefore, tuning, now);
+  if (observed.length < tuning.minReadings) return undefined;
+  const points = withQuietUntilNow(observed, now);
+  const burst = burstRate(points, tuning);
   const trend = trendRate(withoutSteps(points, tuning), tuning);
   if (burst === undefined) return trend;
   return trend === undefined ? burst : Math.max(burst, trend);
@@ -54,40 +55,78 @@ function intervalRate(a: Point, b: Point): number {
   return (b.used - a.used) / ((b.t - a.t) / 1000);
 }
 
-/**
- * The rate of the latest run of growing intervals, when it has at least two: a bulk load seen within a few readings.
- * The run's first interval is left out of the rate, as the growth may have started anywhere within it.
- */
-function burstRate(points: readonly Point[]): number | undefined {
+/** The latest run of growing intervals: the index of the point it starts from (the last point when there is none). */
+function latestRunStart(points: readonly Point[]): number {
   let start = points.length - 1;
   while (start > 0 && (points[start]?.used ?? 0) > (points[start - 1]?.used ?? 0)) start -= 1;
-  const intervals = points.length - 1 - start;
-  if (intervals < 2) return undefined;
-  const first = points[start + 1];
-  const last = points[points.length - 1];
-  return first === undefined || last === undefined ? undefined : intervalRate(first, last);
+  return start;
 }
 
 /**
- * The series with its completed steps taken out: an interval holding at least `stepShare` of the window's growth whose
- * neighbours grew at less than `1 / stepContrast` of its rate is a level shift, not a rate. The latest interval has no
- * later neighbour yet: it counts as a step until the next reading shows the growth going on.
+ * Readings arrive when the numbers change. When the latest run of growth has had no reading for more than twice its own
+ * cadence (and a second), the growth stopped at the latest reading: the series is completed with that level at `now`,
+ * which closes the run. A regular sampler (the replay) always has a reading at `now`, so nothing is added there.
  */
-function withoutSteps(points: readonly Point[], tuning: PredictionTuning): Point[] {
-  const rates = points.slice(1).map((point, i) => intervalRate(points[i] ?? point, point));
-  const growths = points.slice(1).map((point, i) => point.used - (points[i]?.used ?? point.used));
-  const totalGrowth = growths.reduce((sum, g) => sum + Math.max(0, g), 0);
-  let shift = 0;
-  const adjusted: Point[] = [];
-  for (const [index, point] of points.entries()) {
-    const i = index - 1;
-    const growth = growths[i] ?? 0;
-    const rate = rates[i] ?? 0;
-    const calmBeside = (neighbour: number | undefined): boolean => neighbour === undefined || neighbour * tuning.stepContrast < rate;
-    if (i >= 0 && growth > 0 && growth > totalGrowth * tuning.stepShare && calmBeside(rates[i - 1]) && calmBeside(rates[i + 1])) shift += growth;
-    adjusted.push({ t: point.t, used: point.used - shift });
+function withQuietUntilNow(points: readonly Point[], now: Date): Point[] {
+  const start = latestRunStart(points);
+  const last = points.at(-1);
+  if (last === undefined || start === points.length - 1) return [...points];
+  const gaps = points.slice(start + 1).map((point, i) => point.t - (points[start + i]?.t ?? point.t));
+  const cadence = median(gaps);
+  if (now.getTime() - last.t <= 2 * cadence + 1000) return [...points];
+  return [...points, { t: now.getTime(), used: last.used }];
+}
+
+/**
+ * The rate of the latest run of growing intervals, when it has at least two and spans `burstMinSpanMs`: a bulk load seen
+ * within seconds. The run's first interval is left out of the rate, as the growth may have started anywhere within it.
+ */
+function burstRate(points: readonly Point[], tuning: PredictionTuning): number | undefined {
+  const start = latestRunStart(points);
+  if (points.length - 1 - start < 2) return undefined;
+  const first = points[start + 1];
+  const last = points[points.length - 1];
+  if (first === undefined || last === undefined || last.t - (points[start]?.t ?? last.t) < tuning.burstMinSpanMs) return undefined;
+  return intervalRate(first, last);
+}
+
+/**
+ * The series with its steps taken out: a run of consecutive intervals growing more than `stepContrast` times faster than
+ * the series' typical rate (the median of the absolute interval rates), holding more than `stepShare` of the window's
+ * growth, is a level shift (a bulk write), not a rate. A run still going on at the end of the series counts as a step
+ * only while it is a single interval (the next reading shows whether the growth goes on), unless `openRunsAreSteps`.
+ */
+function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRunsAreSteps = false): Point[] {
+  const intervals = points.slice(1).map((point, i) => {
+    const previous = points[i] ?? point;
+    return { growth: point.used - previous.used, rate: intervalRate(previous, point) };
+  });
+  const totalGrowth = intervals.reduce((sum, interval) => sum + Math.max(0, interval.growth), 0);
+  const typical = median(intervals.map((interval) => Math.abs(interval.rate)));
+  const fast = intervals.map((interval) => interval.rate > 0 && interval.rate > tuning.stepContrast * typical);
+  const shiftAfter = new Array<number>(intervals.length).fill(0);
+  for (let start = 0; start < intervals.length; start += 1) {
+    if (!fast[start] || (start > 0 && fast[start - 1])) continue;
+    let end = start;
+    while (end + 1 < intervals.length && fast[end + 1]) end += 1;
+    const growth = intervals.slice(start, end + 1).reduce((sum, interval) => sum + interval.growth, 0);
+    const open = end === intervals.length - 1;
+    if (growth > totalGrowth * tuning.stepShare && (!open || openRunsAreSteps || end === start)) {
+      let taken = 0;
+      for (let i = start; i < intervals.length; i += 1) {
+        if (i <= end) taken += intervals[i]?.growth ?? 0;
+        shiftAfter[i] = (shiftAfter[i] ?? 0) + taken;
+      }
+    }
   }
-  return adjusted;
+  return points.map((point, index) => ({ t: point.t, used: point.used - (index === 0 ? 0 : (shiftAfter[index - 1] ?? 0)) }));
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
 /** The least-squares slope over the window, replaced by the recent rate when growth has slowed to less than half of it. */
@@ -120,9 +159,10 @@ function leastSquaresSlope(points: readonly { x: number; y: number }[]): number 
  * The long-term growth rate of `used`, from sparse readings of the last days. With a day of history or more it is the
  * mean day-over-day change (each reading against the one nearest to 24 h before it), which cancels a daily cycle such as
  * nightly temp files exactly; with less, the least-squares slope, once the readings span `minSpanMs`. Hours of evidence
- * are needed either way, so minutes of noise or one bulk load do not decide how much planned growth buys ahead.
+ * are needed either way, and steps (bulk loads, finished or not) are taken out first, so minutes of noise or one bulk
+ * load do not decide how much planned growth buys ahead.
  */
-export function growthRate(readings: readonly DiskReading[], minSpanMs: number, now: Date): number | undefined {
+export function growthRate(readings: readonly DiskReading[], tuning: PredictionTuning, minSpanMs: number, now: Date): number | undefined {
   const points = readings
     .filter((reading) => isPlausibleReading(reading) && reading.sampledAt.getTime() <= now.getTime())
     .map((reading) => ({ t: reading.sampledAt.getTime(), used: usageOf(reading).usedBytes }))
@@ -130,9 +170,10 @@ export function growthRate(readings: readonly DiskReading[], minSpanMs: number, 
   const first = points[0];
   const last = points.at(-1);
   if (first === undefined || last === undefined || points.length < 3 || last.t - first.t < minSpanMs) return undefined;
-  const daily = dayOverDay(points);
+  const levelled = withoutSteps(points, tuning, true);
+  const daily = dayOverDay(levelled);
   if (daily !== undefined) return daily;
-  return leastSquaresSlope(points.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
+  return leastSquaresSlope(levelled.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;

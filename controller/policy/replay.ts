@@ -9,6 +9,7 @@
  * Either way the engine decides for the logical volume and every PVC it patches grows after `resizeLatencyMs`.
  */
 import { decide } from './decide.ts';
+import { LONG_TERM_HISTORY, keepSampled } from './history.ts';
 import { BUDGET_WINDOW_MS } from './budget.ts';
 import {
   ActionResults,
@@ -122,6 +123,7 @@ interface SimInstance {
   /** When its last resize completed. */
   completedAt: number;
   recent: DiskReading[];
+  longTerm: DiskReading[];
   report: ReplayInstanceReport;
 }
 
@@ -179,6 +181,7 @@ export function replay(options: ReplayOptions): ReplayReport {
       pending: undefined,
       completedAt: first,
       recent: [],
+      longTerm: [],
       report: { instance, secondsOverCritical: 0, secondsOutOfSpace: 0, maxPercentUsed: 0 },
     })),
     specSize: options.initialSize,
@@ -196,6 +199,7 @@ export function replay(options: ReplayOptions): ReplayReport {
     for (const [index, instance] of sim.instances.entries()) {
       const reading = sample(instance.capacity, wanted[index] ?? 0, fsRatio, reserved, new Date(t));
       instance.recent = [...instance.recent.filter((r) => r.sampledAt.getTime() > t - settings.tuning.prediction.lookbackMs), reading];
+      keepSampled(instance.longTerm, reading, LONG_TERM_HISTORY);
     }
     sim.history = sim.history.filter((a) => a.timestamp.getTime() > t - 2 * BUDGET_WINDOW_MS);
     const decision = decide(
@@ -385,5 +389,6 @@ function instanceVolume(instance: SimInstance): InstanceVolume {
     capacity: instance.capacity,
     reading: instance.recent.at(-1),
     recentReadings: instance.recent,
+    longTermReadings: instance.longTerm,
   };
 }

@@ -193,8 +193,10 @@ export interface PredictionTuning {
   recentSpanMs: number;
   /** An interval holding more than this share of the window's growth, with calm intervals beside it, is a completed step. */
   stepShare: number;
-  /** Intervals beside a step grow at less than 1 / stepContrast of its rate. */
+  /** A run of growth is a step when it is more than stepContrast times faster than the series' typical rate. */
   stepContrast: number;
+  /** A run of growing readings is taken for a burst once it spans at least this long. */
+  burstMinSpanMs: number;
   defaultResizeLatencyMs: number;
   minResizeLatencyMs: number;
   maxResizeLatencyMs: number;
@@ -228,6 +230,7 @@ export const DEFAULT_TUNING: EngineTuning = {
     recentSpanMs: 30_000,
     stepShare: 2 / 3,
     stepContrast: 4,
+    burstMinSpanMs: 5_000,
     defaultResizeLatencyMs: 5 * MINUTE,
     minResizeLatencyMs: MINUTE,
     maxResizeLatencyMs: 60 * MINUTE,

@@ -140,12 +140,27 @@ const cases: Case[] = [
     expect: { state: 'Emergency', reason: 'CriticalUsage', message: 'data: emergency grow from 10Gi to 13Gi: instance pg-1 is 96.8% used (critical threshold 95%)' },
   },
   {
-    name: 'emergency with growth disabled',
-    input: input({ policy: policy({ emergencyGrow: { enabled: false } }), instances: [instance({ size: 10 * G, used: 9.6 * G })] }),
+    name: 'critical with emergency growth disabled, outside the window: reported, not grown',
+    now: OUT_OF_WINDOW,
+    input: input({ policy: policy({ emergencyGrow: { enabled: false } }), instances: [instance({ size: 10 * G, used: 9.6 * G, at: OUT_OF_WINDOW })] }),
     expect: {
       state: 'Emergency', action: 'NoOp', reason: 'EmergencyGrowDisabled',
-      message: 'data: instance pg-1 is 96.0% used (critical threshold 95%); emergency growth is disabled (emergencyGrow.enabled is false)',
+      message: 'data: instance pg-1 is 96.0% used (critical threshold 95%); emergency growth is disabled (emergencyGrow.enabled is false) and the maintenance window is closed',
     },
+  },
+  {
+    name: 'critical with emergency growth disabled, in the window: grows as planned growth',
+    input: input({ policy: policy({ emergencyGrow: { enabled: false } }), instances: [instance({ size: 10 * G, used: 9.6 * G })] }),
+    expect: { state: 'NeedsGrow', action: 'ScheduledGrow', reason: 'BelowTargetBuffer', newSize: 12 * G, patched: ['pg-1'] },
+  },
+  {
+    name: 'critical with emergency growth disabled and no window: grows as planned growth',
+    now: OUT_OF_WINDOW,
+    input: input({
+      policy: policy({ maintenanceWindow: alwaysOpenWindow, emergencyGrow: { enabled: false } }),
+      instances: [instance({ size: 10 * G, used: 9.6 * G, at: OUT_OF_WINDOW })],
+    }),
+    expect: { state: 'NeedsGrow', action: 'ScheduledGrow', reason: 'BelowTargetBuffer', newSize: 12 * G },
   },
   {
     name: 'emergency with no budget left',
@@ -350,23 +365,43 @@ const cases: Case[] = [
     expect: { action: 'EmergencyGrow', newSize: 13 * G, patched: ['pg-1', 'pg-2'] },
   },
   {
-    name: 'predicted full before a resize could finish: sized for the runway to the next window, at most doubled',
+    name: 'predicted full before a resize could finish: while actions remain, sized for the fill over the resize horizon',
     input: input({
       policy: policy({ limit: 400 * G }),
       instances: [{ ...instance({ size: 100 * G, used: 70 * G }), recentReadings: rising(70 * G, 100 * G, 60 * MiB, IN_WINDOW) }],
     }),
     expect: {
-      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 200 * G,
-      message: 'data: emergency grow from 100Gi to 200Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
+      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 132 * G,
+      message: 'data: emergency grow from 100Gi to 132Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
     },
   },
   {
-    name: 'an emergency on a filling disk is sized for the runway until the next window',
+    name: 'with one action left after this, the fill is extrapolated over the runway, at most doubled',
+    input: input({
+      policy: policy({ limit: 400 * G }),
+      history: [action({ timestamp: new Date(IN_WINDOW.getTime() - 10 * HOUR) }), action({ timestamp: new Date(IN_WINDOW.getTime() - 9 * HOUR) })],
+      instances: [{ ...instance({ size: 100 * G, used: 70 * G }), recentReadings: rising(70 * G, 100 * G, 60 * MiB, IN_WINDOW) }],
+    }),
+    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 200 * G },
+  },
+  {
+    name: 'the day\'s last action buys the runway until planned growth can take over again, bounded by the limit alone',
+    input: input({
+      policy: policy({ limit: 4000 * G }),
+      history: [1, 2, 3].map((hours) => action({ timestamp: new Date(IN_WINDOW.getTime() - (12 - hours) * HOUR) })),
+      instances: [{ ...instance({ size: 100 * G, used: 96 * G }), recentReadings: rising(96 * G, 100 * G, 2 * MiB, IN_WINDOW) }],
+    }),
+    // A planned action is possible again in 13 h, the first window after that opens in 23.5 h (03:00 the next day):
+    // 96Gi + 2Mi/s x 23.5 h = 261.2Gi, kept at 80% used = 326.5Gi, rounded up to 327Gi.
+    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 327 * G },
+  },
+  {
+    name: 'an emergency on a filling disk with actions to spare takes one emergency step',
     input: input({
       policy: policy({ limit: 400 * G }),
       instances: [{ ...instance({ size: 100 * G, used: 96 * G }), recentReadings: rising(96 * G, 100 * G, 100 * 1024, IN_WINDOW) }],
     }),
-    expect: { action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 131 * G },
+    expect: { action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 125 * G },
   },
   {
     name: 'a slower fill is not an emergency',

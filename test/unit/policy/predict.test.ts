@@ -106,10 +106,10 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
   it('the long-term growth rate needs hours of evidence and averages a daily cycle', () => {
     const now = IN_WINDOW;
     const short = series(now, 100 * GiB, every(2 * HOUR, 15 * MINUTE), (before) => 50 * GiB - before / HOUR * GiB);
-    assert.equal(growthRate(short, DEFAULT_TUNING.growthRateMinSpanMs, now), undefined);
+    assert.equal(growthRate(short, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now), undefined);
     const day = 24 * HOUR;
     const cycle = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 2 * GiB + Math.sin((before / day) * 2 * Math.PI) * 5 * GiB);
-    const rate = growthRate(cycle, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
+    const rate = growthRate(cycle, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
     assert.ok(Math.abs(rate * 86_400 - 2 * GiB) < 0.25 * GiB, `${rate * 86_400 / GiB} GiB a day`);
   });
 });
