@@ -93,7 +93,8 @@ function burstRate(points: readonly Point[], tuning: PredictionTuning): number |
 /**
  * The series with its steps taken out: a run of consecutive intervals growing more than `stepContrast` times faster than
  * the series' typical rate (the median of the absolute interval rates), holding more than `stepShare` of the window's
- * growth, is a level shift (a bulk write), not a rate. A run still going on at the end of the series counts as a step
+ * growth, and shorter than `stepMaxDurationMs`, is a level shift (a bulk write), not a rate (growth that lasts longer
+ * is a trend, however fast). A run still going on at the end of the series counts as a step
  * only while it is a single interval (the next reading shows whether the growth goes on), unless `openRunsAreSteps`.
  */
 function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRunsAreSteps = false): Point[] {
@@ -111,7 +112,8 @@ function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRu
     while (end + 1 < intervals.length && fast[end + 1]) end += 1;
     const growth = intervals.slice(start, end + 1).reduce((sum, interval) => sum + interval.growth, 0);
     const open = end === intervals.length - 1;
-    if (growth > totalGrowth * tuning.stepShare && (!open || openRunsAreSteps || end === start)) {
+    const lasting = (points[end + 1]?.t ?? 0) - (points[start]?.t ?? 0) > tuning.stepMaxDurationMs;
+    if (growth > totalGrowth * tuning.stepShare && !lasting && (!open || openRunsAreSteps || end === start)) {
       let taken = 0;
       for (let i = start; i < intervals.length; i += 1) {
         if (i <= end) taken += intervals[i]?.growth ?? 0;
@@ -156,7 +158,8 @@ function leastSquaresSlope(points: readonly { x: number; y: number }[]): number 
 }
 
 /**
- * The long-term growth rate of `used`, from sparse readings of the last days. With a day of history or more it is the
+ * The long-term growth rate of `used`, from sparse readings of the last days: the larger of the rate over the last
+ * hours (`recentGrowthSpanMs`, least squares) and the rate over the days. With a day of history or more the latter is the
  * mean day-over-day change (each reading against the one nearest to 24 h before it), which cancels a daily cycle such as
  * nightly temp files exactly; with less, the least-squares slope, once the readings span `minSpanMs`. Hours of evidence
  * are needed either way, and steps (bulk loads, finished or not) are taken out first, so minutes of noise or one bulk
@@ -169,11 +172,18 @@ export function growthRate(readings: readonly DiskReading[], tuning: PredictionT
     .sort((a, b) => a.t - b.t);
   const first = points[0];
   const last = points.at(-1);
-  if (first === undefined || last === undefined || points.length < 3 || last.t - first.t < minSpanMs) return undefined;
+  if (first === undefined || last === undefined || points.length < 3) return undefined;
   const levelled = withoutSteps(points, tuning, true);
-  const daily = dayOverDay(levelled);
-  if (daily !== undefined) return daily;
-  return leastSquaresSlope(levelled.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
+  const slope = (series: readonly Point[]): number | undefined => {
+    const origin = series[0]?.t ?? 0;
+    return series.length < 3 ? undefined : leastSquaresSlope(series.map((point) => ({ x: (point.t - origin) / 1000, y: point.used })));
+  };
+  const longTerm = last.t - first.t < minSpanMs ? undefined : (dayOverDay(levelled) ?? slope(levelled));
+  // Growth that began hours ago (a runaway WAL) shows in the last hours before it moves a two-day average.
+  const recentHours = levelled.filter((point) => point.t >= last.t - tuning.recentGrowthSpanMs);
+  const recent = (recentHours[0]?.t ?? last.t) <= last.t - tuning.recentGrowthSpanMs / 2 ? slope(recentHours) : undefined;
+  if (longTerm === undefined) return recent;
+  return recent === undefined ? longTerm : Math.max(longTerm, recent);
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -197,6 +197,10 @@ export interface PredictionTuning {
   stepContrast: number;
   /** A run of growing readings is taken for a burst once it spans at least this long. */
   burstMinSpanMs: number;
+  /** Growth lasting longer than this is a trend, never a step, however fast. */
+  stepMaxDurationMs: number;
+  /** The long-term growth rate also looks at the last this-many hours, so that growth begun hours ago counts. */
+  recentGrowthSpanMs: number;
   defaultResizeLatencyMs: number;
   minResizeLatencyMs: number;
   maxResizeLatencyMs: number;
@@ -231,6 +235,8 @@ export const DEFAULT_TUNING: EngineTuning = {
     stepShare: 2 / 3,
     stepContrast: 4,
     burstMinSpanMs: 5_000,
+    stepMaxDurationMs: 60 * MINUTE,
+    recentGrowthSpanMs: 3 * 60 * MINUTE,
     defaultResizeLatencyMs: 5 * MINUTE,
     minResizeLatencyMs: MINUTE,
     maxResizeLatencyMs: 60 * MINUTE,

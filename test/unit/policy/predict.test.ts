@@ -103,13 +103,17 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
     assert.match(slow.message, /will reach the critical threshold in about 12m/);
   });
 
-  it('the long-term growth rate needs hours of evidence and averages a daily cycle', () => {
+  it('the long-term growth rate needs hours of evidence, averages a daily cycle and sees growth begun hours ago', () => {
     const now = IN_WINDOW;
-    const short = series(now, 100 * GiB, every(2 * HOUR, 15 * MINUTE), (before) => 50 * GiB - before / HOUR * GiB);
+    const short = series(now, 100 * GiB, every(HOUR, 15 * MINUTE), (before) => 50 * GiB - before / HOUR * GiB);
     assert.equal(growthRate(short, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now), undefined);
     const day = 24 * HOUR;
     const cycle = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 2 * GiB + Math.sin((before / day) * 2 * Math.PI) * 5 * GiB);
     const rate = growthRate(cycle, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
     assert.ok(Math.abs(rate * 86_400 - 2 * GiB) < 0.25 * GiB, `${rate * 86_400 / GiB} GiB a day`);
+    // Two flat days, then 1Gi an hour for the last 3 hours (archiving broke): the recent hours decide.
+    const runaway = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 20 * GiB + Math.max(0, 3 * HOUR - before) / HOUR * GiB);
+    const recent = growthRate(runaway, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
+    assert.ok(Math.abs(recent * 3600 - GiB) < 0.1 * GiB, `${recent * 3600 / GiB} GiB an hour`);
   });
 });

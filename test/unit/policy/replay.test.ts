@@ -22,16 +22,16 @@ describe('policy/replay', () => {
     assert.deepEqual(
       report.resizes.map((r) => `${r.at.toISOString()} ${r.kind} ${r.from / GiB}->${r.to / GiB} ${r.reason}`),
       [
-        '2024-06-01T04:26:00.000Z ScheduledGrow 10->11 BelowTargetBuffer',
-        '2024-06-01T08:12:30.000Z EmergencyGrow 11->22 PredictedCritical',
-        '2024-06-01T14:06:30.000Z EmergencyGrow 22->44 PredictedCritical',
-        '2024-06-02T21:26:00.000Z EmergencyGrow 44->58 PredictedCritical',
+        '2024-06-01T03:00:00.000Z ScheduledGrow 10->18 ExpectedGrowth',
+        '2024-06-01T14:03:30.000Z EmergencyGrow 18->31 PredictedCritical',
+        '2024-06-02T02:11:00.000Z EmergencyGrow 31->39 PredictedCritical',
+        '2024-06-02T03:00:00.000Z ScheduledGrow 39->66 ExpectedGrowth',
       ],
     );
     assert.equal(report.secondsOutOfSpace, 0);
     assert.ok(report.secondsOverCritical <= 300, `over critical for ${report.secondsOverCritical}s`);
     assert.ok(report.maxActionsIn24h <= 4);
-    assert.equal(report.finalSize, 58 * GiB);
+    assert.equal(report.finalSize, 66 * GiB);
     assert.ok(report.overProvisioning > 1 && report.overProvisioning < 1.5, `over-provisioning ${report.overProvisioning}`);
   });
 
