@@ -14,6 +14,8 @@ test: deps controlplane
 	npm run --silent test:unit
 	npm run --silent test:integration
 	npx mocha --config e2e/.mocharc.json
+	@echo "== the README's first command, unattended: CI=true make demo"
+	CI=true node hack/demo.ts
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
