@@ -106,22 +106,30 @@ function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRu
   const typical = median(intervals.map((interval) => Math.abs(interval.rate)));
   const fast = intervals.map((interval) => interval.rate > 0 && interval.rate > tuning.stepContrast * typical);
   const shiftAfter = new Array<number>(intervals.length).fill(0);
-  for (let start = 0; start < intervals.length; start += 1) {
-    if (!fast[start] || (start > 0 && fast[start - 1])) continue;
-    let end = start;
-    while (end + 1 < intervals.length && fast[end + 1]) end += 1;
-    const growth = intervals.slice(start, end + 1).reduce((sum, interval) => sum + interval.growth, 0);
-    const open = end === intervals.length - 1;
-    const lasting = (points[end + 1]?.t ?? 0) - (points[start]?.t ?? 0) > tuning.stepMaxDurationMs;
-    if (growth > totalGrowth * tuning.stepShare && !lasting && (!open || openRunsAreSteps || end === start)) {
-      let taken = 0;
-      for (let i = start; i < intervals.length; i += 1) {
-        if (i <= end) taken += intervals[i]?.growth ?? 0;
-        shiftAfter[i] = (shiftAfter[i] ?? 0) + taken;
-      }
+  for (const run of fastRuns(fast)) {
+    const growth = intervals.slice(run.start, run.end + 1).reduce((sum, interval) => sum + interval.growth, 0);
+    const open = run.end === intervals.length - 1;
+    const lasting = (points[run.end + 1]?.t ?? 0) - (points[run.start]?.t ?? 0) > tuning.stepMaxDurationMs;
+    if (growth <= totalGrowth * tuning.stepShare || lasting || (open && !openRunsAreSteps && run.end > run.start)) continue;
+    let taken = 0;
+    for (let i = run.start; i < intervals.length; i += 1) {
+      if (i <= run.end) taken += intervals[i]?.growth ?? 0;
+      shiftAfter[i] = (shiftAfter[i] ?? 0) + taken;
     }
   }
   return points.map((point, index) => ({ t: point.t, used: point.used - (index === 0 ? 0 : (shiftAfter[index - 1] ?? 0)) }));
+}
+
+/** Maximal runs of consecutive true entries, as inclusive index ranges. */
+function fastRuns(fast: readonly boolean[]): { start: number; end: number }[] {
+  const runs: { start: number; end: number }[] = [];
+  for (let start = 0; start < fast.length; start += 1) {
+    if (!fast[start] || (start > 0 && fast[start - 1])) continue;
+    let end = start;
+    while (end + 1 < fast.length && fast[end + 1]) end += 1;
+    runs.push({ start, end });
+  }
+  return runs;
 }
 
 function median(values: readonly number[]): number {
@@ -180,10 +188,22 @@ export function growthRate(readings: readonly DiskReading[], tuning: PredictionT
   };
   const longTerm = last.t - first.t < minSpanMs ? undefined : (dayOverDay(levelled) ?? slope(levelled));
   // Growth that began hours ago (a runaway WAL) shows in the last hours before it moves a two-day average.
-  const recentHours = levelled.filter((point) => point.t >= last.t - tuning.recentGrowthSpanMs);
-  const recent = (recentHours[0]?.t ?? last.t) <= last.t - tuning.recentGrowthSpanMs / 2 ? slope(recentHours) : undefined;
+  // It counts only when sustained: each half of those hours grows at least half as fast, so a nightly job ramping up
+  // for an hour or two is not taken for a new trend.
+  const recent = sustainedSlope(levelled.filter((point) => point.t >= last.t - tuning.recentGrowthSpanMs), tuning.recentGrowthSpanMs / 2, slope);
   if (longTerm === undefined) return recent;
   return recent === undefined ? longTerm : Math.max(longTerm, recent);
+}
+
+function sustainedSlope(points: readonly Point[], minSpanMs: number, slope: (series: readonly Point[]) => number | undefined): number | undefined {
+  const first = points[0];
+  const last = points.at(-1);
+  if (first === undefined || last === undefined || last.t - first.t < minSpanMs) return undefined;
+  const overall = slope(points);
+  if (overall === undefined || overall <= 0) return overall;
+  const middle = (first.t + last.t) / 2;
+  const halves = [points.filter((point) => point.t <= middle), points.filter((point) => point.t >= middle)].map(slope);
+  return halves.every((half) => half !== undefined && half >= overall / 2) ? overall : undefined;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
