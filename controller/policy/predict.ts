@@ -78,16 +78,32 @@ function withQuietUntilNow(points: readonly Point[], now: Date): Point[] {
 }
 
 /**
- * The rate of the latest run of growing intervals, when it has at least two and spans `burstMinSpanMs`: a bulk load seen
- * within seconds. The run's first interval is left out of the rate, as the growth may have started anywhere within it.
+ * The rate of the latest run of fast intervals (see `intervalsOf`), when it has at least two, reaches the latest reading
+ * and spans `burstMinSpanMs`: a bulk load seen within seconds. The run's first interval is left out of the rate, as the
+ * growth may have started anywhere within it. Slow growth followed by one jump is no burst: the jump is a step.
  */
 function burstRate(points: readonly Point[], tuning: PredictionTuning): number | undefined {
-  const start = latestRunStart(points);
-  if (points.length - 1 - start < 2) return undefined;
-  const first = points[start + 1];
-  const last = points[points.length - 1];
-  if (first === undefined || last === undefined || last.t - (points[start]?.t ?? last.t) < tuning.burstMinSpanMs) return undefined;
+  const { fast } = intervalsOf(points, tuning);
+  const run = fastRuns(fast).at(-1);
+  if (run === undefined || run.end !== fast.length - 1 || run.end - run.start < 1) return undefined;
+  const first = points[run.start + 1];
+  const last = points.at(-1);
+  if (first === undefined || last === undefined || last.t - (points[run.start]?.t ?? last.t) < tuning.burstMinSpanMs) return undefined;
   return intervalRate(first, last);
+}
+
+interface Intervals {
+  growth: number[];
+  rate: number[];
+  /** Growing more than `stepContrast` times faster than the series' typical rate (the median absolute interval rate). */
+  fast: boolean[];
+}
+
+function intervalsOf(points: readonly Point[], tuning: PredictionTuning): Intervals {
+  const growth = points.slice(1).map((point, i) => point.used - (points[i]?.used ?? point.used));
+  const rate = points.slice(1).map((point, i) => intervalRate(points[i] ?? point, point));
+  const typical = median(rate.map((r) => Math.abs(r)));
+  return { growth, rate, fast: rate.map((r) => r > 0 && r > tuning.stepContrast * typical) };
 }
 
 /**
@@ -98,22 +114,17 @@ function burstRate(points: readonly Point[], tuning: PredictionTuning): number |
  * only while it is a single interval (the next reading shows whether the growth goes on), unless `openRunsAreSteps`.
  */
 function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRunsAreSteps = false): Point[] {
-  const intervals = points.slice(1).map((point, i) => {
-    const previous = points[i] ?? point;
-    return { growth: point.used - previous.used, rate: intervalRate(previous, point) };
-  });
-  const totalGrowth = intervals.reduce((sum, interval) => sum + Math.max(0, interval.growth), 0);
-  const typical = median(intervals.map((interval) => Math.abs(interval.rate)));
-  const fast = intervals.map((interval) => interval.rate > 0 && interval.rate > tuning.stepContrast * typical);
-  const shiftAfter = new Array<number>(intervals.length).fill(0);
+  const { growth, fast } = intervalsOf(points, tuning);
+  const totalGrowth = growth.reduce((sum, g) => sum + Math.max(0, g), 0);
+  const shiftAfter = new Array<number>(growth.length).fill(0);
   for (const run of fastRuns(fast)) {
-    const growth = intervals.slice(run.start, run.end + 1).reduce((sum, interval) => sum + interval.growth, 0);
-    const open = run.end === intervals.length - 1;
+    const runGrowth = growth.slice(run.start, run.end + 1).reduce((sum, g) => sum + g, 0);
+    const open = run.end === growth.length - 1;
     const lasting = (points[run.end + 1]?.t ?? 0) - (points[run.start]?.t ?? 0) > tuning.stepMaxDurationMs;
-    if (growth <= totalGrowth * tuning.stepShare || lasting || (open && !openRunsAreSteps && run.end > run.start)) continue;
+    if (runGrowth <= totalGrowth * tuning.stepShare || lasting || (open && !openRunsAreSteps && run.end > run.start)) continue;
     let taken = 0;
-    for (let i = run.start; i < intervals.length; i += 1) {
-      if (i <= run.end) taken += intervals[i]?.growth ?? 0;
+    for (let i = run.start; i < growth.length; i += 1) {
+      if (i <= run.end) taken += growth[i] ?? 0;
       shiftAfter[i] = (shiftAfter[i] ?? 0) + taken;
     }
   }

@@ -39,6 +39,16 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
     assert.equal(decision.reason, 'OutsideMaintenanceWindow');
   });
 
+  it('slow growth followed by one write is no burst: the write is a step', () => {
+    // A few KiB every 5 s (the database's own churn), then one write of 50Mi within a second, still the latest reading.
+    const usable = 62 * MiB;
+    const now = OUT_OF_WINDOW;
+    const times = [...every(60 * SECOND, 5 * SECOND).filter((b) => b > 1 * SECOND), 0];
+    const readings = series(now, usable, times, (before) => 2 * MiB + (60 * SECOND - before) / SECOND * 1024 + (before === 0 ? 50 * MiB : 0));
+    const rate = fillRate(readings, undefined, tuning, now) ?? 0;
+    assert.ok(rate < 64 * 1024, `rate ${rate} B/s`);
+  });
+
   it('the write itself, as the latest reading, is not a trend yet', () => {
     const usable = 62 * MiB;
     const now = OUT_OF_WINDOW;

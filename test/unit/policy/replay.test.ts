@@ -23,7 +23,7 @@ describe('policy/replay', () => {
       report.resizes.map((r) => `${r.at.toISOString()} ${r.kind} ${r.from / GiB}->${r.to / GiB} ${r.reason}`),
       [
         '2024-06-01T03:00:00.000Z ScheduledGrow 10->18 ExpectedGrowth',
-        '2024-06-01T14:03:30.000Z EmergencyGrow 18->31 PredictedCritical',
+        '2024-06-01T14:01:00.000Z EmergencyGrow 18->31 PredictedCritical',
         '2024-06-02T02:11:00.000Z EmergencyGrow 31->39 PredictedCritical',
         '2024-06-02T03:00:00.000Z ScheduledGrow 39->66 ExpectedGrowth',
       ],
