@@ -20,6 +20,8 @@ import { cnpgAnnotations, cnpgClusterKind, cnpgClusterPlural, cnpgGroup, cnpgLab
 import { setCondition, type Condition } from './kube/conditions.ts';
 import type { EventSink, EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
+import { actionsAnnotation, encodeActionsAnnotation, mergeHistories, readActionsAnnotation, readStatusActions } from './history.ts';
+import { isOwnedByCluster } from './membership.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
@@ -61,6 +63,7 @@ export class Reconciler {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
   private readonly storage: k8s.StorageV1Api;
+  private readonly foreignSeen = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -95,8 +98,8 @@ export class Reconciler {
       return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
     }
 
-    const snapshots = await this.snapshots(object, namespace, clusterName);
-    const plans = snapshots.map((snapshot) => planVolume(snapshot, now));
+    const snapshots = cluster ? await this.snapshots(object, namespace, cluster, log, now) : [];
+    const plans = this.plan(snapshots, now, target, log);
     const records = plans.map((plan) => newAction(plan, now));
     let current = object;
     if (records.some((record) => record !== undefined)) {
@@ -106,7 +109,7 @@ export class Reconciler {
         const record = records[i];
         return [plan, record && { record: { ...record }, error: undefined }];
       });
-      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now) });
+      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now, snapshots) });
     }
     const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
@@ -116,7 +119,7 @@ export class Reconciler {
       outcomes.push([plan, outcome]);
       requeue = Math.min(requeue, this.requeueFor(plan, outcome, now));
     }
-    const sizing = sizingOf(outcomes, now);
+    const sizing = sizingOf(outcomes, now, snapshots);
     for (const [plan, outcome] of outcomes) {
       const status = statusOf(sizing, plan.snapshot);
       if (!status) continue;
@@ -126,6 +129,23 @@ export class Reconciler {
     this.forgetVolumes(object, plans);
     await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizing });
     return { requeueAfterMs: Math.max(requeue, 100) };
+  }
+
+  /**
+   * Plans every volume; one that cannot be planned (a StorageClass annotation that is not a quantity, ...) is reported
+   * with a Warning and keeps its previous status, and the others go on.
+   */
+  private plan(snapshots: readonly VolumeSnapshot[], now: Date, target: EventTarget, log: Logger): VolumePlan[] {
+    const plans: VolumePlan[] = [];
+    for (const snapshot of snapshots) {
+      try {
+        plans.push(planVolume(snapshot, now));
+      } catch (err) {
+        log.error('could not plan volume', { err, volume: snapshot.label });
+        void this.deps.events.record(target, 'Warning', dynamicStorageErrorReason, `${snapshot.label}: ${errorMessage(err)}`);
+      }
+    }
+    return plans;
   }
 
   private requeueFor(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): number {
@@ -154,7 +174,7 @@ export class Reconciler {
     return list.items;
   }
 
-  private async getCluster(namespace: string, name: string): Promise<(CnpgCluster & { metadata?: { uid?: string } }) | null> {
+  private async getCluster(namespace: string, name: string): Promise<ClusterObject | null> {
     try {
       return await this.custom.getNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural, namespace, name }) as CnpgCluster;
     } catch (err) {
@@ -163,8 +183,10 @@ export class Reconciler {
     }
   }
 
-  private async snapshots(object: DynamicStorage, namespace: string, cluster: string): Promise<VolumeSnapshot[]> {
+  private async snapshots(object: DynamicStorage, namespace: string, cluster: ClusterObject, log: Logger, now: Date): Promise<VolumeSnapshot[]> {
     const { spec } = object;
+    const clusterName = spec.cluster.name;
+    const clusterUid = cluster.metadata?.uid;
     const previous = object.status?.storageSizing;
     const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = [];
     if (spec.storage) wanted.push({ role: 'data', label: 'data', field: 'spec.storage', api: spec.storage, previous: previous?.data });
@@ -178,19 +200,34 @@ export class Reconciler {
     const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
     const result: VolumeSnapshot[] = [];
     for (const want of wanted) {
-      const pvcs = await this.pvcsOf(namespace, cluster, want.role, want.tablespace);
+      const labelled = await this.pvcsOf(namespace, clusterName, want.role, want.tablespace);
+      const pvcs = labelled.filter((pvc) => isOwnedByCluster(pvc, clusterUid));
+      this.reportForeign(labelled.filter((pvc) => !pvcs.includes(pvc)), log);
       const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
       let storageClass: Promise<k8s.V1StorageClass | undefined> | undefined;
       if (className !== undefined) {
         storageClass = classes.get(className) ?? this.storage.readStorageClass({ name: className }).catch(() => undefined);
         classes.set(className, storageClass);
       }
+      const history = mergeHistories(readStatusActions(want.previous?.recentActions, now), pvcs.map((pvc) => readActionsAnnotation(pvc, now)));
+      if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
       result.push({
-        ...want, pvcs, storageClass: await storageClass,
+        ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
         readings: (pvc) => this.deps.readings.forPvc(namespace, pvc),
       });
     }
     return result;
+  }
+
+  /** PVCs with CloudNativePG's labels that the Cluster does not own: never sized from, never patched; logged once each. */
+  private reportForeign(pvcs: readonly k8s.V1PersistentVolumeClaim[], log: Logger): void {
+    for (const pvc of pvcs) {
+      const key = `${pvc.metadata?.namespace ?? ''}/${pvc.metadata?.uid ?? ''}`;
+      if (this.foreignSeen.has(key)) continue;
+      if (this.foreignSeen.size > 10_000) this.foreignSeen.clear();
+      this.foreignSeen.add(key);
+      log.warn('ignoring a PVC with CloudNativePG labels that the Cluster does not own', { pvc: pvc.metadata?.name });
+    }
   }
 
   /** The PVCs CNPG made for this logical volume, as they are now (read from the API server, never from a cache). */
@@ -207,11 +244,13 @@ export class Reconciler {
   private async act(plan: VolumePlan, record: ActionRecord, target: EventTarget, log: Logger): Promise<ActionOutcome> {
     const namespace = target.namespace;
     const errors: string[] = [];
+    // The action travels with the new size: the budget survives a re-created DynamicStorage (see history.ts).
+    const annotations = { [actionsAnnotation]: encodeActionsAnnotation([...plan.history, record], record.timestamp) };
     for (const patch of plan.decision.patches) {
       const pvcLog = log.child({ pvc: patch.pvcName });
       try {
         await this.core.patchNamespacedPersistentVolumeClaim(
-          { name: patch.pvcName, namespace, body: { spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
+          { name: patch.pvcName, namespace, body: { metadata: { annotations }, spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
           k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
         );
         pvcLog.info('patched PVC', { kind: record.kind, from: formatQuantity(patch.from), to: formatQuantity(patch.to), reason: plan.decision.reason });
@@ -228,6 +267,10 @@ export class Reconciler {
   private async announce(plan: VolumePlan, status: VolumeSizingStatus, outcome: ActionOutcome | undefined, target: EventTarget): Promise<void> {
     const { decision, snapshot } = plan;
     const events = this.deps.events;
+    for (const excluded of plan.excluded) {
+      const before = Object.values(snapshot.previous?.instances ?? {}).find((i) => i.persistentVolumeClaim === excluded.pvcName);
+      if (before?.diskStatus !== excluded.reason) await events.record(target, 'Warning', excludedReason(excluded.reason), `${snapshot.label}: ${excluded.message}`);
+    }
     if (outcome) {
       const sizes = `${formatQuantity(outcome.record.from)} to ${formatQuantity(outcome.record.to)}`;
       if (outcome.error === undefined) {
@@ -286,19 +329,30 @@ function statusOf(sizing: StorageSizingStatus, snapshot: VolumeSnapshot): Volume
   return sizing.tablespaces?.[snapshot.tablespace ?? ''];
 }
 
-function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date): StorageSizingStatus {
+/** The status of every planned volume; a volume that could not be planned keeps its previous status. */
+function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date, snapshots: readonly VolumeSnapshot[]): StorageSizingStatus {
   const sizing: StorageSizingStatus = {};
+  for (const snapshot of snapshots) if (snapshot.previous) placeStatus(sizing, snapshot, snapshot.previous);
   for (const [plan, outcome] of outcomes) placeStatus(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
   return sizing;
 }
 
 /** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
-function eventTarget(object: DynamicStorage, cluster: (CnpgCluster & { metadata?: { uid?: string } }) | null): EventTarget {
+type ClusterObject = CnpgCluster & { metadata?: { uid?: string } };
+
+function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): EventTarget {
   const namespace = object.metadata?.namespace ?? '';
   if (cluster) {
     return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };
   }
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
+}
+
+/** Event reason of a reconcile that failed, or of a volume that could not be planned. */
+export const dynamicStorageErrorReason = 'DynamicStorageError';
+
+function excludedReason(reason: string): string {
+  return reason === 'AboveLimit' ? 'VolumeAboveLimit' : reason === 'InvalidSize' ? 'VolumeSizeInvalid' : 'VolumeExcluded';
 }
 
 function apiErrorMessage(err: k8s.ApiException<unknown>): string {

@@ -47,18 +47,30 @@ export interface PvcMutation {
   reason: string;
 }
 
-function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): VolumeSizingStatus | undefined {
+function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): { status: VolumeSizingStatus | undefined; limit: string } | undefined {
   const labels = pvc.metadata?.labels ?? {};
   const sizing = object.status?.storageSizing;
   switch (labels[cnpgLabels.pvcRole]) {
-    case pvcRoles.data: return object.spec.storage ? sizing?.data : undefined;
-    case pvcRoles.wal: return object.spec.walStorage ? sizing?.wal : undefined;
+    case pvcRoles.data: return object.spec.storage ? { status: sizing?.data, limit: object.spec.storage.limit } : undefined;
+    case pvcRoles.wal: return object.spec.walStorage ? { status: sizing?.wal, limit: object.spec.walStorage.limit } : undefined;
     case pvcRoles.tablespace: {
       const name = labels[cnpgLabels.tablespaceName];
-      const managed = object.spec.tablespaces?.some((t) => t.name === name) ?? false;
-      return managed && name !== undefined ? sizing?.tablespaces?.[name] : undefined;
+      const policy = object.spec.tablespaces?.find((t) => t.name === name);
+      return policy && name !== undefined ? { status: sizing?.tablespaces?.[name], limit: policy.storage.limit } : undefined;
     }
     default: return undefined;
+  }
+}
+
+/**
+ * The size to create at: the status's effective size, never above the policy's limit. The status is only as trustworthy
+ * as whoever may write it; the spec's limit is what the owner of the volume agreed to pay for.
+ */
+function boundedEffectiveSize(effective: string, limit: string): { size: string; clamped: boolean } | PvcMutation {
+  try {
+    return parseQuantity(effective) > parseQuantity(limit) ? { size: limit, clamped: true } : { size: effective, clamped: false };
+  } catch (err) {
+    return { size: undefined, reason: errorMessage(err) };
   }
 }
 
@@ -80,13 +92,18 @@ export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages:
   if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
     return { size: undefined, reason: `DynamicStorage ${name} is not valid` };
   }
-  const effective = volumeStatusFor(pvc, manager)?.effectiveSize;
-  if (effective === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
+  const volume = volumeStatusFor(pvc, manager);
+  const stated = volume?.status?.effectiveSize;
+  if (volume === undefined || stated === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
+  const bounded = boundedEffectiveSize(stated, volume.limit);
+  if (bounded.size === undefined) return bounded as PvcMutation;
+  const effective = bounded.size;
   const requested = pvc.spec?.resources?.requests?.storage;
   const difference = compareSizes(requested, effective);
   if (typeof difference !== 'number') return difference;
   if (difference >= 0) return { size: undefined, reason: `requested ${requested ?? '0'} is not below the effective size ${effective}` };
-  return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})` };
+  const note = 'clamped' in bounded && bounded.clamped ? ` (the status says ${stated}, above the limit ${volume.limit})` : '';
+  return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})${note}` };
 }
 
 /** JSON Patch escaping of a map key (RFC 6901). */
