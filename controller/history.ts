@@ -43,19 +43,26 @@ function checkNotFuture(date: Date, field: string, now: Date): void {
   if (date.getTime() > now.getTime() + FUTURE_SKEW_MS) throw new Error(`${field} ${date.toISOString()} is in the future`);
 }
 
+/** A value from an untrusted object, short enough for a message. */
+function show(value: unknown): string {
+  const text = JSON.stringify(value) as string | undefined;
+  return (text ?? 'nothing').slice(0, 64);
+}
+
 function sizingRecord(action: SizingAction, now: Date): ActionRecord {
-  if (!kinds.includes(action.kind)) throw new Error(`kind "${String(action.kind).slice(0, 64)}" is unknown`);
+  const kind: unknown = action.kind;
+  if (typeof kind !== 'string' || !kinds.includes(kind)) throw new Error(`kind ${show(kind)} is unknown`);
   const timestamp = time(action.timestamp, 'timestamp');
   checkNotFuture(timestamp, 'timestamp', now);
-  const result = action.result ?? ActionResults.Pending;
-  if (!results.includes(result)) throw new Error(`result "${String(result).slice(0, 64)}" is unknown`);
+  const result: unknown = action.result ?? ActionResults.Pending;
+  if (typeof result !== 'string' || !results.includes(result)) throw new Error(`result ${show(result)} is unknown`);
   let completedAt: Date | undefined;
   if (action.completedAt !== undefined) {
     completedAt = time(action.completedAt, 'completedAt');
     checkNotFuture(completedAt, 'completedAt', now);
   }
   return {
-    kind: action.kind as ActionKind,
+    kind: kind as ActionKind,
     from: action.from === undefined ? 0 : parseQuantity(action.from, 'from'),
     to: action.to === undefined ? 0 : parseQuantity(action.to, 'to'),
     timestamp,

@@ -88,21 +88,25 @@ export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages:
   if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
   const [manager] = managersOf(dynamicStorages, cluster);
   if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
-  const name = manager.metadata?.name ?? '';
   if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
-    return { size: undefined, reason: `DynamicStorage ${name} is not valid` };
+    return { size: undefined, reason: `DynamicStorage ${manager.metadata?.name ?? ''} is not valid` };
   }
+  return sizeFromStatus(pvc, manager);
+}
+
+function sizeFromStatus(pvc: k8s.V1PersistentVolumeClaim, manager: DynamicStorage): PvcMutation {
+  const name = manager.metadata?.name ?? '';
   const volume = volumeStatusFor(pvc, manager);
   const stated = volume?.status?.effectiveSize;
   if (volume === undefined || stated === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
   const bounded = boundedEffectiveSize(stated, volume.limit);
-  if (bounded.size === undefined) return bounded as PvcMutation;
+  if (!('clamped' in bounded)) return bounded;
   const effective = bounded.size;
   const requested = pvc.spec?.resources?.requests?.storage;
   const difference = compareSizes(requested, effective);
   if (typeof difference !== 'number') return difference;
   if (difference >= 0) return { size: undefined, reason: `requested ${requested ?? '0'} is not below the effective size ${effective}` };
-  const note = 'clamped' in bounded && bounded.clamped ? ` (the status says ${stated}, above the limit ${volume.limit})` : '';
+  const note = bounded.clamped ? ` (the status says ${stated}, above the limit ${volume.limit})` : '';
   return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})${note}` };
 }
 
