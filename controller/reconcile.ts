@@ -198,6 +198,7 @@ export class Reconciler {
       });
     }
     const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
+    const mountedOn = await this.mountNodes(namespace, clusterName, clusterUid);
     const result: VolumeSnapshot[] = [];
     for (const want of wanted) {
       const labelled = await this.pvcsOf(namespace, clusterName, want.role, want.tablespace);
@@ -213,8 +214,27 @@ export class Reconciler {
       if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
       result.push({
         ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
-        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc),
+        readings: (pvc) => trustedReadings(this.deps.readings.forPvc(namespace, pvc), mountedOn.get(pvc)),
       });
+    }
+    return result;
+  }
+
+  /**
+   * The nodes where each PVC is mounted: claim name -> nodes of the Cluster's own instance pods using it. An agent's
+   * reading of a volume counts only when the agent runs on one of them.
+   */
+  private async mountNodes(namespace: string, cluster: string, clusterUid: string | undefined): Promise<Map<string, Set<string>>> {
+    const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `${cnpgLabels.cluster}=${cluster}` });
+    const result = new Map<string, Set<string>>();
+    for (const pod of pods.items) {
+      const node = pod.spec?.nodeName;
+      const owned = (pod.metadata?.ownerReferences ?? []).some((ref) => ref.controller === true && ref.kind === cnpgClusterKind && ref.uid === clusterUid);
+      if (!node || !owned || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      for (const volume of pod.spec?.volumes ?? []) {
+        const claim = volume.persistentVolumeClaim?.claimName;
+        if (claim) result.set(claim, (result.get(claim) ?? new Set<string>()).add(node));
+      }
     }
     return result;
   }
@@ -346,6 +366,15 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
     return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };
   }
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
+}
+
+/** A reading counts only when the agent that sent it runs on a node where the volume is mounted. */
+function trustedReadings(
+  found: ReturnType<ReadingsStore['forPvc']>,
+  nodes: ReadonlySet<string> | undefined,
+): { latest: ReturnType<ReadingsStore['forPvc']>['latest']; recent: ReturnType<ReadingsStore['forPvc']>['recent'] } {
+  if (found.raw === undefined || nodes?.has(found.raw.node) === true) return found;
+  return { latest: undefined, recent: [] };
 }
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */

@@ -56,7 +56,7 @@ describe('PVC membership', () => {
       role: 'data', label: 'data', field: 'spec.storage', clusterUid: uid,
       api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
       pvcs: [pvc('pg-1', '64Mi', '64Mi'), pvc('pg-9', '64Ti', undefined, []), pvc('pg-8', '512Gi', '512Gi')],
-      storageClass: { metadata: { name: 'c', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: true },
+      storageClass: { metadata: { name: 'c', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: true, provisioner: 'disk.csi.azure.com' },
       readings: () => ({ latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
       previous: undefined,
     };
@@ -72,7 +72,7 @@ describe('PVC membership', () => {
       role: 'data', label: 'data', field: 'spec.storage',
       api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
       pvcs: [pvc('pg-1', '64Mi', '64Mi')],
-      storageClass: { metadata: { name: 'fixed', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: false },
+      storageClass: { metadata: { name: 'fixed', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: false, provisioner: 'disk.csi.azure.com' },
       readings: () => ({ latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
       previous: undefined,
     };
