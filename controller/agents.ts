@@ -213,7 +213,7 @@ export class AgentFleet {
         const present = new Set(volumes.map((v) => ReadingsStore.keyOf(v.namespace, v.pvc)));
         for (const key of store.keysOfNode(node)) {
           if (present.has(key)) continue;
-          const gone = store.removeKey(key);
+          const gone = store.removeKey(key, node);
           if (gone) onChange(gone, undefined);
         }
         for (const volume of volumes) {
@@ -229,10 +229,7 @@ export class AgentFleet {
         return;
       case 'REMOVED': {
         // Only what this node reported may be removed by it.
-        const held = store.forPvc(event.identity.namespace, event.identity.pvc).raw;
-        if (held?.node !== node) return;
-        store.remove(event.identity.namespace, event.identity.pvc);
-        onChange(event.identity, undefined);
+        if (store.remove(event.identity.namespace, event.identity.pvc, node)) onChange(event.identity, undefined);
         return;
       }
       case 'HEARTBEAT':

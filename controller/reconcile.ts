@@ -214,7 +214,8 @@ export class Reconciler {
       if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
       result.push({
         ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
-        readings: (pvc) => trustedReadings(this.deps.readings.forPvc(namespace, pvc), mountedOn.get(pvc)),
+        // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
+        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
       });
     }
     return result;
@@ -366,15 +367,6 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
     return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };
   }
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
-}
-
-/** A reading counts only when the agent that sent it runs on a node where the volume is mounted. */
-function trustedReadings(
-  found: ReturnType<ReadingsStore['forPvc']>,
-  nodes: ReadonlySet<string> | undefined,
-): { latest: ReturnType<ReadingsStore['forPvc']>['latest']; recent: ReturnType<ReadingsStore['forPvc']>['recent'] } {
-  if (found.raw === undefined || nodes?.has(found.raw.node) === true) return found;
-  return { latest: undefined, recent: [] };
 }
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */
