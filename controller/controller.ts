@@ -201,6 +201,7 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       const delay = queue.addRateLimited(key);
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, true);
       log.warn('reconcile failed; retrying', { namespace, dynamicStorage: name, err, retryInMs: delay });
+      await reconciler.reportFailure(namespace, name, err);
     } finally {
       queue.done(key);
     }

@@ -64,6 +64,8 @@ export class Reconciler {
   private readonly core: k8s.CoreV1Api;
   private readonly storage: k8s.StorageV1Api;
   private readonly foreignSeen = new Set<string>();
+  /** namespace/name -> when a DynamicStorageError event was last recorded for it. */
+  private readonly failureEvents = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -146,6 +148,26 @@ export class Reconciler {
       }
     }
     return plans;
+  }
+
+  /**
+   * A reconcile failed (the worker retries it with backoff): say so where users look, a `DynamicStorageError` Warning on
+   * the Cluster, at most once per `intervalMs` per DynamicStorage (a failure repeats on every retry).
+   */
+  async reportFailure(namespace: string, name: string, err: unknown, intervalMs = 5 * 60_000): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const now = Date.now();
+    if (now - (this.failureEvents.get(key) ?? Number.NEGATIVE_INFINITY) < intervalMs) return;
+    this.failureEvents.set(key, now);
+    if (this.failureEvents.size > 10_000) this.failureEvents.clear();
+    try {
+      const object = await this.getDynamicStorage(namespace, name);
+      if (!object) return;
+      const cluster = await this.getCluster(namespace, object.spec.cluster.name).catch(() => null);
+      await this.deps.events.record(eventTarget(object, cluster), 'Warning', dynamicStorageErrorReason, `DynamicStorage ${name}: reconcile failed: ${errorMessage(err)}`);
+    } catch (reportErr) {
+      this.deps.log.warn('could not report a reconcile failure', { namespace, dynamicStorage: name, err: reportErr });
+    }
   }
 
   private requeueFor(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): number {
