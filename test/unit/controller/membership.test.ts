@@ -4,7 +4,7 @@ import { classifyMembers, isOwnedByCluster } from '../../../controller/membershi
 import { planVolume, type VolumeSnapshot } from '../../../controller/plan.ts';
 import { GiB, MiB } from '../../../shared/quantity.ts';
 
-const uid = 'c0ffee';
+const uid = 'cluster-uid-1';
 const owner = { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: 'pg', uid, controller: true };
 
 function pvc(name: string, requested: string, capacity: string | undefined, ownerReferences: k8s.V1OwnerReference[] = [owner]): k8s.V1PersistentVolumeClaim {
