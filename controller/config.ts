@@ -67,7 +67,7 @@ function webhookConfig(problems: string[], env: Environment): ControllerConfig['
   if (!existsSync(certFile) || !existsSync(keyFile)) return undefined;
   const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
   if (!address) return undefined;
-  return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+  return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
 }
 
 /** How the controller proves itself to the agents, and how it knows an agent when it sees one. */

@@ -38,7 +38,7 @@ export interface ControllerConfig {
   /** The time decisions are made at; tests shift it to open windows or refill budgets without waiting. */
   clock?: (() => Date) | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
-  webhook?: { host: string; port: number; certPem: string; keyPem: string } | undefined;
+  webhook?: { host: string; port: number; certPem: string; keyPem: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
 }
 
 export interface RunningController {

@@ -8,6 +8,7 @@
  * with failurePolicy Ignore: when it cannot answer, the PVC is created as CloudNativePG asked, and the controller grows
  * it later like any lagging replica.
  */
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
@@ -141,6 +142,10 @@ export interface WebhookServerOptions {
   port: number;
   certPem: string;
   keyPem: string;
+  /** When given, re-read every `reloadMs` (default 30 s) and served from then on: cert-manager renews the Secret in place. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  reloadMs?: number | undefined;
   /** The DynamicStorage objects of a namespace (read at request time). */
   listDynamicStorages: (namespace: string) => Promise<DynamicStorage[]>;
   log: Logger;
@@ -191,8 +196,30 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   });
   await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
   const address = server.address();
+  const reload = watchCertificate(server, options);
   return {
     port: typeof address === 'object' && address ? address.port : options.port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),
+    close: () => new Promise<void>((resolve) => {
+      if (reload) clearInterval(reload);
+      server.closeAllConnections();
+      server.close(() => { resolve(); });
+    }),
   };
+}
+
+/** Serves a renewed certificate from the next handshake on; a half-written pair (cert and key not matching) is skipped. */
+function watchCertificate(server: https.Server, options: WebhookServerOptions): NodeJS.Timeout | undefined {
+  const { certFile, keyFile } = options;
+  if (!certFile || !keyFile) return undefined;
+  let current = `${options.certPem}\u0000${options.keyPem}`;
+  const timer = setInterval(() => {
+    void Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).then(([cert, key]) => {
+      if (`${cert}\u0000${key}` === current) return;
+      server.setSecureContext({ cert, key });
+      current = `${cert}\u0000${key}`;
+      options.log.info('webhook certificate reloaded', { certFile });
+    }).catch((err: unknown) => { options.log.warn('could not reload the webhook certificate; serving the previous one', { err, certFile }); });
+  }, options.reloadMs ?? 30_000);
+  timer.unref();
+  return timer;
 }

@@ -10,7 +10,6 @@ import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startAgent, type RunningAgent } from '../../../agent/agent.ts';
-import { agentAudience } from '../../../controller/agent-token.ts';
 import { AgentClient } from '../../../shared/agent-client.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
@@ -18,6 +17,8 @@ import { eventually } from '../../harness/eventually.ts';
 import { repoRoot } from '../../stack/index.ts';
 
 const namespace = 'cnpg-system';
+/** The audience of the tokens the controller requests for agents (controller/agent-token.ts). */
+const agentAudience = 'cnpg-dynamic-storage-agent';
 
 async function createAll(kc: k8s.KubeConfig, file: string): Promise<void> {
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);

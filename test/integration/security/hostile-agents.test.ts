@@ -85,6 +85,7 @@ describe('hostile agents', function () {
     const instancePod = await core.readNamespacedPod({ name: 'pg-own-1', namespace });
     const realNode = instancePod.spec?.nodeName ?? '';
     const daemonSet = await stack.plane.kubeConfig.makeApiClient(k8s.AppsV1Api).readNamespacedDaemonSet({ name: 'cnpg-dynamic-storage-agent', namespace: systemNamespace });
+    // A pod of the agent DaemonSet, with its ServiceAccount: what a compromised agent (or its node) has.
     const owner: k8s.V1OwnerReference = { apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'cnpg-dynamic-storage-agent', uid: daemonSet.metadata?.uid ?? '', controller: true };
     const port = stack.agents[0]?.port ?? 0;
     const lies = (): ReturnType<typeof fakeReading>[] => [
