@@ -21,6 +21,7 @@ import {
   type Decision,
   type DiskReading,
   type EngineTuning,
+  type MaintenanceWindow,
   type ProviderFacts,
   type VolumePolicy,
 } from './policy/index.ts';
@@ -44,6 +45,8 @@ export interface VolumeSnapshot {
   clusterUid?: string | undefined;
   /** The action history to count, already validated and merged (default: the status's recentActions, validated). */
   history?: readonly ActionRecord[] | undefined;
+  /** The policy's maintenance window is invalid: planned growth never happens, emergencies still do. */
+  windowInvalid?: boolean | undefined;
   /** What was wrong with the history as read (reported in the message). */
   historyProblems?: readonly string[] | undefined;
   storageClass: k8s.V1StorageClass | undefined;
@@ -92,6 +95,13 @@ function settle(history: ActionRecord[], decision: PlanDecision, capacities: rea
   return undefined;
 }
 
+/** Stands in for a window that cannot be parsed: never open, so only emergencies grow the volume. */
+export const neverOpenWindow: MaintenanceWindow = {
+  kind: 'scheduled', schedule: '', timezone: 'UTC', durationMs: 0,
+  contains: () => false, mostRecentStart: () => undefined, nextStart: () => undefined, nextOpen: () => undefined, closesAt: () => undefined,
+  describe: () => 'an invalid maintenance window (see the Valid condition); only emergencies grow the volume',
+};
+
 /** The largest size the policy lets a member PVC have: the limit, or the bounded overshoot when emergencies may pass it. */
 export function memberCeiling(policy: VolumePolicy, provider: ProviderFacts, tuning: EngineTuning): number {
   return policy.emergencyGrow.exceedLimitOnEmergency ? policy.limit + overshootBytes(policy, provider, tuning) : policy.limit;
@@ -114,7 +124,8 @@ function withoutForbiddenExpansion(decision: Decision, storageClass: k8s.V1Stora
 
 
 export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
-  const resolved = resolveVolumePolicy(snapshot.api, snapshot.field);
+  const resolved = resolveVolumePolicy(snapshot.windowInvalid ? { ...snapshot.api, maintenanceWindow: undefined } : snapshot.api, snapshot.field);
+  if (snapshot.windowInvalid) resolved.policy.maintenanceWindow = neverOpenWindow;
   const provider = providerFacts(snapshot.storageClass, resolved.roundToAzureTier);
   const history = snapshot.history ? snapshot.history.map((r) => ({ ...r })) : readStatusActions(snapshot.previous?.recentActions, now).records;
   const uid = snapshot.clusterUid;

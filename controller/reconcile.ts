@@ -26,6 +26,7 @@ import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePla
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
 import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+import { ValidationCodes } from './validation/problems.ts';
 
 export interface ReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
@@ -90,17 +91,13 @@ export class Reconciler {
     ]);
     const valid = validCondition(problems, generation);
     const conditions = setCondition(object.status?.conditions ?? [], valid, now);
-    if (problems.length > 0) {
-      log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
-      if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
-        await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
-      }
-      await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
+    if (!await this.admit({ object, cluster, target, log, conditions }, problems, valid)) {
       this.forgetVolumes(object, undefined);
       return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
     }
 
-    const snapshots = cluster ? await this.snapshots(object, namespace, cluster, log, now) : [];
+    const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
+    const snapshots = cluster ? await this.snapshots(object, { namespace, cluster, log, now, invalidWindows }) : [];
     const plans = this.plan(snapshots, now, target, log);
     const records = plans.map((plan) => newAction(plan, now));
     let current = object;
@@ -131,6 +128,28 @@ export class Reconciler {
     this.forgetVolumes(object, plans);
     await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizing });
     return { requeueAfterMs: Math.max(requeue, 100) };
+  }
+
+  /**
+   * Reports the policy's problems (a Warning when they changed) and says whether to go on: a policy whose problems
+   * leave it usable still protects the volumes (one mistake must not switch emergencies off: a volume whose window is
+   * invalid grows in emergencies only), while Valid=False and the Warning say what to fix.
+   */
+  private async admit(context: AdmitContext, problems: readonly { code: string }[], valid: ReturnType<typeof validCondition>): Promise<boolean> {
+    const { object, cluster, target, log, conditions } = context;
+    if (problems.length === 0) return true;
+    const name = object.metadata?.name ?? '';
+    const generation = object.metadata?.generation;
+    if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
+      await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
+    }
+    if (cluster !== null && problems.every((p) => protectableCodes.has(p.code))) {
+      log.warn('policy is partly invalid; emergencies are still handled', { reason: valid.reason, problems: valid.message });
+      return true;
+    }
+    log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
+    await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
+    return false;
   }
 
   /**
@@ -205,7 +224,8 @@ export class Reconciler {
     }
   }
 
-  private async snapshots(object: DynamicStorage, namespace: string, cluster: ClusterObject, log: Logger, now: Date): Promise<VolumeSnapshot[]> {
+  private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
+    const { namespace, cluster, log, now, invalidWindows } = context;
     const { spec } = object;
     const clusterName = spec.cluster.name;
     const clusterUid = cluster.metadata?.uid;
@@ -236,6 +256,7 @@ export class Reconciler {
       if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
       result.push({
         ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
+        windowInvalid: invalidWindows.has(want.field),
         // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
         readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
       });
@@ -383,6 +404,23 @@ function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], 
 /** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
 type ClusterObject = CnpgCluster & { metadata?: { uid?: string } };
 
+interface SnapshotContext {
+  namespace: string;
+  cluster: ClusterObject;
+  log: Logger;
+  now: Date;
+  /** Policy fields (`spec.storage`, ...) whose maintenance window is invalid. */
+  invalidWindows: ReadonlySet<string>;
+}
+
+interface AdmitContext {
+  object: DynamicStorage;
+  cluster: ClusterObject | null;
+  target: EventTarget;
+  log: Logger;
+  conditions: Condition[];
+}
+
 function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): EventTarget {
   const namespace = object.metadata?.namespace ?? '';
   if (cluster) {
@@ -390,6 +428,17 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
   }
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
 }
+
+/**
+ * Problems that leave a policy usable for protection: the volumes are still sized (a volume whose window cannot be read
+ * grows in emergencies only). Anything else (a second DynamicStorage for the Cluster, a missing Cluster, a schema error)
+ * stops resizing until it is fixed.
+ */
+const protectableCodes = new Set<string>([
+  ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone, ValidationCodes.ClusterSizeBelowRequest,
+  ValidationCodes.ClusterSizeAboveLimit, ValidationCodes.TablespaceNotFound, ValidationCodes.WalStorageNotConfigured,
+]);
+const windowCodes = new Set<string>([ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone]);
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */
 export const dynamicStorageErrorReason = 'DynamicStorageError';

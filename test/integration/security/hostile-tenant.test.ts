@@ -158,6 +158,24 @@ describe('hostile tenant: PVCs, status and budget', function () {
     assert.ok((status.recentActions ?? []).every((a) => !a.timestamp.startsWith('2099') && a.from !== 'lots'), 'forged actions are dropped');
   });
 
+  it('still grows in an emergency when one part of the policy is invalid (an unknown time zone), and says so', async function () {
+    this.timeout(180_000);
+    const namespace = await stack.sim.createNamespace('hostile');
+    await stack.sim.cnpg.createCluster(namespace, 'pg-zone', { instances: 1, storage: { size: '64Mi', storageClass: 'managed-csi-mib' } });
+    await stack.sim.cnpg.waitForReady(namespace, 'pg-zone', 90_000);
+    const body = policy('pg-zone') as { spec: { storage: { maintenanceWindow: Record<string, string> } } };
+    body.spec.storage.maintenanceWindow = { ...closedWindow, timezone: 'Mars/Olympus_Mons' };
+    await custom.createNamespacedCustomObject({ ...dsApi, namespace, body });
+    const grownTo = await emergencyGrow(namespace, 'pg-zone');
+    assert.ok(grownTo > 64 * MiB && grownTo <= parseQuantity(limit), `the emergency grow happened: ${grownTo}`);
+    const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace, name: 'pg-zone' }) as DynamicStorage;
+    const valid = object.status?.conditions?.find((c) => c.type === 'Valid');
+    assert.equal(valid?.status, 'False');
+    assert.equal(valid.reason, 'InvalidTimeZone');
+    const events = await core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=pg-zone,reason=InvalidTimeZone' });
+    assert.equal(events.items[0]?.type, 'Warning');
+  });
+
   it('keeps counting the budget when the DynamicStorage is deleted and created again', async function () {
     this.timeout(240_000);
     const namespace = await clusterWithPolicy('pg-budget', 1, { maxActionsPerDay: 1, reservedActionsForEmergency: 1 });
