@@ -186,7 +186,7 @@ async function serveProtected(options: ServerOptions, state: ServerState, path: 
     default: {
       const release = state.streams.take(caller);
       if (!release) {
-        sendText(res, 429, 'Too Many Requests: too many change streams open', { 'retry-after': '5' });
+        sendText(res, 429, 'Too Many Requests: too many change streams open', { 'retry-after': '5', connection: 'close' });
         return;
       }
       res.on('close', release);
@@ -215,7 +215,7 @@ async function handle(options: ServerOptions, state: ServerState, req: http.Inco
   const address = req.socket.remoteAddress ?? '';
   const wait = state.failures.blockedFor(address);
   if (wait > 0) {
-    sendText(res, 429, 'Too Many Requests: too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)) });
+    sendText(res, 429, 'Too Many Requests: too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)), connection: 'close' });
     return;
   }
   const outcome = await options.authorizer.check(req.headers.authorization, path);

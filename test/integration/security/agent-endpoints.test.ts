@@ -39,12 +39,13 @@ function connect(port: number, localAddress: string): Promise<net.Socket> {
 }
 
 /** Sends a stream request and never reads past the status line: a reader that lets the agent's buffer fill. */
-function slowReader(port: number, token: string): Promise<{ socket: net.Socket; status: number }> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+function slowReader(port: number, token: string, localAddress: string): Promise<{ socket: net.Socket; status: number }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
       socket.write(`GET /v1/volumes/watch HTTP/1.1\r\nHost: agent\r\nAuthorization: Bearer ${token}\r\n\r\n`);
     });
-    socket.on('error', reject);
+    socket.on('error', () => undefined);
+    socket.once('close', () => { resolve({ socket, status: 0 }); });
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       resolve({ socket, status: Number(/^HTTP\/1\.1 (\d{3})/.exec(chunk.toString('latin1'))?.[1] ?? 0) });
@@ -124,7 +125,8 @@ describe('agent endpoints under hostile clients', function () {
     this.timeout(60_000);
     const readers = [];
     for (let i = 0; i < 100; i += 1) {
-      const reader = await slowReader(agent.port, readerToken);
+      // One identity (a shared token) from many pods: each reader from an address of its own.
+      const reader = await slowReader(agent.port, readerToken, `127.0.4.${i + 1}`);
       sockets.push(reader.socket);
       readers.push(reader.status);
     }
