@@ -180,8 +180,6 @@ describe('hostile tenant: PVCs, status and budget', function () {
     this.timeout(240_000);
     const namespace = await clusterWithPolicy('pg-budget', 1, { maxActionsPerDay: 1, reservedActionsForEmergency: 1 });
     const first = await emergencyGrow(namespace, 'pg-budget');
-    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'pg-budget-1', namespace });
-    assert.ok(claim.metadata?.annotations?.['dynamicstorage.cnpg.io/actions'], 'the action is recorded on the PVC');
 
     await custom.deleteNamespacedCustomObject({ ...dsApi, namespace, name: 'pg-budget' });
     await eventually(async () => {
@@ -196,5 +194,7 @@ describe('hostile tenant: PVCs, status and budget', function () {
     }, { timeoutMs: 60_000 });
     assert.equal(status.budget?.actionsLast24h, 1, 'the earlier action still counts');
     assert.equal(await requested(namespace, 'pg-budget-1'), first, 'no second grow');
+    const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'pg-budget-1', namespace });
+    assert.ok(claim.metadata?.annotations?.['dynamicstorage.cnpg.io/actions'], 'the action is recorded on the PVC');
   });
 });
