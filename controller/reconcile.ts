@@ -143,7 +143,7 @@ export class Reconciler {
     if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
       await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
     }
-    if (cluster !== null && problems.every((p) => protectableCodes.has(p.code))) {
+    if (cluster !== null && problems.every((p) => usableProblemCodes.has(p.code))) {
       log.warn('policy is partly invalid; emergencies are still handled', { reason: valid.reason, problems: valid.message });
       return true;
     }
@@ -434,7 +434,7 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
  * grows in emergencies only). Anything else (a second DynamicStorage for the Cluster, a missing Cluster, a schema error)
  * stops resizing until it is fixed.
  */
-const protectableCodes = new Set<string>([
+const usableProblemCodes = new Set<string>([
   ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone, ValidationCodes.ClusterSizeBelowRequest,
   ValidationCodes.ClusterSizeAboveLimit, ValidationCodes.TablespaceNotFound, ValidationCodes.WalStorageNotConfigured,
 ]);
