@@ -145,8 +145,20 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   metrics.setLeader(() => leading);
   // Every replica is ready once it serves: non-leaders answer the PVC webhook too. Who leads shows in the Lease and in
   // the cnpg_dynamic_storage_controller_leader metric.
-  const server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
-  const webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+  let server: Awaited<ReturnType<typeof serve>> | undefined;
+  let webhook: WebhookServer | undefined;
+  try {
+    server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
+    webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+  } catch (err) {
+    // A port already taken: stop what was started rather than leave it running behind a failed start.
+    queue.shutdown();
+    await Promise.all(workers);
+    await elector?.stop();
+    for (const handle of handles.splice(0)) await handle.stop();
+    await server?.close();
+    throw err;
+  }
 
   return {
     metrics, readings,
@@ -293,7 +305,13 @@ async function serve(listen: { host: string; port: number }, metrics: Controller
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   return {

@@ -194,7 +194,13 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const address = server.address();
   const reload = watchCertificate(server, options);
   return {
