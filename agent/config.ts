@@ -20,7 +20,10 @@ export interface AgentConfig {
   heartbeatMs: number;
   /** How long TokenReview and SubjectAccessReview answers are reused. */
   authCacheTtlMs: number;
-  /** Audiences a caller's token must carry (empty: the API server's default audiences). */
+  /**
+   * Audiences a caller's token must carry (default `cnpg-dynamic-storage-agent`: tokens requested for the agents, useless
+   * against the API server; `*` accepts the API server's own audiences, i.e. ordinary ServiceAccount tokens).
+   */
   tokenAudiences: string[];
   statfs: StatfsImplementation;
   /** Node's process metrics (prom-client's default metrics); off by default: they cost CPU on every node for little. */
@@ -35,6 +38,7 @@ export const configDefaults = {
   listenPort: 9100,
   heartbeatMs: 5000,
   authCacheTtlMs: 10_000,
+  tokenAudience: 'cnpg-dynamic-storage-agent',
   statfs: 'koffi',
   logLevel: 'info',
 } as const;
@@ -75,6 +79,13 @@ class Collector {
   }
 }
 
+/** The audiences the agent accepts; `*` turns the check off (the API server's own audiences). */
+function tokenAudiences(text: string | undefined): string[] {
+  if (text === undefined || text.trim() === '') return [configDefaults.tokenAudience];
+  if (text.trim() === '*') return [];
+  return text.split(',').map((a) => a.trim()).filter(Boolean);
+}
+
 /** Builds the configuration from environment variables. Throws InvalidInputError (code InvalidAgentConfig) listing every problem. */
 export function agentConfigFromEnv(env: Environment): AgentConfig {
   const c = new Collector();
@@ -93,7 +104,7 @@ export function agentConfigFromEnv(env: Environment): AgentConfig {
     listenPort: port,
     heartbeatMs: c.duration(env, 'HEARTBEAT_INTERVAL', configDefaults.heartbeatMs, 100),
     authCacheTtlMs: c.duration(env, 'AUTH_CACHE_TTL', configDefaults.authCacheTtlMs, 0),
-    tokenAudiences: (env.TOKEN_AUDIENCES ?? '').split(',').map((a) => a.trim()).filter(Boolean),
+    tokenAudiences: tokenAudiences(env.TOKEN_AUDIENCES),
     statfs: c.oneOf(env, 'STATFS', ['koffi', 'node'], configDefaults.statfs),
     processMetrics: c.oneOf(env, 'PROCESS_METRICS', ['true', 'false'], 'false') === 'true',
     logLevel: c.oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'], configDefaults.logLevel),

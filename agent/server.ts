@@ -11,7 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { AgentMetrics } from './metrics.ts';
@@ -24,9 +24,39 @@ export interface Probe {
   message: string;
 }
 
+/** How much the agent lets any one client take; see docs/security.md. */
+export interface ServerLimits {
+  /** Connections open at once, in all (default 1024). */
+  maxConnections: number;
+  /** Connections open at once from one address (default 32): one client cannot take the others' share. */
+  maxConnectionsPerAddress: number;
+  /** Time to send a request's headers (default 10 s). */
+  headersTimeoutMs: number;
+  /** A connection with no request in flight is closed after this long (default 15 s); change streams are exempt. */
+  idleTimeoutMs: number;
+  /** Change streams open at once (default 64), and per caller (default 4). */
+  maxStreams: number;
+  maxStreamsPerCaller: number;
+  /** Failed authentications from one address allowed per window (default 20 per 10 s); then 429 without asking the API server. */
+  authFailuresPerWindow: number;
+  authFailureWindowMs: number;
+}
+
+export const defaultServerLimits: ServerLimits = {
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 32,
+  headersTimeoutMs: 10_000,
+  idleTimeoutMs: 15_000,
+  maxStreams: 64,
+  maxStreamsPerCaller: 4,
+  authFailuresPerWindow: 20,
+  authFailureWindowMs: 10_000,
+};
+
 export interface ServerOptions {
   host: string;
   port: number;
+  limits?: Partial<ServerLimits>;
   tls?: { cert: string | Buffer; key: string | Buffer };
   authorizer: Pick<RequestAuthorizer, 'check'>;
   prober: Prober;
@@ -64,7 +94,85 @@ function denied(res: http.ServerResponse, outcome: Exclude<AuthOutcome, { status
   sendText(res, outcome.status, `${text}: ${outcome.reason}`, headers);
 }
 
-async function serveProtected(options: ServerOptions, path: string, res: http.ServerResponse): Promise<void> {
+/** Failed authentications per remote address in fixed windows: a client guessing tokens is answered 429 cheaply. */
+export class FailureLimiter {
+  private readonly windows = new Map<string, { start: number; failures: number }>();
+  private readonly limit: number;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+
+  constructor(limit: number, windowMs: number, now: () => number = Date.now) {
+    this.limit = limit;
+    this.windowMs = windowMs;
+    this.now = now;
+  }
+
+  /** Milliseconds until `address` may try again; 0 when it may now. */
+  blockedFor(address: string): number {
+    const entry = this.windows.get(address);
+    if (!entry) return 0;
+    const elapsed = this.now() - entry.start;
+    if (elapsed >= this.windowMs) {
+      this.windows.delete(address);
+      return 0;
+    }
+    return entry.failures >= this.limit ? this.windowMs - elapsed : 0;
+  }
+
+  fail(address: string): void {
+    const now = this.now();
+    const entry = this.windows.get(address);
+    if (!entry || now - entry.start >= this.windowMs) {
+      if (this.windows.size >= 10_000) this.windows.clear();
+      this.windows.set(address, { start: now, failures: 1 });
+    } else {
+      entry.failures += 1;
+    }
+  }
+}
+
+/** Open change streams, per caller: one caller cannot take every slot. */
+class StreamSlots {
+  private readonly perCaller = new Map<string, number>();
+  private total = 0;
+  private readonly limits: ServerLimits;
+
+  constructor(limits: ServerLimits) {
+    this.limits = limits;
+  }
+
+  /** A release function, or undefined when no slot is free for this caller. */
+  take(caller: string): (() => void) | undefined {
+    const mine = this.perCaller.get(caller) ?? 0;
+    if (this.total >= this.limits.maxStreams || mine >= this.limits.maxStreamsPerCaller) return undefined;
+    this.total += 1;
+    this.perCaller.set(caller, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.total -= 1;
+      const left = (this.perCaller.get(caller) ?? 1) - 1;
+      if (left <= 0) this.perCaller.delete(caller);
+      else this.perCaller.set(caller, left);
+    };
+  }
+}
+
+interface ServerState {
+  limits: ServerLimits;
+  failures: FailureLimiter;
+  streams: StreamSlots;
+}
+
+interface Exchange {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  /** The authenticated caller's user name. */
+  caller: string;
+}
+
+async function serveProtected(options: ServerOptions, state: ServerState, path: string, { req, res, caller }: Exchange): Promise<void> {
   switch (path) {
     case '/metrics': {
       const text = await options.metrics.expose();
@@ -75,12 +183,21 @@ async function serveProtected(options: ServerOptions, path: string, res: http.Se
     case '/v1/volumes':
       sendJson(res, 200, options.prober.snapshot());
       return;
-    default:
+    default: {
+      const release = state.streams.take(caller);
+      if (!release) {
+        sendText(res, 429, 'Too Many Requests: too many change streams open', { 'retry-after': '5', connection: 'close' });
+        return;
+      }
+      res.on('close', release);
+      // A change stream is quiet from the client's side by design; the heartbeats keep it alive.
+      req.socket.setTimeout(0);
       options.stream.attach(res);
+    }
   }
 }
 
-async function handle(options: ServerOptions, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+async function handle(options: ServerOptions, state: ServerState, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://agent').pathname;
   if (path === '/healthz' || path === '/readyz') {
     const probe = path === '/healthz' ? options.liveness() : options.readiness();
@@ -95,18 +212,52 @@ async function handle(options: ServerOptions, req: http.IncomingMessage, res: ht
     sendText(res, 405, 'Method Not Allowed', { allow: 'GET' });
     return;
   }
+  const address = req.socket.remoteAddress ?? '';
+  const wait = state.failures.blockedFor(address);
+  if (wait > 0) {
+    sendText(res, 429, 'Too Many Requests: too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)), connection: 'close' });
+    return;
+  }
   const outcome = await options.authorizer.check(req.headers.authorization, path);
   if (outcome.status !== 200) {
+    if (outcome.status === 401 || outcome.status === 403) state.failures.fail(address);
     options.logger.debug('request refused', { path, status: outcome.status, reason: outcome.reason });
     denied(res, outcome);
     return;
   }
-  await serveProtected(options, path, res);
+  await serveProtected(options, state, path, { req, res, caller: outcome.caller.username });
+}
+
+/** Caps connections (in all and per address) and closes connections that sit idle. */
+function guardConnections(server: http.Server, limits: ServerLimits): void {
+  const perAddress = new Map<string, number>();
+  server.maxConnections = limits.maxConnections;
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.headersTimeoutMs * 3;
+  server.keepAliveTimeout = Math.min(limits.idleTimeoutMs, 65_000);
+  // TLS handshakes happen before 'connection' listeners of the HTTP layer see a request: guard the raw socket.
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (perAddress.get(address) ?? 0) + 1;
+    if (count > limits.maxConnectionsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, count);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left <= 0) perAddress.delete(address);
+      else perAddress.set(address, left);
+    });
+    socket.setTimeout(limits.idleTimeoutMs, () => { socket.destroy(); });
+  });
 }
 
 export async function startServer(options: ServerOptions): Promise<AgentServer> {
+  const limits: ServerLimits = { ...defaultServerLimits, ...options.limits };
+  const state: ServerState = { limits, failures: new FailureLimiter(limits.authFailuresPerWindow, limits.authFailureWindowMs), streams: new StreamSlots(limits) };
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    handle(options, req, res).catch((err: unknown) => {
+    handle(options, state, req, res).catch((err: unknown) => {
       options.logger.error('request failed', { err, path: req.url });
       if (!res.headersSent) sendText(res, 500, `Internal Server Error: ${errorMessage(err)}`);
       else res.destroy();
@@ -115,7 +266,7 @@ export async function startServer(options: ServerOptions): Promise<AgentServer> 
   const server = options.tls
     ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener)
     : http.createServer(listener);
-  server.keepAliveTimeout = 65_000;
+  guardConnections(server, limits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

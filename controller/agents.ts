@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { AgentClient } from '../shared/agent-client.ts';
 import type { Logger } from '../shared/log.ts';
 import type { VolumeEvent, VolumeIdentity, VolumeReading } from '../shared/readings.ts';
+import { agentAudience, audienceTokenSource } from './agent-token.ts';
 import { ReadingsStore } from './readings.ts';
 import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
@@ -16,7 +17,12 @@ export interface AgentEndpoints {
   labelSelector: string;
   port: number;
   scheme: 'http' | 'https';
-  token: () => string | Promise<string>;
+  /** The bearer token for agents; when absent, `tokenRequest` says which ServiceAccount to request one for. */
+  token?: (() => string | Promise<string>) | undefined;
+  /** Request audience-bound, short-lived tokens for this ServiceAccount (controller/agent-token.ts). */
+  tokenRequest?: { namespace: string; serviceAccount: string; audience?: string | undefined } | undefined;
+  /** Only pods controlled by this DaemonSet (name, in `namespace`) and running as this ServiceAccount are agents. */
+  daemonSet?: { name: string; serviceAccount: string } | undefined;
   ca?: string | undefined;
   insecureSkipVerify?: boolean | undefined;
   /** Overrides the URL of an agent pod (tests that run agents on loopback ports). */
@@ -31,6 +37,16 @@ export interface AgentFleetOptions extends AgentEndpoints {
   log: Logger;
   /** How often the pod list is refreshed (default 10 s). */
   resyncMs?: number;
+  /** Readings dated further than this ahead of the controller's clock are refused (default 30 s). */
+  maxFutureSkewMs?: number;
+  now?: () => number;
+}
+
+/** True when the pod is one of our agents: controlled by our DaemonSet (by UID) and running as our ServiceAccount. */
+export function isAgentPod(pod: k8s.V1Pod, daemonSet: { name: string; uid: string | undefined; serviceAccount: string }): boolean {
+  if (!daemonSet.uid || pod.spec?.serviceAccountName !== daemonSet.serviceAccount) return false;
+  return (pod.metadata?.ownerReferences ?? []).some((ref) =>
+    ref.controller === true && ref.kind === 'DaemonSet' && ref.apiVersion === 'apps/v1' && ref.name === daemonSet.name && ref.uid === daemonSet.uid);
 }
 
 interface Connection {
@@ -42,13 +58,21 @@ interface Connection {
 export class AgentFleet {
   private readonly options: AgentFleetOptions;
   private readonly core: k8s.CoreV1Api;
+  private readonly apps: k8s.AppsV1Api;
+  private readonly token: () => string | Promise<string>;
   private readonly connections = new Map<string, Connection>();
+  private readonly refused = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(options: AgentFleetOptions) {
     this.options = options;
     this.core = options.kubeConfig.makeApiClient(k8s.CoreV1Api);
+    this.apps = options.kubeConfig.makeApiClient(k8s.AppsV1Api);
+    const request = options.tokenRequest;
+    this.token = options.token ?? (request
+      ? audienceTokenSource(options.kubeConfig, { namespace: request.namespace, serviceAccount: request.serviceAccount, audience: request.audience ?? agentAudience })
+      : () => '');
   }
 
   get connectedNodes(): string[] {
@@ -74,11 +98,37 @@ export class AgentFleet {
       const list = namespace
         ? await this.core.listNamespacedPod({ namespace, labelSelector })
         : await this.core.listPodForAllNamespaces({ labelSelector });
-      this.reconcileConnections(list.items);
+      this.reconcileConnections(await this.agentPods(list.items));
     } catch (err) {
       this.options.log.warn('could not list agent pods', { err });
     }
     if (!this.stopped) this.timer = setTimeout(() => { void this.refresh(); }, this.options.resyncMs ?? 10_000);
+  }
+
+  /** The pods that are really our agents; any other pod with the label is refused (and logged once). */
+  private async agentPods(pods: readonly k8s.V1Pod[]): Promise<k8s.V1Pod[]> {
+    const wanted = this.options.daemonSet;
+    if (!wanted) return [...pods];
+    let uid: string | undefined;
+    try {
+      const ds = await this.apps.readNamespacedDaemonSet({ name: wanted.name, namespace: this.options.namespace });
+      uid = ds.metadata?.uid;
+    } catch (err) {
+      this.options.log.warn('could not read the agent DaemonSet; no agent is trusted', { err, daemonSet: wanted.name });
+    }
+    const identity = { ...wanted, uid };
+    return pods.filter((pod) => {
+      if (isAgentPod(pod, identity)) return true;
+      const key = `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? ''}/${pod.metadata?.uid ?? ''}`;
+      if (!this.refused.has(key) && uid) {
+        if (this.refused.size > 10_000) this.refused.clear();
+        this.refused.add(key);
+        this.options.log.warn('ignoring a pod that looks like an agent but is not one of the agent DaemonSet\'s', {
+          pod: pod.metadata?.name, podNamespace: pod.metadata?.namespace, serviceAccount: pod.spec?.serviceAccountName,
+        });
+      }
+      return false;
+    });
   }
 
   private urlOf(pod: k8s.V1Pod): string | undefined {
@@ -109,7 +159,7 @@ export class AgentFleet {
   private connect(node: string, url: string): void {
     const abort = new AbortController();
     const client = new AgentClient({
-      baseUrl: url, token: this.options.token, ca: this.options.ca, insecureSkipVerify: this.options.insecureSkipVerify,
+      baseUrl: url, token: this.token, ca: this.options.ca, insecureSkipVerify: this.options.insecureSkipVerify,
     });
     const log = this.options.log.child({ node, agent: url });
     const done = this.follow(client, node, abort.signal, log).finally(() => client.close());
@@ -124,7 +174,7 @@ export class AgentFleet {
       try {
         for await (const event of client.watch({ signal })) {
           failures = 0;
-          this.apply(node, event);
+          this.apply(node, event, log);
         }
       } catch (err) {
         if (aborted()) break;
@@ -136,30 +186,52 @@ export class AgentFleet {
     }
   }
 
-  private apply(node: string, event: VolumeEvent): void {
+  /**
+   * An agent speaks for its own node only, and only about the present: a reading that names another node or is dated
+   * in the future is refused (and logged). That the volume is really mounted on this node is checked at reconcile time
+   * against the pods that use it (see Reconciler).
+   */
+  private acceptable(node: string, volume: VolumeReading, log: Logger): boolean {
+    if (volume.node !== node) {
+      log.warn('refusing a reading for another node', { namespace: volume.namespace, pvc: volume.pvc, claimedNode: volume.node });
+      return false;
+    }
+    const sampled = Date.parse(volume.sampledAt);
+    const now = (this.options.now ?? Date.now)();
+    if (!Number.isFinite(sampled) || sampled > now + (this.options.maxFutureSkewMs ?? 30_000)) {
+      log.warn('refusing a reading dated in the future', { namespace: volume.namespace, pvc: volume.pvc, sampledAt: volume.sampledAt });
+      return false;
+    }
+    return true;
+  }
+
+  private apply(node: string, event: VolumeEvent, log: Logger): void {
     const { store, onChange } = this.options;
     switch (event.type) {
       case 'SNAPSHOT': {
-        const present = new Set(event.volumes.map((v) => ReadingsStore.keyOf(v.namespace, v.pvc)));
+        const volumes = event.volumes.filter((v) => this.acceptable(node, v, log));
+        const present = new Set(volumes.map((v) => ReadingsStore.keyOf(v.namespace, v.pvc)));
         for (const key of store.keysOfNode(node)) {
           if (present.has(key)) continue;
-          const gone = store.removeKey(key);
+          const gone = store.removeKey(key, node);
           if (gone) onChange(gone, undefined);
         }
-        for (const volume of event.volumes) {
+        for (const volume of volumes) {
           store.update(volume);
           onChange(volume, volume);
         }
         return;
       }
       case 'UPDATED':
+        if (!this.acceptable(node, event.volume, log)) return;
         store.update(event.volume);
         onChange(event.volume, event.volume);
         return;
-      case 'REMOVED':
-        store.remove(event.identity.namespace, event.identity.pvc);
-        onChange(event.identity, undefined);
+      case 'REMOVED': {
+        // Only what this node reported may be removed by it.
+        if (store.remove(event.identity.namespace, event.identity.pvc, node)) onChange(event.identity, undefined);
         return;
+      }
       case 'HEARTBEAT':
         return;
     }

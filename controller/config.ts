@@ -15,7 +15,9 @@ export const controllerDefaults = {
   leaseName: 'cnpg-dynamic-storage-controller',
   agentSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent',
   agentPort: 9100,
-  tokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+  serviceAccount: 'cnpg-dynamic-storage-controller',
+  agentDaemonSet: 'cnpg-dynamic-storage-agent',
+  agentServiceAccount: 'cnpg-dynamic-storage-agent',
   listen: '0.0.0.0:8080',
   webhookListen: '0.0.0.0:9443',
   workers: 2,
@@ -65,7 +67,24 @@ function webhookConfig(problems: string[], env: Environment): ControllerConfig['
   if (!existsSync(certFile) || !existsSync(keyFile)) return undefined;
   const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
   if (!address) return undefined;
-  return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+  return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
+}
+
+/** How the controller proves itself to the agents, and how it knows an agent when it sees one. */
+function agentIdentity(env: Environment, namespace: string): Pick<ControllerConfig['agents'], 'token' | 'tokenRequest' | 'daemonSet'> {
+  const tokenFile = env.AGENT_TOKEN_FILE;
+  return {
+    // By default an audience-bound token requested for the purpose (never the ServiceAccount's own token); a token
+    // file given explicitly (e.g. a projected token with the agents' audience) is read on every request.
+    token: tokenFile ? () => readFileSync(tokenFile, 'utf8').trim() : undefined,
+    tokenRequest: tokenFile ? undefined : {
+      namespace, serviceAccount: env.SERVICE_ACCOUNT_NAME || controllerDefaults.serviceAccount, audience: env.AGENT_TOKEN_AUDIENCE || undefined,
+    },
+    daemonSet: {
+      name: env.AGENT_DAEMONSET || controllerDefaults.agentDaemonSet,
+      serviceAccount: env.AGENT_SERVICE_ACCOUNT || controllerDefaults.agentServiceAccount,
+    },
+  };
 }
 
 export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
@@ -76,7 +95,6 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
   if (scheme !== 'http' && scheme !== 'https') problems.push(`AGENT_SCHEME: ${JSON.stringify(scheme)} must be http or https`);
   const logLevel = env.LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} must be debug, info, warn or error`);
-  const tokenFile = env.AGENT_TOKEN_FILE || controllerDefaults.tokenFile;
   const caFile = env.AGENT_CA_FILE;
   const config: ControllerConfig & { logLevel: LogLevel } = {
     identity: env.POD_NAME ? `${env.POD_NAME}_${defaultIdentity().split('_').pop() ?? ''}` : defaultIdentity(),
@@ -96,8 +114,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
       labelSelector: env.AGENT_SELECTOR || controllerDefaults.agentSelector,
       port: integer(problems, env, 'AGENT_PORT', controllerDefaults.agentPort, [1, 65535]),
       scheme: scheme === 'https' ? 'https' : 'http',
-      // Projected ServiceAccount tokens rotate: read the file on every request.
-      token: () => readFileSync(tokenFile, 'utf8').trim(),
+      ...agentIdentity(env, namespace),
       ca: caFile ? readFileSync(caFile, 'utf8') : undefined,
       insecureSkipVerify: flag(problems, env, 'AGENT_INSECURE_SKIP_VERIFY', false),
     },

@@ -38,7 +38,7 @@ export interface ControllerConfig {
   /** The time decisions are made at; tests shift it to open windows or refill budgets without waiting. */
   clock?: (() => Date) | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
-  webhook?: { host: string; port: number; certPem: string; keyPem: string } | undefined;
+  webhook?: { host: string; port: number; certPem: string; keyPem: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
 }
 
 export interface RunningController {
@@ -145,8 +145,20 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   metrics.setLeader(() => leading);
   // Every replica is ready once it serves: non-leaders answer the PVC webhook too. Who leads shows in the Lease and in
   // the cnpg_dynamic_storage_controller_leader metric.
-  const server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
-  const webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+  let server: Awaited<ReturnType<typeof serve>> | undefined;
+  let webhook: WebhookServer | undefined;
+  try {
+    server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
+    webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+  } catch (err) {
+    // A port already taken: stop what was started rather than leave it running behind a failed start.
+    queue.shutdown();
+    await Promise.all(workers);
+    await elector?.stop();
+    for (const handle of handles.splice(0)) await handle.stop();
+    await server?.close();
+    throw err;
+  }
 
   return {
     metrics, readings,
@@ -201,6 +213,7 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       const delay = queue.addRateLimited(key);
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, true);
       log.warn('reconcile failed; retrying', { namespace, dynamicStorage: name, err, retryInMs: delay });
+      await reconciler.reportFailure(namespace, name, err);
     } finally {
       queue.done(key);
     }
@@ -292,7 +305,13 @@ async function serve(listen: { host: string; port: number }, metrics: Controller
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   return {

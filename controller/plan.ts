@@ -16,12 +16,18 @@ import {
   Reasons,
   decide,
   evaluateBudget,
+  overshootBytes,
   type ActionRecord,
   type Decision,
   type DiskReading,
+  type EngineTuning,
+  type MaintenanceWindow,
+  type ProviderFacts,
   type VolumePolicy,
 } from './policy/index.ts';
-import { actionRecords, instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
+import { readStatusActions } from './history.ts';
+import { classifyMembers, isOwnedByCluster, type ExcludedMember } from './membership.ts';
+import { instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
 
 export type VolumeRoleName = 'data' | 'wal' | 'tablespace';
 
@@ -33,16 +39,34 @@ export interface VolumeSnapshot {
   /** `spec.storage`, `spec.walStorage`, `spec.tablespaces[0].storage` — used in error messages. */
   field: string;
   api: ApiVolumePolicy;
+  /** The PVCs the Cluster owns with this volume's labels (sizes not yet checked: planVolume sorts them out). */
   pvcs: readonly k8s.V1PersistentVolumeClaim[];
+  /** The Cluster's UID; when given, PVCs it does not own are ignored here too. */
+  clusterUid?: string | undefined;
+  /** The action history to count, already validated and merged (default: the status's recentActions, validated). */
+  history?: readonly ActionRecord[] | undefined;
+  /** The policy's maintenance window is invalid: planned growth never happens, emergencies still do. */
+  windowInvalid?: boolean | undefined;
+  /** What was wrong with the history as read (reported in the message). */
+  historyProblems?: readonly string[] | undefined;
   storageClass: k8s.V1StorageClass | undefined;
   readings: (pvcName: string) => { latest: DiskReading | undefined; recent: readonly DiskReading[]; longTerm?: readonly DiskReading[] };
   previous: VolumeSizingStatus | undefined;
 }
 
+/** Reason of a volume whose grow is not attempted because its StorageClass does not allow expansion. */
+export const ExpansionNotAllowed = 'ExpansionNotAllowed';
+
+/** The engine's decision, with the reasons only the controller adds (decided outside the engine). */
+export type PlanDecision = Omit<Decision, 'reason'> & { reason: Decision['reason'] | typeof ExpansionNotAllowed };
+
 export interface VolumePlan {
+  /** The snapshot, its pvcs narrowed to the members the volume is sized from. */
   snapshot: VolumeSnapshot;
+  /** Member PVCs left out of the sizing, and why. */
+  excluded: readonly ExcludedMember[];
   policy: VolumePolicy;
-  decision: Decision;
+  decision: PlanDecision;
   /** History with the previous action's outcome settled (before any new action). */
   history: ActionRecord[];
   /** The previous action, when this reconcile settled it. */
@@ -56,7 +80,7 @@ export interface VolumePlan {
 export const MAX_RECORDED_ACTIONS = 64;
 
 /** Pending -> Success once every PVC's capacity reached the size asked for; Pending -> Failed when infeasible. */
-function settle(history: ActionRecord[], decision: Decision, capacities: readonly (number | undefined)[], now: Date): ActionRecord | undefined {
+function settle(history: ActionRecord[], decision: PlanDecision, capacities: readonly (number | undefined)[], now: Date): ActionRecord | undefined {
   const last = history.at(-1);
   if (!last || last.result !== 'Pending') return undefined;
   if (capacities.length > 0 && capacities.every((c) => c !== undefined && c >= last.to)) {
@@ -71,23 +95,60 @@ function settle(history: ActionRecord[], decision: Decision, capacities: readonl
   return undefined;
 }
 
+/** Stands in for a window that cannot be parsed: never open, so only emergencies grow the volume. */
+export const neverOpenWindow: MaintenanceWindow = {
+  kind: 'scheduled', schedule: '', timezone: 'UTC', durationMs: 0,
+  contains: () => false, mostRecentStart: () => undefined, nextStart: () => undefined, nextOpen: () => undefined, closesAt: () => undefined,
+  describe: () => 'an invalid maintenance window (see the Valid condition); only emergencies grow the volume',
+};
+
+/** The largest size the policy lets a member PVC have: the limit, or the bounded overshoot when emergencies may pass it. */
+export function memberCeiling(policy: VolumePolicy, provider: ProviderFacts, tuning: EngineTuning): number {
+  return policy.emergencyGrow.exceedLimitOnEmergency ? policy.limit + overshootBytes(policy, provider, tuning) : policy.limit;
+}
+
+/** True when the StorageClass is known and does not allow expansion: every patch would be rejected by admission. */
+export function expansionForbidden(storageClass: k8s.V1StorageClass | undefined): boolean {
+  return storageClass !== undefined && storageClass.allowVolumeExpansion !== true;
+}
+
+/** A grow the StorageClass cannot do is not attempted: it would spend the budget on a certain rejection. */
+function withoutForbiddenExpansion(decision: Decision, storageClass: k8s.V1StorageClass | undefined): PlanDecision {
+  if (decision.action === NoOp || !expansionForbidden(storageClass)) return decision;
+  const name = storageClass?.metadata?.name ?? '';
+  return {
+    ...decision, action: NoOp, newSize: undefined, patches: [], reason: ExpansionNotAllowed,
+    message: `${decision.message}; not patching: StorageClass ${name} does not set allowVolumeExpansion: true, so the resize would be rejected`,
+  };
+}
+
+
 export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
-  const resolved = resolveVolumePolicy(snapshot.api, snapshot.field);
-  const history = actionRecords(snapshot.previous?.recentActions);
-  const instances = snapshot.pvcs.map((pvc) => instanceVolume(pvc, snapshot.readings(pvc.metadata?.name ?? '')));
+  const resolved = resolveVolumePolicy(snapshot.windowInvalid ? { ...snapshot.api, maintenanceWindow: undefined } : snapshot.api, snapshot.field);
+  if (snapshot.windowInvalid) resolved.policy.maintenanceWindow = neverOpenWindow;
+  const provider = providerFacts(snapshot.storageClass, resolved.roundToAzureTier);
+  const history = snapshot.history ? snapshot.history.map((r) => ({ ...r })) : readStatusActions(snapshot.previous?.recentActions, now).records;
+  const uid = snapshot.clusterUid;
+  const owned = uid === undefined ? snapshot.pvcs : snapshot.pvcs.filter((pvc) => isOwnedByCluster(pvc, uid));
+  const membership = classifyMembers(owned, memberCeiling(resolved.policy, provider, resolved.tuning), provider.allocationUnit);
+  const members = { ...snapshot, pvcs: membership.members };
+  const instances = membership.members.map((pvc) => instanceVolume(pvc, snapshot.readings(pvc.metadata?.name ?? '')));
   const input = {
     volume: snapshot.label,
     policy: resolved.policy,
     instances,
     history,
-    provider: providerFacts(snapshot.storageClass, resolved.roundToAzureTier),
+    provider,
     tuning: resolved.tuning,
   };
   let decision = decide(input, now);
   const settled = settle(history, decision, instances.map((i) => i.capacity), now);
   // A settled action changes what the engine sees (a completed resize, learned latency): decide again on the truth.
   if (settled) decision = decide({ ...input, history }, now);
-  return { snapshot, policy: resolved.policy, decision, history, settled };
+  return {
+    snapshot: members, excluded: membership.excluded, policy: resolved.policy,
+    decision: withoutForbiddenExpansion(decision, snapshot.storageClass), history, settled,
+  };
 }
 
 export interface ActionOutcome {
@@ -141,10 +202,10 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     effectiveSize: formatQuantity(Math.max(decision.currentSize, grown)),
     targetSize: formatQuantity(decision.targetSize),
     actualSizes: actualSizes(plan.snapshot.pvcs),
-    instances: instanceStatuses(decision),
+    instances: { ...excludedStatuses(plan.excluded), ...instanceStatuses(decision) },
     state: decision.state,
     reason: decision.reason,
-    message: truncate(outcome?.error ? `${decision.message}; patching failed: ${outcome.error}` : decision.message),
+    message: truncate(messageOf(plan, outcome)),
     ...(last ? { lastAction: sizingAction(last, messages.at(-1)) } : {}),
     recentActions: history.map((a, i) => sizingAction(a, messages[i])),
     budget: budgetStatus(history, plan.policy, now),
@@ -152,11 +213,26 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
   };
 }
 
+function messageOf(plan: VolumePlan, outcome: ActionOutcome | undefined): string {
+  const parts = [outcome?.error ? `${plan.decision.message}; patching failed: ${outcome.error}` : plan.decision.message];
+  for (const excluded of plan.excluded) parts.push(excluded.message);
+  const problems = plan.snapshot.historyProblems ?? [];
+  if (problems.length > 0) parts.push(`action history: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`);
+  return parts.join('; ');
+}
+
+/** Member PVCs left out of the sizing, under their instance (or PVC name), with the reason as their disk status. */
+function excludedStatuses(excluded: readonly ExcludedMember[]): Record<string, InstanceVolumeStatus> {
+  const result: Record<string, InstanceVolumeStatus> = {};
+  for (const entry of excluded) result[entry.instance || entry.pvcName] = { persistentVolumeClaim: entry.pvcName, diskStatus: entry.reason };
+  return result;
+}
+
 /**
  * What each instance's agent reported, rounded for display so that the status changes when what people read changes,
  * not with every byte written.
  */
-function instanceStatuses(decision: Decision): Record<string, InstanceVolumeStatus> {
+function instanceStatuses(decision: PlanDecision): Record<string, InstanceVolumeStatus> {
   const result: Record<string, InstanceVolumeStatus> = {};
   for (const usage of decision.instances) {
     result[usage.instance] = usage.excluded === undefined

@@ -33,8 +33,12 @@ export function diskReading(reading: VolumeReading): DiskReading | undefined {
   };
 }
 
+/**
+ * Readings are kept per PVC and per reporting node: an agent cannot overwrite what another node's agent reported, and
+ * the reconcile picks the reading of a node where the volume is mounted.
+ */
 export class ReadingsStore {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, Map<string, Entry>>();
   private readonly options: ReadingHistoryOptions;
 
   constructor(options: ReadingHistoryOptions = RECENT_HISTORY) {
@@ -47,7 +51,8 @@ export class ReadingsStore {
 
   update(reading: VolumeReading): void {
     const key = ReadingsStore.keyOf(reading.namespace, reading.pvc);
-    const entry = this.entries.get(key) ?? { reading, latest: undefined, recent: [], longTerm: [] };
+    const byNode = this.entries.get(key) ?? new Map<string, Entry>();
+    const entry = byNode.get(reading.node) ?? { reading, latest: undefined, recent: [], longTerm: [] };
     const latest = diskReading(reading);
     entry.reading = reading;
     entry.latest = latest;
@@ -55,26 +60,39 @@ export class ReadingsStore {
       keepSampled(entry.recent, latest, this.options);
       keepSampled(entry.longTerm, latest, LONG_TERM_HISTORY);
     }
-    this.entries.set(key, entry);
+    byNode.set(reading.node, entry);
+    this.entries.set(key, byNode);
   }
 
-  remove(namespace: string, pvc: string): void {
-    this.entries.delete(ReadingsStore.keyOf(namespace, pvc));
+  /** Forgets what `node` reported about the PVC. */
+  remove(namespace: string, pvc: string, node: string): VolumeReading | undefined {
+    return this.removeKey(ReadingsStore.keyOf(namespace, pvc), node);
   }
 
   /** Keys reported by a node; used to drop what a fresh snapshot no longer lists. */
   keysOfNode(node: string): string[] {
-    return [...this.entries].filter(([, e]) => e.reading.node === node).map(([key]) => key);
+    return [...this.entries].filter(([, byNode]) => byNode.has(node)).map(([key]) => key);
   }
 
-  removeKey(key: string): VolumeReading | undefined {
-    const entry = this.entries.get(key);
-    this.entries.delete(key);
+  removeKey(key: string, node: string): VolumeReading | undefined {
+    const byNode = this.entries.get(key);
+    const entry = byNode?.get(node);
+    byNode?.delete(node);
+    if (byNode?.size === 0) this.entries.delete(key);
     return entry?.reading;
   }
 
-  forPvc(namespace: string, pvc: string): PvcReadings {
-    const entry = this.entries.get(ReadingsStore.keyOf(namespace, pvc));
+  /**
+   * The PVC's reading from one of `nodes` (any node when left out), the most recent when several report it (a pod
+   * moving between nodes).
+   */
+  forPvc(namespace: string, pvc: string, nodes?: ReadonlySet<string>): PvcReadings {
+    const byNode = this.entries.get(ReadingsStore.keyOf(namespace, pvc));
+    let entry: Entry | undefined;
+    for (const [node, candidate] of byNode ?? []) {
+      if (nodes !== undefined && !nodes.has(node)) continue;
+      if (!entry || candidate.reading.sampledAt > entry.reading.sampledAt) entry = candidate;
+    }
     if (!entry) return { latest: undefined, recent: [], longTerm: [], raw: undefined };
     const recent = entry.latest && entry.recent.at(-1) !== entry.latest ? [...entry.recent, entry.latest] : entry.recent;
     return { latest: entry.latest, recent, longTerm: entry.longTerm, raw: entry.reading };

@@ -20,10 +20,13 @@ import { cnpgAnnotations, cnpgClusterKind, cnpgClusterPlural, cnpgGroup, cnpgLab
 import { setCondition, type Condition } from './kube/conditions.ts';
 import type { EventSink, EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
+import { actionsAnnotation, encodeActionsAnnotation, mergeHistories, readActionsAnnotation, readStatusActions } from './history.ts';
+import { isOwnedByCluster } from './membership.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
 import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+import { ValidationCodes } from './validation/problems.ts';
 
 export interface ReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
@@ -61,6 +64,9 @@ export class Reconciler {
   private readonly custom: k8s.CustomObjectsApi;
   private readonly core: k8s.CoreV1Api;
   private readonly storage: k8s.StorageV1Api;
+  private readonly foreignSeen = new Set<string>();
+  /** namespace/name -> when a DynamicStorageError event was last recorded for it. */
+  private readonly failureEvents = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
@@ -85,18 +91,14 @@ export class Reconciler {
     ]);
     const valid = validCondition(problems, generation);
     const conditions = setCondition(object.status?.conditions ?? [], valid, now);
-    if (problems.length > 0) {
-      log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
-      if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
-        await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
-      }
-      await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
+    if (!await this.admit({ object, cluster, target, log, conditions }, problems, valid)) {
       this.forgetVolumes(object, undefined);
       return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
     }
 
-    const snapshots = await this.snapshots(object, namespace, clusterName);
-    const plans = snapshots.map((snapshot) => planVolume(snapshot, now));
+    const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
+    const snapshots = cluster ? await this.snapshots(object, { namespace, cluster, log, now, invalidWindows }) : [];
+    const plans = this.plan(snapshots, now, target, log);
     const records = plans.map((plan) => newAction(plan, now));
     let current = object;
     if (records.some((record) => record !== undefined)) {
@@ -106,7 +108,7 @@ export class Reconciler {
         const record = records[i];
         return [plan, record && { record: { ...record }, error: undefined }];
       });
-      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now) });
+      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now, snapshots) });
     }
     const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
@@ -116,7 +118,7 @@ export class Reconciler {
       outcomes.push([plan, outcome]);
       requeue = Math.min(requeue, this.requeueFor(plan, outcome, now));
     }
-    const sizing = sizingOf(outcomes, now);
+    const sizing = sizingOf(outcomes, now, snapshots);
     for (const [plan, outcome] of outcomes) {
       const status = statusOf(sizing, plan.snapshot);
       if (!status) continue;
@@ -126,6 +128,65 @@ export class Reconciler {
     this.forgetVolumes(object, plans);
     await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizing });
     return { requeueAfterMs: Math.max(requeue, 100) };
+  }
+
+  /**
+   * Reports the policy's problems (a Warning when they changed) and says whether to go on: a policy whose problems
+   * leave it usable still protects the volumes (one mistake must not switch emergencies off: a volume whose window is
+   * invalid grows in emergencies only), while Valid=False and the Warning say what to fix.
+   */
+  private async admit(context: AdmitContext, problems: readonly { code: string }[], valid: ReturnType<typeof validCondition>): Promise<boolean> {
+    const { object, cluster, target, log, conditions } = context;
+    if (problems.length === 0) return true;
+    const name = object.metadata?.name ?? '';
+    const generation = object.metadata?.generation;
+    if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
+      await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
+    }
+    if (cluster !== null && problems.every((p) => usableProblemCodes.has(p.code))) {
+      log.warn('policy is partly invalid; emergencies are still handled', { reason: valid.reason, problems: valid.message });
+      return true;
+    }
+    log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
+    await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
+    return false;
+  }
+
+  /**
+   * Plans every volume; one that cannot be planned (a StorageClass annotation that is not a quantity, ...) is reported
+   * with a Warning and keeps its previous status, and the others go on.
+   */
+  private plan(snapshots: readonly VolumeSnapshot[], now: Date, target: EventTarget, log: Logger): VolumePlan[] {
+    const plans: VolumePlan[] = [];
+    for (const snapshot of snapshots) {
+      try {
+        plans.push(planVolume(snapshot, now));
+      } catch (err) {
+        log.error('could not plan volume', { err, volume: snapshot.label });
+        void this.deps.events.record(target, 'Warning', dynamicStorageErrorReason, `${snapshot.label}: ${errorMessage(err)}`);
+      }
+    }
+    return plans;
+  }
+
+  /**
+   * A reconcile failed (the worker retries it with backoff): say so where users look, a `DynamicStorageError` Warning on
+   * the Cluster, at most once per `intervalMs` per DynamicStorage (a failure repeats on every retry).
+   */
+  async reportFailure(namespace: string, name: string, err: unknown, intervalMs = 5 * 60_000): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const now = Date.now();
+    if (now - (this.failureEvents.get(key) ?? Number.NEGATIVE_INFINITY) < intervalMs) return;
+    this.failureEvents.set(key, now);
+    if (this.failureEvents.size > 10_000) this.failureEvents.clear();
+    try {
+      const object = await this.getDynamicStorage(namespace, name);
+      if (!object) return;
+      const cluster = await this.getCluster(namespace, object.spec.cluster.name).catch(() => null);
+      await this.deps.events.record(eventTarget(object, cluster), 'Warning', dynamicStorageErrorReason, `DynamicStorage ${name}: reconcile failed: ${errorMessage(err)}`);
+    } catch (reportErr) {
+      this.deps.log.warn('could not report a reconcile failure', { namespace, dynamicStorage: name, err: reportErr });
+    }
   }
 
   private requeueFor(plan: VolumePlan, outcome: ActionOutcome | undefined, now: Date): number {
@@ -154,7 +215,7 @@ export class Reconciler {
     return list.items;
   }
 
-  private async getCluster(namespace: string, name: string): Promise<(CnpgCluster & { metadata?: { uid?: string } }) | null> {
+  private async getCluster(namespace: string, name: string): Promise<ClusterObject | null> {
     try {
       return await this.custom.getNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural, namespace, name }) as CnpgCluster;
     } catch (err) {
@@ -163,8 +224,11 @@ export class Reconciler {
     }
   }
 
-  private async snapshots(object: DynamicStorage, namespace: string, cluster: string): Promise<VolumeSnapshot[]> {
+  private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
+    const { namespace, cluster, log, now, invalidWindows } = context;
     const { spec } = object;
+    const clusterName = spec.cluster.name;
+    const clusterUid = cluster.metadata?.uid;
     const previous = object.status?.storageSizing;
     const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = [];
     if (spec.storage) wanted.push({ role: 'data', label: 'data', field: 'spec.storage', api: spec.storage, previous: previous?.data });
@@ -176,21 +240,58 @@ export class Reconciler {
       });
     }
     const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
+    const mountedOn = await this.mountNodes(namespace, clusterName, clusterUid);
     const result: VolumeSnapshot[] = [];
     for (const want of wanted) {
-      const pvcs = await this.pvcsOf(namespace, cluster, want.role, want.tablespace);
+      const labelled = await this.pvcsOf(namespace, clusterName, want.role, want.tablespace);
+      const pvcs = labelled.filter((pvc) => isOwnedByCluster(pvc, clusterUid));
+      this.reportForeign(labelled.filter((pvc) => !pvcs.includes(pvc)), log);
       const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
       let storageClass: Promise<k8s.V1StorageClass | undefined> | undefined;
       if (className !== undefined) {
         storageClass = classes.get(className) ?? this.storage.readStorageClass({ name: className }).catch(() => undefined);
         classes.set(className, storageClass);
       }
+      const history = mergeHistories(readStatusActions(want.previous?.recentActions, now), pvcs.map((pvc) => readActionsAnnotation(pvc, now)));
+      if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
       result.push({
-        ...want, pvcs, storageClass: await storageClass,
-        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc),
+        ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
+        windowInvalid: invalidWindows.has(want.field),
+        // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
+        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
       });
     }
     return result;
+  }
+
+  /**
+   * The nodes where each PVC is mounted: claim name -> nodes of the Cluster's own instance pods using it. An agent's
+   * reading of a volume counts only when the agent runs on one of them.
+   */
+  private async mountNodes(namespace: string, cluster: string, clusterUid: string | undefined): Promise<Map<string, Set<string>>> {
+    const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `${cnpgLabels.cluster}=${cluster}` });
+    const result = new Map<string, Set<string>>();
+    for (const pod of pods.items) {
+      const node = pod.spec?.nodeName;
+      const owned = (pod.metadata?.ownerReferences ?? []).some((ref) => ref.controller === true && ref.kind === cnpgClusterKind && ref.uid === clusterUid);
+      if (!node || !owned || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      for (const volume of pod.spec?.volumes ?? []) {
+        const claim = volume.persistentVolumeClaim?.claimName;
+        if (claim) result.set(claim, (result.get(claim) ?? new Set<string>()).add(node));
+      }
+    }
+    return result;
+  }
+
+  /** PVCs with CloudNativePG's labels that the Cluster does not own: never sized from, never patched; logged once each. */
+  private reportForeign(pvcs: readonly k8s.V1PersistentVolumeClaim[], log: Logger): void {
+    for (const pvc of pvcs) {
+      const key = `${pvc.metadata?.namespace ?? ''}/${pvc.metadata?.uid ?? ''}`;
+      if (this.foreignSeen.has(key)) continue;
+      if (this.foreignSeen.size > 10_000) this.foreignSeen.clear();
+      this.foreignSeen.add(key);
+      log.warn('ignoring a PVC with CloudNativePG labels that the Cluster does not own', { pvc: pvc.metadata?.name });
+    }
   }
 
   /** The PVCs CNPG made for this logical volume, as they are now (read from the API server, never from a cache). */
@@ -207,11 +308,13 @@ export class Reconciler {
   private async act(plan: VolumePlan, record: ActionRecord, target: EventTarget, log: Logger): Promise<ActionOutcome> {
     const namespace = target.namespace;
     const errors: string[] = [];
+    // The action travels with the new size: the budget survives a re-created DynamicStorage (see history.ts).
+    const annotations = { [actionsAnnotation]: encodeActionsAnnotation([...plan.history, record], record.timestamp) };
     for (const patch of plan.decision.patches) {
       const pvcLog = log.child({ pvc: patch.pvcName });
       try {
         await this.core.patchNamespacedPersistentVolumeClaim(
-          { name: patch.pvcName, namespace, body: { spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
+          { name: patch.pvcName, namespace, body: { metadata: { annotations }, spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
           k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
         );
         pvcLog.info('patched PVC', { kind: record.kind, from: formatQuantity(patch.from), to: formatQuantity(patch.to), reason: plan.decision.reason });
@@ -228,6 +331,10 @@ export class Reconciler {
   private async announce(plan: VolumePlan, status: VolumeSizingStatus, outcome: ActionOutcome | undefined, target: EventTarget): Promise<void> {
     const { decision, snapshot } = plan;
     const events = this.deps.events;
+    for (const excluded of plan.excluded) {
+      const before = Object.values(snapshot.previous?.instances ?? {}).find((i) => i.persistentVolumeClaim === excluded.pvcName);
+      if (before?.diskStatus !== excluded.reason) await events.record(target, 'Warning', excludedReason(excluded.reason), `${snapshot.label}: ${excluded.message}`);
+    }
     if (outcome) {
       const sizes = `${formatQuantity(outcome.record.from)} to ${formatQuantity(outcome.record.to)}`;
       if (outcome.error === undefined) {
@@ -286,19 +393,58 @@ function statusOf(sizing: StorageSizingStatus, snapshot: VolumeSnapshot): Volume
   return sizing.tablespaces?.[snapshot.tablespace ?? ''];
 }
 
-function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date): StorageSizingStatus {
+/** The status of every planned volume; a volume that could not be planned keeps its previous status. */
+function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date, snapshots: readonly VolumeSnapshot[]): StorageSizingStatus {
   const sizing: StorageSizingStatus = {};
+  for (const snapshot of snapshots) if (snapshot.previous) placeStatus(sizing, snapshot, snapshot.previous);
   for (const [plan, outcome] of outcomes) placeStatus(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
   return sizing;
 }
 
 /** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
-function eventTarget(object: DynamicStorage, cluster: (CnpgCluster & { metadata?: { uid?: string } }) | null): EventTarget {
+type ClusterObject = CnpgCluster & { metadata?: { uid?: string } };
+
+interface SnapshotContext {
+  namespace: string;
+  cluster: ClusterObject;
+  log: Logger;
+  now: Date;
+  /** Policy fields (`spec.storage`, ...) whose maintenance window is invalid. */
+  invalidWindows: ReadonlySet<string>;
+}
+
+interface AdmitContext {
+  object: DynamicStorage;
+  cluster: ClusterObject | null;
+  target: EventTarget;
+  log: Logger;
+  conditions: Condition[];
+}
+
+function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): EventTarget {
   const namespace = object.metadata?.namespace ?? '';
   if (cluster) {
     return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };
   }
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
+}
+
+/**
+ * Problems that leave a policy usable for protection: the volumes are still sized (a volume whose window cannot be read
+ * grows in emergencies only). Anything else (a second DynamicStorage for the Cluster, a missing Cluster, a schema error)
+ * stops resizing until it is fixed.
+ */
+const usableProblemCodes = new Set<string>([
+  ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone, ValidationCodes.ClusterSizeBelowRequest,
+  ValidationCodes.ClusterSizeAboveLimit, ValidationCodes.TablespaceNotFound, ValidationCodes.WalStorageNotConfigured,
+]);
+const windowCodes = new Set<string>([ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone]);
+
+/** Event reason of a reconcile that failed, or of a volume that could not be planned. */
+export const dynamicStorageErrorReason = 'DynamicStorageError';
+
+function excludedReason(reason: string): string {
+  return reason === 'AboveLimit' ? 'VolumeAboveLimit' : reason === 'InvalidSize' ? 'VolumeSizeInvalid' : 'VolumeExcluded';
 }
 
 function apiErrorMessage(err: k8s.ApiException<unknown>): string {

@@ -8,6 +8,7 @@
  * with failurePolicy Ignore: when it cannot answer, the PVC is created as CloudNativePG asked, and the controller grows
  * it later like any lagging replica.
  */
+import { readFile } from 'node:fs/promises';
 import https from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
@@ -47,18 +48,30 @@ export interface PvcMutation {
   reason: string;
 }
 
-function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): VolumeSizingStatus | undefined {
+function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): { status: VolumeSizingStatus | undefined; limit: string } | undefined {
   const labels = pvc.metadata?.labels ?? {};
   const sizing = object.status?.storageSizing;
   switch (labels[cnpgLabels.pvcRole]) {
-    case pvcRoles.data: return object.spec.storage ? sizing?.data : undefined;
-    case pvcRoles.wal: return object.spec.walStorage ? sizing?.wal : undefined;
+    case pvcRoles.data: return object.spec.storage ? { status: sizing?.data, limit: object.spec.storage.limit } : undefined;
+    case pvcRoles.wal: return object.spec.walStorage ? { status: sizing?.wal, limit: object.spec.walStorage.limit } : undefined;
     case pvcRoles.tablespace: {
       const name = labels[cnpgLabels.tablespaceName];
-      const managed = object.spec.tablespaces?.some((t) => t.name === name) ?? false;
-      return managed && name !== undefined ? sizing?.tablespaces?.[name] : undefined;
+      const policy = object.spec.tablespaces?.find((t) => t.name === name);
+      return policy && name !== undefined ? { status: sizing?.tablespaces?.[name], limit: policy.storage.limit } : undefined;
     }
     default: return undefined;
+  }
+}
+
+/**
+ * The size to create at: the status's effective size, never above the policy's limit. The status is only as trustworthy
+ * as whoever may write it; the spec's limit is what the owner of the volume agreed to pay for.
+ */
+function boundedEffectiveSize(effective: string, limit: string): { size: string; clamped: boolean } | PvcMutation {
+  try {
+    return parseQuantity(effective) > parseQuantity(limit) ? { size: limit, clamped: true } : { size: effective, clamped: false };
+  } catch (err) {
+    return { size: undefined, reason: errorMessage(err) };
   }
 }
 
@@ -76,17 +89,26 @@ export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages:
   if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
   const [manager] = managersOf(dynamicStorages, cluster);
   if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
-  const name = manager.metadata?.name ?? '';
   if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
-    return { size: undefined, reason: `DynamicStorage ${name} is not valid` };
+    return { size: undefined, reason: `DynamicStorage ${manager.metadata?.name ?? ''} is not valid` };
   }
-  const effective = volumeStatusFor(pvc, manager)?.effectiveSize;
-  if (effective === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
+  return sizeFromStatus(pvc, manager);
+}
+
+function sizeFromStatus(pvc: k8s.V1PersistentVolumeClaim, manager: DynamicStorage): PvcMutation {
+  const name = manager.metadata?.name ?? '';
+  const volume = volumeStatusFor(pvc, manager);
+  const stated = volume?.status?.effectiveSize;
+  if (volume === undefined || stated === undefined) return { size: undefined, reason: 'this volume role is not managed or has no effective size yet' };
+  const bounded = boundedEffectiveSize(stated, volume.limit);
+  if (!('clamped' in bounded)) return bounded;
+  const effective = bounded.size;
   const requested = pvc.spec?.resources?.requests?.storage;
   const difference = compareSizes(requested, effective);
   if (typeof difference !== 'number') return difference;
   if (difference >= 0) return { size: undefined, reason: `requested ${requested ?? '0'} is not below the effective size ${effective}` };
-  return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})` };
+  const note = bounded.clamped ? ` (the status says ${stated}, above the limit ${volume.limit})` : '';
+  return { size: effective, reason: `created at the effective size ${effective} instead of ${requested ?? 'nothing'} (DynamicStorage ${name})${note}` };
 }
 
 /** JSON Patch escaping of a map key (RFC 6901). */
@@ -120,6 +142,10 @@ export interface WebhookServerOptions {
   port: number;
   certPem: string;
   keyPem: string;
+  /** When given, re-read every `reloadMs` (default 30 s) and served from then on: cert-manager renews the Secret in place. */
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  reloadMs?: number | undefined;
   /** The DynamicStorage objects of a namespace (read at request time). */
   listDynamicStorages: (namespace: string) => Promise<DynamicStorage[]>;
   log: Logger;
@@ -168,10 +194,38 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
     });
   });
-  await new Promise<void>((resolve) => server.listen(options.port, options.host, resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   const address = server.address();
+  const reload = watchCertificate(server, options);
   return {
     port: typeof address === 'object' && address ? address.port : options.port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),
+    close: () => new Promise<void>((resolve) => {
+      if (reload) clearInterval(reload);
+      server.closeAllConnections();
+      server.close(() => { resolve(); });
+    }),
   };
+}
+
+/** Serves a renewed certificate from the next handshake on; a half-written pair (cert and key not matching) is skipped. */
+function watchCertificate(server: https.Server, options: WebhookServerOptions): NodeJS.Timeout | undefined {
+  const { certFile, keyFile } = options;
+  if (!certFile || !keyFile) return undefined;
+  let current = `${options.certPem}\u0000${options.keyPem}`;
+  const timer = setInterval(() => {
+    void Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).then(([cert, key]) => {
+      if (`${cert}\u0000${key}` === current) return;
+      server.setSecureContext({ cert, key });
+      current = `${cert}\u0000${key}`;
+      options.log.info('webhook certificate reloaded', { certFile });
+    }).catch((err: unknown) => { options.log.warn('could not reload the webhook certificate; serving the previous one', { err, certFile }); });
+  }, options.reloadMs ?? 30_000);
+  timer.unref();
+  return timer;
 }

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
+import { agentAudience } from '../controller/agent-token.ts';
 import type { DynamicStorage, TablespacePolicy, VolumePolicy, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { eventually } from '../test/harness/eventually.ts';
@@ -245,7 +246,7 @@ export async function controllerMetrics(e2e: E2E): Promise<string> {
 
 /** Every agent's metrics, concatenated (each volume is reported by the agent of its node only). */
 export async function agentMetrics(e2e: E2E): Promise<string> {
-  const token = await e2e.stack.plane.tokenFor(systemNamespace, 'cnpg-dynamic-storage-controller');
+  const token = await e2e.stack.plane.tokenFor(systemNamespace, 'cnpg-dynamic-storage-controller', 600, [agentAudience]);
   const texts = await Promise.all(e2e.stack.agents.map((a) => scrape(`${a.url}/metrics`, token)));
   return texts.join('\n');
 }

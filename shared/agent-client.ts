@@ -6,7 +6,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { DynamicStorageError } from './errors.ts';
 import { parseVolumeEvent, parseVolumeList, ReadingFormatError, type VolumeEvent, type VolumeList } from './readings.ts';
-import { ndjsonLines } from './ndjson.ts';
+import { DEFAULT_MAX_LINE_BYTES, LineTooLongError, ndjsonLines } from './ndjson.ts';
 
 export interface AgentClientOptions {
   /** `http(s)://<pod IP>:<port>` */
@@ -27,6 +27,8 @@ export interface AgentClientOptions {
   retries?: number;
   /** First retry delay; doubled each time, with jitter (default 100 ms). */
   retryBaseMs?: number;
+  /** Longest change-stream line and largest answer read from an agent (default 4 MiB). */
+  maxMessageBytes?: number;
   /** Overrides the connection pool (tests). */
   dispatcher?: Dispatcher;
   random?: () => number;
@@ -86,6 +88,21 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((
   }, { once: true });
 });
 
+/** The body as text, refusing (and dropping the connection) past `limit` bytes. */
+async function boundedText(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > limit) {
+      body.destroy();
+      throw new ReadingFormatError(`an answer is larger than ${limit} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export class AgentClient {
   readonly baseUrl: string;
   private readonly options: AgentClientOptions;
@@ -134,9 +151,11 @@ export class AgentClient {
       throw new AgentStatusError(response.statusCode, await response.body.text(), `${this.baseUrl}/v1/volumes/watch`);
     }
     try {
-      for await (const line of ndjsonLines(response.body as AsyncIterable<Uint8Array>)) yield this.decodeEvent(line);
+      const limit = this.options.maxMessageBytes ?? DEFAULT_MAX_LINE_BYTES;
+      for await (const line of ndjsonLines(response.body as AsyncIterable<Uint8Array>, limit)) yield this.decodeEvent(line);
     } catch (err) {
       if (err instanceof ReadingFormatError || options.signal?.aborted) throw err;
+      if (err instanceof LineTooLongError) throw new ReadingFormatError(`${this.baseUrl}/v1/volumes/watch: ${err.message}`);
       throw new AgentConnectionError(`${this.baseUrl}/v1/volumes/watch: the stream broke: ${(err as Error).message}`, err);
     } finally {
       response.body.destroy();
@@ -167,7 +186,7 @@ export class AgentClient {
     try {
       const response = await this.open(path, timeoutMs, combined);
       statusCode = response.statusCode;
-      text = await response.body.text();
+      text = await boundedText(response.body as AsyncIterable<Uint8Array> & { destroy(): unknown }, this.options.maxMessageBytes ?? DEFAULT_MAX_LINE_BYTES);
     } catch (err) {
       if (deadline.aborted && !signal?.aborted) {
         throw new AgentConnectionError(`${this.baseUrl}${path}: no complete answer within ${timeoutMs} ms`, err);

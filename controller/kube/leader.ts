@@ -34,12 +34,19 @@ interface LeaseView {
   leaseDurationMs: number;
 }
 
-/** Pure: may `identity` take or keep the lease at `now`? */
+/**
+ * Pure: may `identity` take or keep the lease at `now`? `renewTime` is when this replica last saw the Lease change (as
+ * client-go judges it), not the holder's own clock: a holder whose clock runs behind cannot be robbed, and one whose
+ * clock runs ahead cannot hold the Lease for ever.
+ */
 export function canAcquire(lease: LeaseView, identity: string, now: Date): boolean {
   if (!lease.holder || lease.holder === identity) return true;
   if (!lease.renewTime) return true;
   return lease.renewTime.getTime() + lease.leaseDurationMs <= now.getTime();
 }
+
+/** What tryAcquireOrRenew found: we hold the Lease, someone else validly does, or the attempt failed (a conflict). */
+type Attempt = 'held' | 'other' | 'failed';
 
 /** Lease times are MicroTime: the API server refuses the millisecond precision of a plain Date. */
 function micro(date: Date | undefined): k8s.V1MicroTime | undefined {
@@ -60,6 +67,8 @@ export class LeaderElector {
   private lastRenew = 0;
   private inflight: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
+  /** The Lease record as last seen, and when (local monotonic-ish time) it was first seen like that. */
+  private observed: { record: string; at: number } | undefined;
 
   constructor(kubeConfig: k8s.KubeConfig, config: LeaderElectionConfig, log: Logger) {
     this.api = kubeConfig.makeApiClient(k8s.CoordinationV1Api);
@@ -74,12 +83,22 @@ export class LeaderElector {
   /** Campaigns until leading, then renews; callbacks fire on the transitions. */
   start(callbacks: LeaderCallbacks): void {
     const tick = async (): Promise<void> => {
-      const ok = await this.tryAcquireOrRenew().catch((err: unknown) => {
+      const attempt = await this.tryAcquireOrRenew().catch((err: unknown): Attempt => {
         this.log.warn('lease update failed', { err });
-        return false;
+        return 'failed';
       });
       if (this.stopped) return;
       const now = Date.now();
+      const ok = attempt === 'held';
+      if (attempt === 'other' && this.leading) {
+        // Another replica holds the Lease: it may be acting already. Stop at once rather than at the renew deadline.
+        this.leading = false;
+        this.stopped = true;
+        if (this.watchdog) clearInterval(this.watchdog);
+        this.log.error('lost leadership: another replica holds the lease');
+        callbacks.onStoppedLeading();
+        return;
+      }
       if (ok) {
         this.lastRenew = now;
         if (!this.leading) {
@@ -137,7 +156,7 @@ export class LeaderElector {
     }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(): Promise<Attempt> {
     const { name, namespace, identity } = this.config;
     const now = new k8s.V1MicroTime();
     const durationSeconds = Math.ceil(this.config.leaseDurationMs / 1000);
@@ -151,19 +170,19 @@ export class LeaderElector {
           metadata: { name, namespace },
           spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
         } });
-        return true;
+        return 'held';
       } catch (createErr) {
-        if (isConflictOrNotFound(createErr, 409)) return false;
+        if (isConflictOrNotFound(createErr, 409)) return 'failed';
         throw createErr;
       }
     }
     const spec = lease.spec ?? {};
     const view: LeaseView = {
       holder: spec.holderIdentity,
-      renewTime: spec.renewTime ? new Date(spec.renewTime) : undefined,
+      renewTime: spec.renewTime ? this.observedAt(spec) : undefined,
       leaseDurationMs: (spec.leaseDurationSeconds ?? durationSeconds) * 1000,
     };
-    if (!canAcquire(view, identity, now)) return false;
+    if (!canAcquire(view, identity, new Date())) return 'other';
     const takingOver = spec.holderIdentity !== identity;
     lease.spec = {
       holderIdentity: identity,
@@ -175,10 +194,17 @@ export class LeaderElector {
     try {
       // resourceVersion in the body makes this a compare-and-swap: two candidates cannot both win.
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
-      return true;
+      return 'held';
     } catch (err) {
-      if (isConflictOrNotFound(err, 409)) return false;
+      if (isConflictOrNotFound(err, 409)) return 'failed';
       throw err;
     }
+  }
+
+  /** When this replica first saw the Lease as it is now: the holder's clock is never trusted for expiry. */
+  private observedAt(spec: k8s.V1LeaseSpec): Date {
+    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds, spec.leaseTransitions]);
+    if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
+    return new Date(this.observed.at);
   }
 }

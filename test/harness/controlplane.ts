@@ -58,7 +58,8 @@ export interface ControlPlane {
   /** PEM of the CA that signed the API server's serving certificate. */
   readonly caPem: string;
   /** A bearer token for a ServiceAccount, from the TokenRequest API (the ServiceAccount must exist). */
-  tokenFor(namespace: string, serviceAccount: string, expirationSeconds?: number): Promise<string>;
+  /** `audiences`: the token's audiences (default: the API server's own). */
+  tokenFor(namespace: string, serviceAccount: string, expirationSeconds?: number, audiences?: string[]): Promise<string>;
   /** A KubeConfig that authenticates as that ServiceAccount. */
   kubeConfigFor(namespace: string, serviceAccount: string): Promise<k8s.KubeConfig>;
   /** A serving certificate for https://127.0.0.1 (and localhost), e.g. for an admission webhook or an agent endpoint. */
@@ -256,10 +257,10 @@ class LocalControlPlane implements ControlPlane {
     await this.startApiServer();
   }
 
-  async tokenFor(namespace: string, serviceAccount: string, expirationSeconds = 3600): Promise<string> {
+  async tokenFor(namespace: string, serviceAccount: string, expirationSeconds = 3600, audiences: string[] = []): Promise<string> {
     const core = this.kubeConfig.makeApiClient(k8s.CoreV1Api);
     const response = await core.createNamespacedServiceAccountToken({
-      name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds } },
+      name: serviceAccount, namespace, body: { spec: { audiences, expirationSeconds } },
     });
     const token = response.status?.token;
     if (!token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);

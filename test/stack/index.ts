@@ -14,6 +14,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startAgent, type RunningAgent } from '../../agent/agent.ts';
 import { startController, type ControllerConfig, type RunningController } from '../../controller/controller.ts';
+import { agentAudience } from '../../controller/agent-token.ts';
 import { allocationUnitAnnotation } from '../../controller/resolve.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
@@ -28,6 +29,7 @@ export const systemNamespace = 'cnpg-system';
 export const agentLabels = { 'app.kubernetes.io/name': 'cnpg-dynamic-storage-agent', 'app.kubernetes.io/part-of': 'cnpg-dynamic-storage' };
 const controllerServiceAccount = 'cnpg-dynamic-storage-controller';
 const agentServiceAccount = 'cnpg-dynamic-storage-agent';
+const agentDaemonSet = 'cnpg-dynamic-storage-agent';
 
 export interface LocalStackOptions {
   nodes?: number;
@@ -71,8 +73,27 @@ async function annotateAllocationUnits(kc: k8s.KubeConfig): Promise<void> {
   }
 }
 
+/** The agents' DaemonSet, as daemonset/daemonset.yaml installs it (nothing runs it here: the stack makes its pods). */
+async function createAgentDaemonSet(plane: ControlPlane): Promise<k8s.V1DaemonSet> {
+  const apps = plane.kubeConfig.makeApiClient(k8s.AppsV1Api);
+  return apps.createNamespacedDaemonSet({ namespace: systemNamespace, body: {
+    metadata: { name: agentDaemonSet, labels: agentLabels },
+    spec: {
+      selector: { matchLabels: { 'app.kubernetes.io/name': agentLabels['app.kubernetes.io/name'] } },
+      template: {
+        metadata: { labels: agentLabels },
+        spec: { serviceAccountName: agentServiceAccount, containers: [{ name: 'agent', image: 'cnpg-dynamic-storage-agent:local' }] },
+      },
+    },
+  } });
+}
+
 async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs: number, log: Logger): Promise<{ agents: RunningAgent[]; port: number }> {
   const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
+  const daemonSet = await createAgentDaemonSet(plane);
+  const owner: k8s.V1OwnerReference = {
+    apiVersion: 'apps/v1', kind: 'DaemonSet', name: agentDaemonSet, uid: daemonSet.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true,
+  };
   const agentKubeConfig = await plane.kubeConfigFor(systemNamespace, agentServiceAccount);
   const port = await freePort();
   const agents: RunningAgent[] = [];
@@ -80,7 +101,7 @@ async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs
     for (const node of sim.nodes) {
       const name = `cnpg-dynamic-storage-agent-${node.name}`;
       await core.createNamespacedPod({ namespace: systemNamespace, body: {
-        metadata: { name, labels: agentLabels },
+        metadata: { name, labels: agentLabels, ownerReferences: [owner] },
         spec: { nodeName: node.name, serviceAccountName: agentServiceAccount, containers: [{ name: 'agent', image: 'cnpg-dynamic-storage-agent:local' }] },
       } });
       const podIP = await eventually(async () => {
@@ -90,7 +111,7 @@ async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs
       }, { timeoutMs: 30_000 });
       agents.push(await startAgent({
         nodeName: node.name, kubeletRoot: node.kubeletRoot, probeIntervalMs, listenHost: podIP, listenPort: port,
-        heartbeatMs: 2_000, authCacheTtlMs: 10_000, tokenAudiences: [], statfs: 'koffi', processMetrics: false, logLevel: 'info',
+        heartbeatMs: 2_000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'koffi', processMetrics: false, logLevel: 'info',
       }, { kubeConfig: agentKubeConfig, logger: log.child({ component: 'agent', node: node.name }) }));
     }
   } catch (err) {
@@ -148,7 +169,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     // The controller runs as its ServiceAccount with the shipped RBAC, so a missing permission fails here, not on AKS.
-    const controllerToken = await plane.tokenFor(systemNamespace, controllerServiceAccount);
     const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
     const webhookTls = await plane.servingCertificate('webhook');
     const controllerConfig: ControllerConfig = {
@@ -158,7 +178,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       resyncMs: options.controller?.resyncMs ?? 10_000, busyRequeueMs: options.controller?.busyRequeueMs ?? 500,
       readingIntervalMs: options.controller?.readingIntervalMs ?? 1_000,
       clock: options.controller?.clock,
-      agents: { namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http', token: () => controllerToken },
+      agents: {
+        namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http',
+        // As the product runs: audience-bound tokens requested for the controller's ServiceAccount, agents of the DaemonSet.
+        tokenRequest: { namespace: systemNamespace, serviceAccount: controllerServiceAccount },
+        daemonSet: { name: agentDaemonSet, serviceAccount: agentServiceAccount },
+      },
       listen: { host: '127.0.0.1', port: 0 },
       webhook: { host: '127.0.0.1', port: 0, certPem: webhookTls.certPem, keyPem: webhookTls.keyPem },
     };

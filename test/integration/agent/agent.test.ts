@@ -277,7 +277,9 @@ describe('agent on a real control plane', function () {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code); }));
     try {
       await waitFor('the agent process to be ready', () => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok || undefined, () => undefined), 30_000);
-      const c = new AgentClient({ baseUrl: `http://127.0.0.1:${port}`, token: () => tokens.controller });
+      // As shipped, the agent accepts only tokens for its own audience (what the controller requests).
+      const audienceToken = await cp.tokenFor(system, 'cnpg-dynamic-storage-controller', 600, ['cnpg-dynamic-storage-agent']);
+      const c = new AgentClient({ baseUrl: `http://127.0.0.1:${port}`, token: () => audienceToken });
       clients.push(c);
       const collector = new Collector(c);
       await collector.waitFor('the snapshot', (e) => e.type === 'SNAPSHOT');

@@ -73,6 +73,42 @@ describe('leader election on a real API server', function () {
     }
   });
 
+  it('stops at once when it sees another holder, not at the renew deadline', async function () {
+    this.timeout(30_000);
+    let stoppedAt: number | undefined;
+    const patient = new LeaderElector(plane.kubeConfig, { namespace: 'default', name: 'election-seen', identity: 'patient', leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 250 }, silentLogger);
+    electors.push(patient);
+    patient.start({ onStartedLeading: () => undefined, onStoppedLeading: () => { stoppedAt = Date.now(); } });
+    await eventually(() => { assert.equal(patient.isLeader, true); });
+    const api = plane.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    const lease = await api.readNamespacedLease({ name: 'election-seen', namespace: 'default' });
+    lease.spec = { holderIdentity: 'usurper', renewTime: new k8s.V1MicroTime(), acquireTime: new k8s.V1MicroTime(), leaseDurationSeconds: 60 };
+    await api.replaceNamespacedLease({ name: 'election-seen', namespace: 'default', body: lease });
+    const takenAt = Date.now();
+    await eventually(() => { assert.ok(stoppedAt !== undefined, 'stopped leading'); }, { timeoutMs: 5_000 });
+    assert.ok((stoppedAt ?? 0) - takenAt < 3_000, `stopped ${(stoppedAt ?? 0) - takenAt} ms after the Lease changed hands`);
+    assert.equal(patient.isLeader, false);
+  });
+
+  it('judges expiry from when it saw the Lease change, not from the holder\'s clock', async function () {
+    this.timeout(30_000);
+    const api = plane.kubeConfig.makeApiClient(k8s.CoordinationV1Api);
+    // A holder whose clock runs an hour behind: by its renewTime the Lease expired long ago, yet it may be renewing.
+    const anHourAgo = new k8s.V1MicroTime(Date.now() - 3_600_000);
+    await api.createNamespacedLease({ namespace: 'default', body: {
+      metadata: { name: 'election-skew' }, spec: { holderIdentity: 'behind', renewTime: anHourAgo, acquireTime: anHourAgo, leaseDurationSeconds: 3 },
+    } });
+    const started: number[] = [];
+    const candidate = new LeaderElector(plane.kubeConfig, { namespace: 'default', name: 'election-skew', identity: 'candidate', leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 250 }, silentLogger);
+    electors.push(candidate);
+    const since = Date.now();
+    candidate.start({ onStartedLeading: () => started.push(Date.now()), onStoppedLeading: () => undefined });
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    assert.deepEqual(started, [], 'the Lease is not taken on the strength of the holder\'s clock');
+    await eventually(() => { assert.equal(started.length, 1); }, { timeoutMs: 5_000 });
+    assert.ok(Math.min(...started) - since >= 3_000, 'taken once it went unchanged for the lease duration');
+  });
+
   it('records events on an object and aggregates repeats into a count', async () => {
     const recorder = new EventRecorder(plane.kubeConfig, { component: 'test', instance: 'test-1', log: silentLogger });
     const target = { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'default', name: 'target' };

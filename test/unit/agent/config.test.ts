@@ -6,7 +6,7 @@ describe('agent config', () => {
   it('has the documented defaults', () => {
     assert.deepEqual(agentConfigFromEnv({ NODE_NAME: 'node-a' }), {
       nodeName: 'node-a', kubeletRoot: '/var/lib/kubelet', probeIntervalMs: 1000, listenHost: '0.0.0.0', listenPort: 9100,
-      heartbeatMs: 5000, authCacheTtlMs: 10_000, tokenAudiences: [], statfs: 'koffi', processMetrics: false, logLevel: 'info',
+      heartbeatMs: 5000, authCacheTtlMs: 10_000, tokenAudiences: ['cnpg-dynamic-storage-agent'], statfs: 'koffi', processMetrics: false, logLevel: 'info',
     });
   });
 

@@ -41,6 +41,6 @@ describe('controllerConfigFromEnv', () => {
     await writeFile(path.join(dir, 'tls.crt'), 'CERT');
     await writeFile(path.join(dir, 'tls.key'), 'KEY');
     assert.deepEqual(controllerConfigFromEnv({ WEBHOOK_CERT_DIR: dir, WEBHOOK_ADDRESS: '127.0.0.1:9443' }).webhook,
-      { host: '127.0.0.1', port: 9443, certPem: 'CERT', keyPem: 'KEY' });
+      { host: '127.0.0.1', port: 9443, certPem: 'CERT', keyPem: 'KEY', certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') });
   });
 });

@@ -25,7 +25,7 @@ function snapshot(overrides: Partial<VolumeSnapshot> = {}): VolumeSnapshot {
     role: 'data', label: 'data', field: 'spec.storage',
     api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
     pvcs: [pvc('pg-1', '64Mi', '64Mi'), pvc('pg-2', '64Mi', '64Mi')],
-    storageClass: { metadata: { name: 'managed-csi', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, provisioner: 'disk.csi.azure.com' },
+    storageClass: { metadata: { name: 'managed-csi', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, provisioner: 'disk.csi.azure.com', allowVolumeExpansion: true },
     readings: (name) => ({ latest: reading(name === 'pg-1' ? 62 : 20, 64), recent: [] }),
     previous: undefined,
     ...overrides,
