@@ -54,7 +54,7 @@ if [ -z "$stack_started" ] || [ "$stack_started" -ge "$since" ]; then
   node_found=()
   pids=$(pgrep -f -- "$node_stack/" 2>/dev/null | grep -vx "$$" || true)
   [ -n "$pids" ] && node_found+=("processes (kubelet, containerd and its shims, kube-proxy, coredns, control plane):" "$(ps -o pid=,args= -p $(echo $pids | tr ' ' ',') | cut -c1-160)")
-  node_mounts=$(awk -v a=/var/lib/kubelet -v b="$node_stack" '$2 == a || index($2, a "/") == 1 || index($2, b "/") == 1 || index($2, "/run/netns/cni-") == 1 {print $2}' /proc/mounts)
+  node_mounts=$(awk -v a=/var/lib/kubelet -v b="$node_stack" '$2 == a || index($2, a "/") == 1 || index($2, b "/") == 1 {print $2}' /proc/mounts)
   [ -n "$node_mounts" ] && node_found+=("mounts ($(echo "$node_mounts" | wc -l)):" "$(echo "$node_mounts" | head -10)")
   ip link show cnpgds0 >/dev/null 2>&1 && node_found+=("network bridge cnpgds0")
   chains=$(for t in filter nat mangle; do iptables -w -t $t -S 2>/dev/null | awk -v t=$t '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|CNPG-DS-)/ {print t "/" $2}'; done | tr '\n' ' ')

@@ -58,11 +58,18 @@ ensure_packages() {
 }
 
 build_all() {
-  log "building what is missing (control plane, node, CSI driver, images)"
+  mkdir -p "$STACK_DIR/logs"
+  [ -x "$repo/hack/images/build.sh" ] || die "hack/images/build.sh is missing"
+  PAUSE_IMAGE=$("$repo/hack/images/build.sh" --names pause | awk '{print $2}')
+  [ -n "$PAUSE_IMAGE" ] || die "no pause image name from hack/images/build.sh --names pause"
+  log "building what is missing: images (log: $STACK_DIR/logs/images.log), control plane, node, CSI driver"
+  # The images (Debian packages, npm) build beside the Go builds.
+  "$repo/hack/images/build.sh" all >>"$STACK_DIR/logs/images.log" 2>&1 &
+  local images=$!
   CP_BIN=$("$repo/hack/controlplane/build.sh" | tail -1)
   NODE_BIN=$("$here/build.sh" | tail -1)
-  CSI_BIN=""
-  if [ -x "$repo/hack/csi/build.sh" ]; then CSI_BIN=$("$repo/hack/csi/build.sh" | tail -1); fi
+  CSI_BIN=$("$repo/hack/csi/build.sh" | tail -1)
+  wait $images || { tail -n 20 "$STACK_DIR/logs/images.log" >&2; die "building images failed"; }
 }
 
 record_host_state() {
@@ -227,6 +234,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   # Root here lacks CAP_SYS_RESOURCE: without this every sandbox fails ("can't get final child's PID from pipe").
   restrict_oom_score_adj = true
   disable_apparmor = true
+  # Pod network namespaces under our state dir, not /run/netns: nothing of ours mixes with the host's.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -363,28 +372,19 @@ node_ready() {
   [ "$(kubectl_ get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 
-# Our images: built by hack/images/build.sh (when present), imported into the node's containerd.
-PAUSE_IMAGE=${PAUSE_IMAGE:-}
+# Our images (agent, controller, pause, workload): built by hack/images/build.sh (cached by their inputs), imported into
+# the node's containerd; they go with containerd's root on down.
+PAUSE_IMAGE=""
 import_images() {
-  if [ -n "${IMAGES_IMPORT:-}" ]; then
-    "$IMAGES_IMPORT" "$CONTAINERD_SOCK" >>"$STACK_DIR/logs/images.log" 2>&1 || die "importing images failed (logs/images.log)"
-  fi
-}
-
-resolve_images() {
-  IMAGES_IMPORT=${IMAGES_IMPORT:-}
-  if [ -x "$repo/hack/images/build.sh" ]; then
-    log "building images (hack/images/build.sh)"
-    "$repo/hack/images/build.sh" >"$STACK_DIR/logs/images-build.log" 2>&1 || die "building images failed ($STACK_DIR/logs/images-build.log)"
-  fi
-  [ -n "$PAUSE_IMAGE" ] || die "no pause image: set PAUSE_IMAGE"
+  "$repo/hack/images/import.sh" --address "$CONTAINERD_SOCK" all >>"$STACK_DIR/logs/images.log" 2>&1 ||
+    { tail -n 20 "$STACK_DIR/logs/images.log" >&2; die "importing images failed"; }
 }
 
 start_csi() {
-  [ -n "$CSI_BIN" ] || { log "no CSI driver (hack/csi/build.sh missing): skipped"; return 0; }
-  [ -x "$repo/hack/csi/launch.sh" ] || { log "no hack/csi/launch.sh: CSI driver not started"; return 0; }
-  "$repo/hack/csi/launch.sh" start --kubeconfig "$KUBECONFIG_PATH" --kubelet-root "$KUBELET_ROOT" \
-    --state "$STACK_DIR/csi" --bin "$CSI_BIN" >>"$STACK_DIR/logs/csi.log" 2>&1 || die "CSI driver failed to start ($STACK_DIR/logs/csi.log)"
+  [ -n "$CSI_BIN" ] && [ -x "$repo/hack/csi/launch.sh" ] || die "the test CSI driver (hack/csi/) is missing"
+  log "starting the test CSI driver and its sidecars"
+  KUBECTL="$CP_BIN/kubectl" "$repo/hack/csi/launch.sh" start --kubeconfig "$KUBECONFIG_PATH" --kubelet-root "$KUBELET_ROOT" \
+    --state "$STACK_DIR/csi" --bin "$CSI_BIN" --node-id "$NODE_NAME" >>"$STACK_DIR/logs/csi.log" 2>&1 || die "CSI driver failed to start ($STACK_DIR/logs/csi.log)"
 }
 
 up() {
@@ -398,8 +398,6 @@ up() {
   local t0=$SECONDS
   ensure_packages
   build_all
-  mkdir -p "$STACK_DIR/logs"
-  resolve_images
   record_host_state
   make_pki
   kubeconfig "$KUBECONFIG_PATH" admin
@@ -496,15 +494,6 @@ remove_chains() {
   done
 }
 
-remove_netns() {
-  local ns
-  for ns in /run/netns/cni-*; do
-    [ -e "$ns" ] || continue
-    umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null || true
-    rm -f "$ns"
-  done
-}
-
 restore_host_state() {
   [ -s "$HOST_STATE" ] || return 0
   local kind a b
@@ -525,7 +514,6 @@ down() {
   kill_all
   unmount_under "$KUBELET_ROOT"
   unmount_under "$STACK_DIR"
-  remove_netns
   remove_cgroups
   ip link del "$BRIDGE" 2>/dev/null || true
   # veth ends the CNI bridge plugin left in the host namespace (their pod side died with the netns).

@@ -7,7 +7,7 @@ import type { RealStack } from './stack.ts';
 
 export const images = {
   /** A shell and coreutils, for pods that mount volumes (CNPG instance stand-ins, probes). */
-  workload: 'ghcr.io/cnpg-dynamic-storage/workload:test',
+  workload: 'localhost/cnpg-dynamic-storage/workload:test',
 } as const;
 
 export const csiDriver = 'tmpfs.csi.test.cnpg.io';
