@@ -359,6 +359,12 @@ start_node() {
     case "$cg" in */unified/) continue ;; esac
     mkdir -p "$cg$CGROUP_ROOT"
   done
+  # A new cpuset cgroup has no CPUs or memory nodes: give ours the root's, or nothing can join it.
+  local f
+  for f in cpus mems; do
+    [ -s "/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.$f" ] && [ -n "$(tr -d '\n' <"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.$f")" ] ||
+      cat "/sys/fs/cgroup/cpuset/cpuset.$f" >"/sys/fs/cgroup/cpuset/$CGROUP_ROOT/cpuset.$f"
+  done
   running kubelet || start kubelet "$NODE_BIN/kubelet" --config="$STACK_DIR/config/kubelet.yaml" \
     --kubeconfig="$STACK_DIR/kubelet.kubeconfig" --hostname-override=$NODE_NAME --node-ip=$NODE_IP \
     --root-dir="$KUBELET_ROOT" --cert-dir="$STACK_DIR/pki/kubelet" --v=1

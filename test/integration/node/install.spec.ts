@@ -2,15 +2,24 @@
  * The product installed on a real node the way a user installs it (`kubectl apply -f crds/ && kubectl apply -k
  * daemonset/`), with our images, its shipped security context, RBAC and probes; then a CNPG-like instance on a volume of
  * the test CSI driver: the agent's reading equals `df` in the instance's pod, and a PVC the controller patches is grown
- * by Kubernetes' own resize flow (external-resizer, kubelet's NodeExpandVolume) while the pod keeps running.
+ * by Kubernetes' own resize flow (external-resizer, kubelet's NodeExpandVolume) while the pod keeps running; the API
+ * server reaches the PVC webhook through its Service, and a new PVC of the Cluster is created at the grown size.
+ *
+ * CloudNativePG's install creates the cnpg-system namespace; without the operator here, the test creates it. The
+ * webhook's certificate comes from a CA made by the test instead of cert-manager (daemonset/webhook.yaml is applied
+ * without its Issuer and Certificate, with that CA as caBundle).
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { AgentClient } from '../../../shared/agent-client.ts';
 import type { VolumeReading } from '../../../shared/readings.ts';
 import { MiB, parseQuantity } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
+import { createCertificateAuthority, issueCertificate } from '../../harness/pki.ts';
 import { createInstance, dataMountPath, installCnpgCrd, type Instance } from '../../node/cnpg.ts';
 import { images, testStorageClass, removeTestStorageClass } from '../../node/fixtures.ts';
 import { createNamespace, dfInPod, execInPod, repoRoot, useRealStack, waitForPodReady, type RealStack } from '../../node/stack.ts';
@@ -37,11 +46,14 @@ describe('the product on a real node', function () {
   let storageClass = '';
   let instance: Instance | undefined;
   let agent: AgentClient | undefined;
+  let grownSize = 0;
 
   before(async function () {
     this.timeout(600_000);
     const s = stack();
     await s.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
+    await s.kubectl(['create', 'namespace', systemNamespace]).catch(() => undefined);
+    await installWebhook(s);
     await s.kubectl(['apply', '-k', path.join(repoRoot, 'daemonset')]);
     await installCnpgCrd(s);
     storageClass = await testStorageClass(s);
@@ -55,6 +67,8 @@ describe('the product on a real node', function () {
     await removeTestStorageClass(s);
     // Leave a stack that was up before this file as it was: no product, no CRDs.
     await s.kubectl(['delete', '-k', path.join(repoRoot, 'daemonset'), '--ignore-not-found', '--wait=true', '--timeout=120s']);
+    await s.kubectl(['delete', 'mutatingwebhookconfiguration', 'cnpg-dynamic-storage', '--ignore-not-found']);
+    await s.kubectl(['delete', 'namespace', systemNamespace, '--ignore-not-found', '--wait=true', '--timeout=120s']);
     await s.kubectl(['delete', '-f', path.join(repoRoot, 'crds'), '--ignore-not-found', '--wait=true', '--timeout=60s']);
   });
 
@@ -128,8 +142,59 @@ describe('the product on a real node', function () {
       const reading: VolumeReading | undefined = (await agent!.snapshot()).volumes.find((v) => v.key === key);
       assert.equal(reading?.usage?.totalBytes, after.totalBytes);
     }, { timeoutMs: 30_000, intervalMs: 1000 });
+    grownSize = pvcSize(await s.core.readNamespacedPersistentVolumeClaim({ namespace: ns, name: instance.pvc }));
+  });
+
+  it('creates a new PVC of the Cluster at the grown size, through the webhook reached by its Service', async function () {
+    const s = stack();
+    assert.ok(namespace && grownSize, 'the volume of the previous test grew');
+    const ns = namespace.name;
+    const custom = s.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    // The policy's effective size is the grown one before a replica comes.
+    await eventually(async () => {
+      const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace: ns, name: 'pg' }) as { status?: { storageSizing?: { data?: { effectiveSize?: string } } } };
+      assert.equal(parseQuantity(object.status?.storageSizing?.data?.effectiveSize ?? '0', 'effectiveSize'), grownSize);
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
+    const created = await s.core.createNamespacedPersistentVolumeClaim({
+      namespace: ns,
+      body: {
+        metadata: { name: 'pg-2', labels: { 'cnpg.io/cluster': 'pg', 'cnpg.io/instanceName': 'pg-2', 'cnpg.io/pvcRole': 'PG_DATA' } },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: storageClass, resources: { requests: { storage: '64Mi' } } },
+      },
+    });
+    assert.equal(pvcSize(created), grownSize, `created at ${created.spec?.resources?.requests?.storage ?? ''}`);
   });
 });
+
+function pvcSize(pvc: k8s.V1PersistentVolumeClaim): number {
+  return parseQuantity(pvc.spec?.resources?.requests?.storage ?? '0', 'request');
+}
+
+/**
+ * The webhook as daemonset/webhook.yaml installs it, with a CA of the test's own in place of cert-manager: the serving
+ * certificate's Secret (which the controller mounts), the Service and the MutatingWebhookConfiguration with the CA.
+ */
+async function installWebhook(stack: RealStack): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-node-webhook-'));
+  try {
+    const ca = await createCertificateAuthority(dir, 'webhook-ca');
+    const service = 'cnpg-dynamic-storage-webhook';
+    const serving = await issueCertificate(dir, ca, 'webhook', {
+      commonName: `${service}.${systemNamespace}.svc`, serverAuth: true,
+      dnsNames: [`${service}.${systemNamespace}.svc`, `${service}.${systemNamespace}.svc.cluster.local`],
+    });
+    await stack.kubectl(['create', 'secret', 'tls', '-n', systemNamespace, 'cnpg-dynamic-storage-webhook-tls', `--cert=${serving.cert}`, `--key=${serving.key}`]);
+    const caBundle = Buffer.from(await readFile(ca.cert)).toString('base64');
+    const docs = parseAllDocuments(await readFile(path.join(repoRoot, 'daemonset/webhook.yaml'), 'utf8'))
+      .map((d) => d.toJS() as k8s.KubernetesObject & { webhooks?: { clientConfig: { caBundle?: string } }[] })
+      .filter((o) => o.kind === 'Service' || o.kind === 'MutatingWebhookConfiguration');
+    for (const doc of docs) for (const hook of doc.webhooks ?? []) hook.clientConfig.caBundle = caBundle;
+    assert.equal(docs.length, 2, 'webhook.yaml has the Service and the MutatingWebhookConfiguration');
+    await stack.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
 
 /** The PVC's new size once the controller patched it and Kubernetes finished resizing it; throws until then. */
 function resizedPvc(pvc: k8s.V1PersistentVolumeClaim): { requested: number; capacity: number } {

@@ -39,16 +39,20 @@ interface ProbeResult {
   capEff: string;
   statfs: string;
   exitCode: number;
+  /** Exit code of an attempt to create a file in the volume's root. */
+  writeExitCode: number;
 }
 
 /**
  * A pod on the node with the agent's kubelet mount, under the given security contexts, that prints its effective
- * capabilities and statfs of the volume (`stat -f`: block size, blocks, free, available) and exits.
+ * capabilities, statfs of the volume (`stat -f`: block size, blocks, free, available) and whether it can create a file
+ * in the volume, and exits.
  */
 async function probe(stack: RealStack, namespace: string, name: string, context: { pod: k8s.V1PodSecurityContext; container: k8s.V1SecurityContext }, volumePath: string): Promise<ProbeResult> {
   const script = [
-    'grep CapEff /proc/self/status | tr -s "\\t " " " | cut -d" " -f2',
-    `stat -f -c "%S %b %f %a" "${volumePath}" 2>&1; echo "exit=$?"`,
+    'echo "cap=$(grep CapEff /proc/self/status | tr -s "\t " " " | cut -d" " -f2)"',
+    `echo "statfs=$(stat -f -c "%S %b %f %a" "${volumePath}" 2>&1)"; echo "exit=$?"`,
+    `touch "${volumePath}/written-by-probe" 2>/dev/null; echo "write=$?"`,
   ].join('; ');
   await stack.core.createNamespacedPod({
     namespace,
@@ -72,9 +76,8 @@ async function probe(stack: RealStack, namespace: string, name: string, context:
     if (pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') throw new Error(`probe ${name}: ${pod.status?.phase ?? ''} ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state ?? {})}`);
     return stack.kubectl(['logs', '-n', namespace, name]);
   }, { timeoutMs: 120_000, intervalMs: 500 });
-  const lines = logs.trim().split('\n');
-  const exit = /exit=(\d+)/.exec(lines.at(-1) ?? '');
-  return { capEff: lines[0] ?? '', statfs: lines.slice(1, -1).join('\n'), exitCode: exit ? Number(exit[1]) : -1 };
+  const field = (key: string): string => new RegExp(`^${key}=(.*)$`, 'm').exec(logs)?.[1] ?? '';
+  return { capEff: field('cap'), statfs: field('statfs'), exitCode: Number(field('exit') || -1), writeExitCode: Number(field('write') || -1) };
 }
 
 describe("the agent's security context on a real node", function () {
@@ -116,6 +119,7 @@ describe("the agent's security context on a real node", function () {
     const result = await probe(s, namespace!.name, 'shipped', context, volumePath);
     assert.equal(result.exitCode, 0, `statfs failed under the shipped context: ${result.statfs}`);
     assert.equal(result.capEff, '0000000000000000', 'the shipped context runs without any effective capability');
+    assert.notEqual(result.writeExitCode, 0, 'the agent cannot create files in a volume');
     const [blockSize, blocks, , available] = result.statfs.split(' ').map(Number);
     const df = await dfInPod(s, namespace!.name, instance!.name, dataMountPath);
     assert.equal(blockSize! * blocks!, df.totalBytes);
