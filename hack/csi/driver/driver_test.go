@@ -554,3 +554,38 @@ func TestCleanup(t *testing.T) {
 		}
 	}
 }
+
+func TestSizes(t *testing.T) {
+	for text, want := range map[string]int64{"64Mi": 64 * MiB, "1Gi": GiB, "4Ti": 4 * TiB, "123": 123, "1.5Mi": 3 * MiB / 2, "1k": 1000} {
+		if got, err := ParseSize(text); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", text, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1Mi", "1Xi"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+	for bytes, want := range map[int64]string{64 * MiB: "64Mi", GiB: "1Gi", 4097 * KiB: "4097Ki", 123: "123"} {
+		if got := FormatSize(bytes); got != want {
+			t.Errorf("FormatSize(%d) = %s, want %s", bytes, got, want)
+		}
+	}
+	if got := FilesystemBytes(64*MiB, 0.03); got != 65093632 {
+		t.Errorf("FilesystemBytes(64Mi) = %d", got)
+	}
+	if got := FilesystemBytes(1, 0.03); got != 4096 {
+		t.Errorf("FilesystemBytes(1) = %d", got)
+	}
+}
+
+// TestInvalidFaultFile: a broken faults.json fails expansions loudly instead of being ignored.
+func TestInvalidFaultFile(t *testing.T) {
+	e := start(t, "node-1")
+	vol := e.create("x", 10*MiB, nil)
+	if err := os.WriteFile(filepath.Join(e.state, "faults.json"), []byte(`{"faults":[{"kind":"explode"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.controllerExpand(vol.GetVolumeId(), 20*MiB)
+	wantCode(t, err, codes.Internal, `unknown kind "explode"`)
+}
