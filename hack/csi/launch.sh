@@ -44,7 +44,8 @@ pid_alive() {
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
   [ -d "/proc/$pid" ] || return 1
-  case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in */"$1"|*/"$1 (deleted)") return 0 ;; esac
+  # Just after the launch the process may still be setsid, about to exec the binary.
+  case "$(readlink "/proc/$pid/exe" 2>/dev/null)" in */"$1"|*/"$1 (deleted)"|*/setsid) return 0 ;; esac
   return 1
 }
 
@@ -80,6 +81,7 @@ start() {
   bin=${bin:-$("$here/build.sh" | tail -1)}
   node_id=${node_id:-$(hostname)}
   mkdir -p "$state/logs" "$volumes"
+  echo "$bin" >"$state/bin"
   local sock="$kubelet_root/plugins/$DRIVER_NAME/csi.sock"
   launch csi-tmpfs --node-id="$node_id" --kubelet-dir="$kubelet_root" --state-dir="$volumes"
   local i
@@ -128,7 +130,7 @@ status() {
 }
 
 case $cmd in
-  start) start; echo "${bin}" >"$state/bin" ;;
+  start) start ;;
   stop) stop ;;
   status) status ;;
   *) sed -n '2,16p' "$0" >&2; exit 2 ;;

@@ -128,6 +128,9 @@ func (s *Server) Stop() {
 }
 
 func listenUnix(path string) (net.Listener, error) {
+	if len(path) > 107 {
+		return nil, fmt.Errorf("socket path %s is %d bytes long, more than a unix socket address holds (107)", path, len(path))
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}

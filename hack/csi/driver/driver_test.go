@@ -55,7 +55,12 @@ func requireRoot(t *testing.T) {
 func start(t *testing.T, nodeID string) *env {
 	t.Helper()
 	requireRoot(t)
-	dir := t.TempDir()
+	// A short dir: unix socket paths are limited to 107 bytes, and t.TempDir's names are long.
+	dir, err := os.MkdirTemp("", "csi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	e := &env{t: t, dir: dir, state: filepath.Join(dir, "state"), kubelet: filepath.Join(dir, "kubelet"), logs: &logBuffer{}}
 	t.Cleanup(func() { e.cleanupMounts() })
 	return e.startDriver(nodeID)

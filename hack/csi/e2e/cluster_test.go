@@ -34,6 +34,18 @@ type cluster struct {
 	csiBin     string
 	kubeconfig string
 	state      string
+	// launchState is launch.sh's --state; launchLogs keeps its logs for a failed test's report.
+	launchState string
+	launchLogs  map[string]string
+}
+
+// repoCSI is hack/csi (the tests run in hack/csi/e2e).
+func (c *cluster) repoCSI() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return filepath.Dir(wd)
 }
 
 func binDirs(t *testing.T) (string, string) {
@@ -50,8 +62,7 @@ func binDirs(t *testing.T) (string, string) {
 
 func startCluster(t *testing.T) *cluster {
 	cpBin, csiBin := binDirs(t)
-	c := &cluster{t: t, dir: t.TempDir(), cpBin: cpBin, csiBin: csiBin}
-	c.state = filepath.Join(c.dir, "csi-state")
+	c := &cluster{t: t, dir: t.TempDir(), cpBin: cpBin, csiBin: csiBin, launchLogs: map[string]string{}}
 	pki := c.makePKI()
 	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
 	etcdURL, peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort), fmt.Sprintf("http://127.0.0.1:%d", peerPort)
@@ -102,16 +113,46 @@ func startCluster(t *testing.T) *cluster {
 		"--controllers=persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller",
 		"--leader-elect=false", "--secure-port=0", "--v=1")
 
-	// The driver (no kubelet here: no registration socket) and the sidecars, as launch.sh starts them.
-	sock := filepath.Join(c.dir, "plugins", "csi.sock")
-	c.start("csi-tmpfs", filepath.Join(csiBin, "csi-tmpfs"), "--node-id=node-1", "--endpoint="+sock,
-		"--kubelet-registration-dir=-", "--state-dir="+c.state)
-	t.Cleanup(func() { c.cleanupMounts() })
-	c.waitFor("csi socket", 10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil })
-	c.start("csi-provisioner", filepath.Join(csiBin, "csi-provisioner"), "--csi-address="+sock, "--kubeconfig="+c.kubeconfig,
-		"--leader-election=false", "--extra-create-metadata", "--timeout=30s", "--retry-interval-start=500ms", "--retry-interval-max=5s", "--v=3")
-	c.start("csi-resizer", filepath.Join(csiBin, "csi-resizer"), "--csi-address="+sock, "--kubeconfig="+c.kubeconfig,
-		"--leader-election=false", "--handle-volume-inuse-error=false", "--timeout=3s", "--retry-interval-start=500ms", "--retry-interval-max=5s", "--v=3")
+	// The driver and the sidecars exactly as the stack starts them (hack/csi/launch.sh), with a kubelet root of our own
+	// (no kubelet watches its registration socket here).
+	launch := filepath.Join(c.repoCSI(), "launch.sh")
+	// A short kubelet root: unix socket paths are limited to 107 bytes.
+	kubeletRoot, err := os.MkdirTemp("", "kubelet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(kubeletRoot) })
+	// Cleanups run last-registered first: logs are kept, then launch.sh stop, then the kubelet root goes.
+	c.launchState = filepath.Join(c.dir, "csi-launch")
+	c.state = filepath.Join(c.launchState, "volumes")
+	t.Cleanup(func() {
+		out, err := exec.Command(launch, "stop", "--state", c.launchState).CombinedOutput()
+		if err != nil {
+			t.Errorf("launch.sh stop: %v\n%s", err, out)
+		}
+		c.checkNoMounts()
+		if t.Failed() {
+			for _, name := range []string{"csi-tmpfs", "csi-provisioner", "csi-resizer"} {
+				t.Logf("--- %s log (tail) ---\n%s", name, c.launchLogs[name])
+			}
+		}
+	})
+	t.Cleanup(func() {
+		// Runs before launch.sh stop: keep the logs of a failed run.
+		for _, name := range []string{"csi-tmpfs", "csi-provisioner", "csi-resizer"} {
+			data, _ := os.ReadFile(filepath.Join(c.launchState, "logs", name+".log"))
+			if len(data) > 6000 {
+				data = data[len(data)-6000:]
+			}
+			c.launchLogs[name] = string(data)
+		}
+	})
+	cmd := exec.Command(launch, "start", "--kubeconfig", c.kubeconfig, "--kubelet-root", kubeletRoot,
+		"--state", c.launchState, "--bin", csiBin, "--node-id", "node-1")
+	cmd.Env = append(os.Environ(), "KUBECTL="+filepath.Join(cpBin, "kubectl"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("launch.sh start: %v\n%s", err, out)
+	}
 	return c
 }
 
@@ -149,14 +190,15 @@ func (c *cluster) start(name, bin string, args ...string) {
 	})
 }
 
-func (c *cluster) cleanupMounts() {
-	out, err := exec.Command(filepath.Join(c.csiBin, "csi-tmpfs"), "cleanup", "--state-dir="+c.state).CombinedOutput()
-	if err != nil {
-		c.t.Errorf("csi-tmpfs cleanup: %v\n%s", err, out)
-	}
+// checkNoMounts fails the test if anything is still mounted under its directory (and unmounts it).
+func (c *cluster) checkNoMounts() {
 	data, _ := os.ReadFile("/proc/self/mountinfo")
-	if strings.Contains(string(data), c.dir) {
-		c.t.Errorf("mounts left under %s", c.dir)
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], c.dir+"/") {
+			c.t.Errorf("left mounted: %s", fields[4])
+			_ = syscall.Unmount(fields[4], syscall.MNT_DETACH)
+		}
 	}
 }
 

@@ -62,8 +62,8 @@ func setFaults(t *testing.T, state string, faults ...driver.Fault) {
 // TestProvisionAndResize: Kubernetes' own provisioning and controller expansion through the real sidecars.
 func TestProvisionAndResize(t *testing.T) {
 	c := startCluster(t)
-	here, _ := os.Getwd()
-	c.mustKubectl("", "apply", "-f", filepath.Join(here, "..", "storageclasses.yaml"))
+	// launch.sh applied storageclasses.yaml.
+	c.eventually(10*time.Second, "false", "get", "csidriver", "tmpfs.csi.test.cnpg.io", "-o", "jsonpath={.spec.attachRequired}")
 	c.mustKubectl(immediateClass, "apply", "-f", "-")
 
 	// Provisioning: bound, the PV carries the claim's size, the tmpfs exists 3% smaller.
