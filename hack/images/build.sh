@@ -377,6 +377,9 @@ if $names_only; then
 fi
 [ "$(uname -m)" = x86_64 ] || die "builds linux/amd64 images only (this is $(uname -m))"
 mkdir -p "$cache"
+# One build at a time per cache (stack-up and a test may start one together); the second waits, then finds the archives.
+exec 9>"$cache/.lock"
+flock 9
 ensure_tools
 for t in "${expanded[@]}"; do
   case "$t" in
