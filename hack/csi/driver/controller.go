@@ -299,7 +299,7 @@ func (d *Driver) ControllerExpandVolume(ctx context.Context, req *csi.Controller
 		return nil, faultError(ft, codes.OutOfRange, fmt.Sprintf("the requested size %s is not supported by disk %s", FormatSize(target), id))
 	}
 	if ft != nil && ft.Kind == FaultTransientControllerError {
-		return nil, faultError(ft, codes.Unavailable, fmt.Sprintf("failed to resize disk(%s): the cloud API is temporarily unavailable (429 TooManyRequests)", id))
+		return nil, faultError(ft, codes.Internal, fmt.Sprintf("failed to resize disk(%s): the cloud API is temporarily unavailable (429 TooManyRequests)", id))
 	}
 	vol, err = d.store.Update(id, func(v *Volume) error {
 		if target > v.CapacityBytes {

@@ -385,7 +385,7 @@ func TestControllerFaults(t *testing.T) {
 	wantCode(t, err, codes.OutOfRange, "")
 	for i := 0; i < 2; i++ {
 		_, err = e.controllerExpand(b.GetVolumeId(), 20*MiB)
-		wantCode(t, err, codes.Unavailable, "temporarily unavailable")
+		wantCode(t, err, codes.Internal, "temporarily unavailable")
 	}
 	if resp, err := e.controllerExpand(b.GetVolumeId(), 20*MiB); err != nil || resp.GetCapacityBytes() != 20*MiB {
 		t.Fatalf("after the transient errors: %v %v", resp, err)

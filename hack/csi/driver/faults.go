@@ -18,7 +18,9 @@ import (
 const (
 	// ControllerExpandVolume fails with OutOfRange: external-resizer marks the PVC ControllerResizeInfeasible.
 	FaultControllerInfeasible = "controllerInfeasible"
-	// ControllerExpandVolume fails with Unavailable (not final): ControllerResizeError while the resizer retries.
+	// ControllerExpandVolume fails with Internal (final, not infeasible): external-resizer adds ControllerResizeError,
+	// keeps ControllerResizeInProgress and retries with backoff. ("code": "Unavailable" makes it a non-final error,
+	// which the resizer retries without any condition.)
 	FaultTransientControllerError = "transientControllerError"
 	// ControllerExpandVolume holds until the fault is removed or the caller's deadline passes (DeadlineExceeded).
 	FaultStuck = "stuck"

@@ -37,6 +37,7 @@ type cluster struct {
 	// launchState is launch.sh's --state; launchLogs keeps its logs for a failed test's report.
 	launchState string
 	launchLogs  map[string]string
+	kubeletRoot string
 }
 
 // repoCSI is hack/csi (the tests run in hack/csi/e2e).
@@ -122,6 +123,7 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(kubeletRoot) })
+	c.kubeletRoot = kubeletRoot
 	// Cleanups run last-registered first: logs are kept, then launch.sh stop, then the kubelet root goes.
 	c.launchState = filepath.Join(c.dir, "csi-launch")
 	c.state = filepath.Join(c.launchState, "volumes")

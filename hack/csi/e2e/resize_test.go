@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/container-storage-interface/spec/lib/go/csi"
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"cnpg-dynamic-storage/hack/csi/driver"
 )
@@ -111,6 +115,47 @@ func TestProvisionAndResize(t *testing.T) {
 		t.Fatalf("fault hits: %s", hits)
 	}
 
+	// A larger request while the node expansion is pending waits for kubelet (external-resizer's expandAndRecover).
+	c.mustKubectl("", "patch", "pvc", "data", "--type=merge", "-p", `{"spec":{"resources":{"requests":{"storage":"40Mi"}}}}`)
+	time.Sleep(2 * time.Second)
+	c.eventually(time.Second, "30Mi", "get", "pv", pv, "-o", "jsonpath={.spec.capacity.storage}")
+	c.eventually(time.Second, "NodeResizePending", "get", "pvc", "data", "-o", "jsonpath={.status.allocatedResourceStatuses.storage}")
+
+	// stuck: the claim holds at ControllerResizeInProgress until the fault is removed.
+	c.mustKubectl(pvc("held", "e2e-immediate-mib", "10Mi", nil), "apply", "-f", "-")
+	c.eventually(60*time.Second, "Bound", "get", "pvc", "held", "-o", "jsonpath={.status.phase}")
+	held := strings.TrimSpace(c.mustKubectl("", "get", "pvc", "held", "-o", "jsonpath={.spec.volumeName}"))
+	setFaults(t, c.state, driver.Fault{ID: "hold", Kind: driver.FaultStuck, PVC: "default/held"})
+	c.mustKubectl("", "patch", "pvc", "held", "--type=merge", "-p", `{"spec":{"resources":{"requests":{"storage":"20Mi"}}}}`)
+	c.eventually(30*time.Second, "ControllerResizeInProgress", "get", "pvc", "held", "-o", "jsonpath={.status.allocatedResourceStatuses.storage}")
+	time.Sleep(2 * time.Second)
+	c.eventually(time.Second, "10Mi", "get", "pv", held, "-o", "jsonpath={.spec.capacity.storage}")
+	setFaults(t, c.state)
+	c.eventually(30*time.Second, "20Mi", "get", "pv", held, "-o", "jsonpath={.spec.capacity.storage}")
+	c.eventually(30*time.Second, "NodeResizePending", "get", "pvc", "held", "-o", "jsonpath={.status.allocatedResourceStatuses.storage}")
+
+	// The growth boundary: a published volume cannot grow past it; once unpublished it does.
+	c.mustKubectl(pvc("bounded", "e2e-immediate-mib", "10Mi", nil), "apply", "-f", "-")
+	c.eventually(60*time.Second, "Bound", "get", "pvc", "bounded", "-o", "jsonpath={.status.phase}")
+	bounded := strings.TrimSpace(c.mustKubectl("", "get", "pvc", "bounded", "-o", "jsonpath={.spec.volumeName}"))
+	node := c.csiClient()
+	target := filepath.Join(c.kubeletRoot, "pods", "p1", "volumes", "kubernetes.io~csi", bounded, "mount")
+	if _, err := node.NodePublishVolume(context.Background(), &csi.NodePublishVolumeRequest{VolumeId: bounded, TargetPath: target, VolumeCapability: mountCapability}); err != nil {
+		t.Fatal(err)
+	}
+	setFaults(t, c.state, driver.Fault{Kind: driver.FaultGrowthBoundary, PVC: "default/bounded", Size: "12Mi"})
+	c.mustKubectl("", "patch", "pvc", "bounded", "--type=merge", "-p", `{"spec":{"resources":{"requests":{"storage":"20Mi"}}}}`)
+	c.eventually(30*time.Second, "True", "get", "pvc", "bounded", "-o", `jsonpath={.status.conditions[?(@.type=="ControllerResizeError")].status}`)
+	if msg := c.mustKubectl("", "get", "pvc", "bounded", "-o", `jsonpath={.status.conditions[?(@.type=="ControllerResizeError")].message}`); !strings.Contains(msg, "OperationNotAllowed") {
+		t.Fatalf("ControllerResizeError: %q", msg)
+	}
+	c.eventually(5*time.Second, "ControllerResizeInProgress", "get", "pvc", "bounded", "-o", "jsonpath={.status.allocatedResourceStatuses.storage}")
+	if _, err := node.NodeUnpublishVolume(context.Background(), &csi.NodeUnpublishVolumeRequest{VolumeId: bounded, TargetPath: target}); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(30*time.Second, "20Mi", "get", "pv", bounded, "-o", "jsonpath={.spec.capacity.storage}")
+	setFaults(t, c.state)
+
 	// A class without expansion: the API server refuses the patch.
 	c.mustKubectl(pvc("fixed", "managed-csi-fixed-mib", "4Mi", map[string]string{"volume.kubernetes.io/selected-node": "node-1"}), "apply", "-f", "-")
 	c.eventually(60*time.Second, "Bound", "get", "pvc", "fixed", "-o", "jsonpath={.status.phase}")
@@ -119,9 +164,24 @@ func TestProvisionAndResize(t *testing.T) {
 	}
 
 	// Deletion: reclaim policy Delete removes the PV and the tmpfs.
-	c.mustKubectl("", "delete", "pvc", "data", "tiered", "fixed", "--wait=false")
+	c.mustKubectl("", "delete", "pvc", "data", "tiered", "fixed", "bounded", "held", "--wait=false")
 	c.eventually(60*time.Second, "", "get", "pv", "-o", "jsonpath={.items[*].metadata.name}")
 	if _, err := os.Stat(disk); !os.IsNotExist(err) {
 		t.Fatalf("disk of %s still there: %v", pv, err)
 	}
+}
+
+var mountCapability = &csi.VolumeCapability{
+	AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{}},
+	AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+}
+
+// csiClient plays kubelet on the driver's socket.
+func (c *cluster) csiClient() csi.NodeClient {
+	conn, err := grpc.NewClient("unix://"+filepath.Join(c.kubeletRoot, "plugins", driver.DefaultName, "csi.sock"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = conn.Close() })
+	return csi.NewNodeClient(conn)
 }
