@@ -5,7 +5,7 @@
 #
 #   hack/images/build.sh [agent|controller|pause|workload|all]...           (default: all)
 #   hack/images/build.sh --names [agent|controller|pause|workload|all]...   prints `name image` and builds nothing
-#   hack/images/build.sh --clean     removes the cache and the images of this script from buildah's store
+#   hack/images/build.sh --clean     removes the cache, and this script's images and layer cache from buildah's store
 #
 # Every image is cached under $CNPG_DS_IMAGE_CACHE (default ~/.cache/cnpg-dynamic-storage/images) by a hash of its
 # inputs, and built again only when they change. docs/images.md has the layout, the sizes and the timings.
@@ -345,7 +345,9 @@ clean() {
   for image in $(buildah images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep -E "^($base_repo/|ghcr.io/cnpg-dynamic-storage/|registry.k8s.io/pause:)"); do
     buildah rmi --force "$image" >/dev/null 2>&1 || true
   done
-  log "removed $cache and the images in buildah's store (its layer cache stays: buildah rmi --prune)"
+  # buildah's layer cache: the untagged images its --layers builds left
+  buildah rmi --prune >/dev/null 2>&1 || true
+  log "removed $cache, the images and the layer cache in buildah's store"
 }
 
 # --- main ------------------------------------------------------------------------------------------------------------
