@@ -594,3 +594,38 @@ func TestInvalidFaultFile(t *testing.T) {
 	_, err := e.controllerExpand(vol.GetVolumeId(), 20*MiB)
 	wantCode(t, err, codes.Internal, `unknown kind "explode"`)
 }
+
+// TestTwoNodes: two driver processes (nodes) sharing one state dir: a volume created through one is published and
+// expanded on the other, and counts as published for both.
+func TestTwoNodes(t *testing.T) {
+	a := start(t, "node-a")
+	b := &env{t: t, dir: a.dir, state: a.state, kubelet: filepath.Join(a.dir, "kubelet-b"), logs: &logBuffer{}}
+	b.startDriver("node-b")
+	if info, err := b.node.NodeGetInfo(ctx(t), &csi.NodeGetInfoRequest{}); err != nil || info.GetNodeId() != "node-b" {
+		t.Fatalf("NodeGetInfo on b: %v %v", info, err)
+	}
+	vol := a.create("shared", 10*MiB, map[string]string{ParamGrowthBoundary: "10Mi"})
+	target := b.target("pod", vol.GetVolumeId())
+	b.publish(vol.GetVolumeId(), target)
+	if err := os.WriteFile(filepath.Join(target, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(a.driver.store.DiskPath(vol.GetVolumeId()), "f")); err != nil {
+		t.Fatalf("the write on node b is not on the disk: %v", err)
+	}
+	// Published on b: the controller (on a) sees it attached.
+	_, err := a.controllerExpand(vol.GetVolumeId(), 11*MiB)
+	wantCode(t, err, codes.FailedPrecondition, "attached")
+	b.unpublish(vol.GetVolumeId(), target)
+	if _, err := a.controllerExpand(vol.GetVolumeId(), 11*MiB); err != nil {
+		t.Fatal(err)
+	}
+	b.publish(vol.GetVolumeId(), target)
+	if _, err := b.nodeExpand(vol.GetVolumeId(), target, 11*MiB); err != nil {
+		t.Fatal(err)
+	}
+	if got := statfsTotal(t, target); got != FilesystemBytes(11*MiB, 0.03) {
+		t.Fatalf("filesystem on b: %d", got)
+	}
+	b.unpublish(vol.GetVolumeId(), target)
+}
