@@ -477,7 +477,7 @@ func TestNodeFaults(t *testing.T) {
 	}
 	// NodeExpandVolume beyond the disk (no ControllerExpandVolume yet) is refused.
 	_, err = e.nodeExpand(vol.GetVolumeId(), target, 40*MiB)
-	wantCode(t, err, codes.FailedPrecondition, "ControllerExpandVolume has not run")
+	wantCode(t, err, codes.Internal, "ControllerExpandVolume has not run")
 	e.unpublish(vol.GetVolumeId(), target)
 }
 

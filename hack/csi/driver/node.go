@@ -150,7 +150,7 @@ func (d *Driver) NodeExpandVolume(ctx context.Context, req *csi.NodeExpandVolume
 		disk := v.CapacityBytes
 		if required := req.GetCapacityRange().GetRequiredBytes(); required > 0 {
 			if r := cls.rounding.Round(required); r > disk {
-				return status.Errorf(codes.FailedPrecondition, "the disk of volume %s is %s, below the requested %s: ControllerExpandVolume has not run", id, FormatSize(disk), FormatSize(r))
+				return status.Errorf(codes.Internal, "the disk of volume %s is %s, below the requested %s: ControllerExpandVolume has not run", id, FormatSize(disk), FormatSize(r))
 			}
 		}
 		want := d.fsBytes(disk)
