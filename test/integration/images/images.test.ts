@@ -227,6 +227,19 @@ describe('container images (hack/images/build.sh) on a private containerd', func
     assert.doesNotMatch(start.stderr, /ERR_MODULE_NOT_FOUND/);
   });
 
+  it('controller: time zones for maintenance windows (ICU in Node) and host names through /etc/hosts (glibc without NSS modules)', async () => {
+    const r = await runImage('controller', ['--cwd', '/app', '--mount', 'type=bind,src=/etc/hosts,dst=/etc/hosts,options=rbind:ro'], [
+      'node', '--input-type=module', '-e', [
+        "import dns from 'node:dns/promises';",
+        "import { DateTime } from 'luxon';",
+        "const berlin = DateTime.fromISO('2026-07-01T12:00:00Z').setZone('Europe/Berlin');",
+        "console.log(JSON.stringify({ berlin: berlin.toISO(), localhost: (await dns.lookup('localhost', { family: 4 })).address }));",
+      ].join('\n'),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { berlin: '2026-07-01T14:00:00.000+02:00', localhost: '127.0.0.1' });
+  });
+
   for (const [component, own, foreign] of [
     ['agent', ['koffi', 'prom-client', 'undici', 'yaml'], ['@kubernetes', 'luxon', 'cron-parser', 'typescript', 'mocha']],
     ['controller', ['@kubernetes', 'cron-parser', 'luxon', 'prom-client', 'undici'], ['koffi', '@koromix', 'yaml', 'typescript', 'mocha']],
