@@ -35,7 +35,8 @@ while [ $# -gt 0 ]; do
     *) echo "launch.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-volumes=${volumes:-$state/volumes}
+# The volumes dir of a started instance is recorded, so that stop needs only --state.
+[ -n "$volumes" ] || volumes=$(cat "$state/volumes-dir" 2>/dev/null || echo "$state/volumes")
 log() { echo "csi: $*" >&2; }
 
 # pid_alive <name>: the process of <state>/<name>.pid is running and is still our binary.
@@ -82,6 +83,7 @@ start() {
   node_id=${node_id:-$(hostname)}
   mkdir -p "$state/logs" "$volumes"
   echo "$bin" >"$state/bin"
+  echo "$volumes" >"$state/volumes-dir"
   local sock="$kubelet_root/plugins/$DRIVER_NAME/csi.sock"
   launch csi-tmpfs --node-id="$node_id" --kubelet-dir="$kubelet_root" --state-dir="$volumes"
   local i
