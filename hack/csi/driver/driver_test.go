@@ -629,3 +629,20 @@ func TestTwoNodes(t *testing.T) {
 	}
 	b.unpublish(vol.GetVolumeId(), target)
 }
+
+// TestSlow: a stuck fault with a delay holds each call that long, then carries it out.
+func TestSlow(t *testing.T) {
+	e := start(t, "node-1")
+	vol := e.create("slow", 10*MiB, nil)
+	e.setFaults(Fault{ID: "slow", Kind: FaultStuck, Delay: "600ms"})
+	begin := time.Now()
+	if _, err := e.controllerExpand(vol.GetVolumeId(), 20*MiB); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(begin); took < 600*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("slow expansion took %s", took)
+	}
+	e.setFaults(Fault{ID: "bad", Kind: FaultStuckNode, Delay: "soon"})
+	_, err := e.nodeExpand(vol.GetVolumeId(), e.driver.store.DiskPath(vol.GetVolumeId()), 20*MiB)
+	wantCode(t, err, codes.Internal, `delay "soon" is not a duration`)
+}

@@ -57,6 +57,9 @@ type Fault struct {
 	Times int `json:"times,omitempty"`
 	// Size: the growth boundary (growthBoundary only), bytes or a quantity such as "48Mi".
 	Size string `json:"size,omitempty"`
+	// Delay (stuck and stuckNode only), a Go duration such as "3s": a slow operation, held this long and then carried
+	// out, instead of held until the fault is removed.
+	Delay string `json:"delay,omitempty"`
 }
 
 // FaultFile is <state dir>/faults.json. Tests write it (atomically: write a temporary file, rename it); the driver
@@ -96,6 +99,11 @@ func (f *faults) load() ([]Fault, error) {
 		if ft.PVCRegexp != "" {
 			if _, err := regexp.Compile(ft.PVCRegexp); err != nil {
 				return nil, fmt.Errorf("%s: fault %s: pvcRegexp: %w", f.path(), ft.ID, err)
+			}
+		}
+		if ft.Delay != "" {
+			if d, err := time.ParseDuration(ft.Delay); err != nil || d < 0 {
+				return nil, fmt.Errorf("%s: fault %s: delay %q is not a duration", f.path(), ft.ID, ft.Delay)
 			}
 		}
 		if ft.Kind == FaultGrowthBoundary {
@@ -183,14 +191,24 @@ func (f *faults) present(id string) bool {
 	return false
 }
 
-// hold blocks an operation while the stuck fault that caught it stays in the file, or until ctx ends.
+// hold blocks an operation while the stuck fault that caught it stays in the file (at most its delay, when it has
+// one), or until ctx ends.
 func (f *faults) hold(ctx context.Context, ft *Fault, op string) error {
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
+	var until <-chan time.Time
+	if ft.Delay != "" {
+		d, _ := time.ParseDuration(ft.Delay)
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		until = timer.C
+	}
 	for f.present(ft.ID) {
 		select {
 		case <-ctx.Done():
 			return status.Errorf(codes.DeadlineExceeded, "%s held by injected fault %s", op, ft.ID)
+		case <-until:
+			return nil
 		case <-tick.C:
 		}
 	}
