@@ -56,7 +56,7 @@ stop_one() {
   pid=$(cat "$state/$name.pid")
   kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 50); do pid_alive "$name" || break; sleep 0.1; done
-  pid_alive "$name" && kill -KILL "$pid" 2>/dev/null || true
+  if pid_alive "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
   for i in $(seq 20); do pid_alive "$name" || break; sleep 0.1; done
   rm -f "$state/$name.pid"
 }
