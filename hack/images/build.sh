@@ -68,7 +68,8 @@ files_hash() { # files... (relative to the repo)
 }
 # The files of the build context that the Dockerfiles copy (as .dockerignore lets through).
 context_files() { # dirs...
-  git ls-files -co --exclude-standard -- "$@" | grep -v '\.test\.ts$' | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done | LC_ALL=C sort
+  { if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then git ls-files -co --exclude-standard -- "$@"; else find "$@" -type f; fi; } |
+    grep -v '\.test\.ts$' | while read -r f; do [ -f "$f" ] && printf '%s\n' "$f"; done | LC_ALL=C sort
 }
 
 image_present() { buildah inspect --type image "$1" >/dev/null 2>&1; }
