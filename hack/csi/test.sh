@@ -18,6 +18,10 @@ fi
 
 work=$(mktemp -d /tmp/csi-test.XXXXXX)
 cleanup() {
+  # CSI processes of a test that was killed before its own cleanup ran (launch.sh starts them detached).
+  find "$work" -maxdepth 4 -type d -name csi-launch 2>/dev/null | while read -r state; do
+    "$here/launch.sh" stop --state "$state" >/dev/null 2>&1 || true
+  done
   # Whatever a crashed test left mounted under its temporary dirs, deepest first.
   awk -v w="$work/" 'index($5, w) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
     echo "test.sh: unmounting leftover $m" >&2
