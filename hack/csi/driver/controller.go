@@ -214,8 +214,8 @@ func (d *Driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (
 		if err != nil {
 			return err
 		}
-		if v.Published() {
-			return status.Errorf(codes.FailedPrecondition, "volume %s is still published at %s on node %s", id, v.Publications[0].TargetPath, v.Publications[0].NodeID)
+		if live := v.livePublications(); len(live) > 0 {
+			return status.Errorf(codes.FailedPrecondition, "volume %s is still published at %s on node %s", id, live[0].TargetPath, live[0].NodeID)
 		}
 		path := d.store.DiskPath(id)
 		if err := Unmount(path); err != nil {

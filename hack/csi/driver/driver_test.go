@@ -646,3 +646,20 @@ func TestSlow(t *testing.T) {
 	_, err := e.nodeExpand(vol.GetVolumeId(), e.driver.store.DiskPath(vol.GetVolumeId()), 20*MiB)
 	wantCode(t, err, codes.Internal, `delay "soon" is not a duration`)
 }
+
+// TestStalePublication: a publication unmounted behind the driver's back neither blocks deletion nor counts as attached.
+func TestStalePublication(t *testing.T) {
+	e := start(t, "node-1")
+	vol := e.create("stale", 10*MiB, map[string]string{ParamGrowthBoundary: "10Mi"})
+	target := e.target("pod", vol.GetVolumeId())
+	e.publish(vol.GetVolumeId(), target)
+	if err := Unmount(target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.controllerExpand(vol.GetVolumeId(), 11*MiB); err != nil {
+		t.Fatalf("expansion past the boundary of a volume no longer mounted: %v", err)
+	}
+	if _, err := e.controller.DeleteVolume(ctx(t), &csi.DeleteVolumeRequest{VolumeId: vol.GetVolumeId()}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -44,8 +44,19 @@ func (v *Volume) PVC() string {
 	return v.PVCNamespace + "/" + v.PVCName
 }
 
-// Published reports whether any node has the volume published (Azure's "attached").
-func (v *Volume) Published() bool { return len(v.Publications) > 0 }
+// Published reports whether any node has the volume published (Azure's "attached"). A recorded publication whose
+// target is no longer a mount point (unmounted behind kubelet's back, e.g. by a stack teardown) does not count.
+func (v *Volume) Published() bool { return len(v.livePublications()) > 0 }
+
+func (v *Volume) livePublications() []Publication {
+	var live []Publication
+	for _, p := range v.Publications {
+		if mounted, err := IsMountPoint(p.TargetPath); err != nil || mounted {
+			live = append(live, p)
+		}
+	}
+	return live
+}
 
 // Store is the state dir: volume records, the tmpfs mount points, the fault files. Changes are serialized across
 // processes with flock on <state dir>/lock and within a process with a mutex.
