@@ -200,6 +200,7 @@ start_control_plane() {
     --service-cluster-ip-range=$SERVICE_CIDR --allow-privileged=true --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NodeRestriction --client-ca-file="$d/ca.crt" \
     --kubelet-client-certificate="$d/apiserver-kubelet-client.crt" --kubelet-client-key="$d/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$d/sa.pub" --service-account-signing-key-file="$d/sa.key" \
     --api-audiences=https://kubernetes.default.svc.cluster.local --enable-priority-and-fairness=false --v=1
@@ -489,7 +490,7 @@ remove_chains() {
         while read -r rule; do
           # shellcheck disable=SC2086
           eval "$ipt -w -t $table ${rule/-A/-D}" 2>/dev/null || true
-        done
+        done || true
       for chain in $($ipt -w -t $table -S | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|CNPG-DS-)/ {print $2}'); do
         $ipt -w -t $table -F "$chain" 2>/dev/null || true
       done

@@ -79,7 +79,7 @@ describe('the product on a real node', function () {
     const [agentPod] = await podsReady(s, agentSelector, 1);
     // Nothing was patched into the pods: the shipped template is what runs.
     const shipped = await s.kubectl(['get', 'daemonset', '-n', systemNamespace, 'cnpg-dynamic-storage-agent', '-o', 'jsonpath={.spec.template.spec.containers[0].securityContext}']);
-    assert.deepEqual(agentPod?.spec?.containers[0]?.securityContext, JSON.parse(shipped));
+    assert.deepEqual(JSON.parse(JSON.stringify(agentPod?.spec?.containers[0]?.securityContext)), JSON.parse(shipped));
     assert.equal(agentPod?.status?.containerStatuses?.[0]?.restartCount, 0, 'the agent never restarted');
   });
 

@@ -4,7 +4,8 @@
  * - under the context the product shipped before (uid 65532 with DAC_READ_SEARCH added) gets an empty effective
  *   capability set and `Permission denied` on the volume;
  * - under the context the product ships now (daemonset/daemonset.yaml, read from the file) reads the volume's
- *   filesystem, and its numbers are the ones `df` shows inside the instance's pod.
+ *   filesystem, and its numbers are the ones `df` shows inside the instance's pod, with no effective capability and
+ *   no access to PostgreSQL's private data directory.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { parseAllDocuments } from 'yaml';
 import { eventually } from '../../harness/eventually.ts';
 import { createInstance, dataMountPath, installCnpgCrd, type Instance } from '../../node/cnpg.ts';
 import { images, removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
-import { createNamespace, dfInPod, repoRoot, useRealStack, type RealStack } from '../../node/stack.ts';
+import { createNamespace, dfInPod, execInPod, repoRoot, useRealStack, type RealStack } from '../../node/stack.ts';
 
 /** What daemonset/daemonset.yaml shipped before the real node showed it cannot work. */
 const previous: { pod: k8s.V1PodSecurityContext; container: k8s.V1SecurityContext } = {
@@ -35,24 +36,29 @@ async function shipped(): Promise<{ pod: k8s.V1PodSecurityContext; container: k8
   return { pod: spec.securityContext, container: container.securityContext, mount };
 }
 
+/** PostgreSQL keeps its data directory private to its user: mode 0700, uid 26. */
+const privateDir = 'pgdata';
+
 interface ProbeResult {
   capEff: string;
   statfs: string;
   exitCode: number;
-  /** Exit code of an attempt to create a file in the volume's root. */
+  /** Exit codes of reading a file in, and creating a file in, PostgreSQL's private (0700, uid 26) data directory. */
+  readExitCode: number;
   writeExitCode: number;
 }
 
 /**
  * A pod on the node with the agent's kubelet mount, under the given security contexts, that prints its effective
- * capabilities, statfs of the volume (`stat -f`: block size, blocks, free, available) and whether it can create a file
- * in the volume, and exits.
+ * capabilities, statfs of the volume (`stat -f`: block size, blocks, free, available), whether it can read or create a
+ * file in PostgreSQL's private data directory on it, and exits.
  */
 async function probe(stack: RealStack, namespace: string, name: string, context: { pod: k8s.V1PodSecurityContext; container: k8s.V1SecurityContext }, volumePath: string): Promise<ProbeResult> {
   const script = [
     'echo "cap=$(grep CapEff /proc/self/status | tr -s "\t " " " | cut -d" " -f2)"',
-    `echo "statfs=$(stat -f -c "%S %b %f %a" "${volumePath}" 2>&1)"; echo "exit=$?"`,
-    `touch "${volumePath}/written-by-probe" 2>/dev/null; echo "write=$?"`,
+    `out=$(stat -f -c "%S %b %f %a" "${volumePath}" 2>&1); rc=$?; echo "statfs=$out"; echo "exit=$rc"`,
+    `cat "${volumePath}/${privateDir}/PG_VERSION" >/dev/null 2>&1; echo "read=$?"`,
+    `touch "${volumePath}/${privateDir}/written-by-probe" 2>/dev/null; echo "write=$?"`,
   ].join('; ');
   await stack.core.createNamespacedPod({
     namespace,
@@ -77,7 +83,10 @@ async function probe(stack: RealStack, namespace: string, name: string, context:
     return stack.kubectl(['logs', '-n', namespace, name]);
   }, { timeoutMs: 120_000, intervalMs: 500 });
   const field = (key: string): string => new RegExp(`^${key}=(.*)$`, 'm').exec(logs)?.[1] ?? '';
-  return { capEff: field('cap'), statfs: field('statfs'), exitCode: Number(field('exit') || -1), writeExitCode: Number(field('write') || -1) };
+  return {
+    capEff: field('cap'), statfs: field('statfs'), exitCode: Number(field('exit') || -1),
+    readExitCode: Number(field('read') || -1), writeExitCode: Number(field('write') || -1),
+  };
 }
 
 describe("the agent's security context on a real node", function () {
@@ -95,6 +104,7 @@ describe("the agent's security context on a real node", function () {
     namespace = await createNamespace(s, 'secctx');
     instance = await createInstance(s, { namespace: namespace.name, cluster: 'pg', size: '32Mi', storageClass, image: images.workload });
     const pvc = await s.core.readNamespacedPersistentVolumeClaim({ namespace: namespace.name, name: instance.pvc });
+    await execInPod(s, namespace.name, instance.name, ['sh', '-c', `mkdir -m 0700 ${dataMountPath}/${privateDir} && echo 18 > ${dataMountPath}/${privateDir}/PG_VERSION`]);
     volumePath = `/var/lib/kubelet/pods/${instance.pod.metadata?.uid ?? ''}/volumes/kubernetes.io~csi/${pvc.spec?.volumeName ?? ''}/mount`;
   });
 
@@ -119,7 +129,8 @@ describe("the agent's security context on a real node", function () {
     const result = await probe(s, namespace!.name, 'shipped', context, volumePath);
     assert.equal(result.exitCode, 0, `statfs failed under the shipped context: ${result.statfs}`);
     assert.equal(result.capEff, '0000000000000000', 'the shipped context runs without any effective capability');
-    assert.notEqual(result.writeExitCode, 0, 'the agent cannot create files in a volume');
+    assert.notEqual(result.readExitCode, 0, "the agent cannot read PostgreSQL's private files");
+    assert.notEqual(result.writeExitCode, 0, "the agent cannot create files in PostgreSQL's data directory");
     const [blockSize, blocks, , available] = result.statfs.split(' ').map(Number);
     const df = await dfInPod(s, namespace!.name, instance!.name, dataMountPath);
     assert.equal(blockSize! * blocks!, df.totalBytes);
