@@ -475,7 +475,7 @@ remove_cgroups() {
   for cg in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
     [ -d "$cg" ] || continue
     find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    [ -d "$cg" ] && log "cgroup left: $cg"
+    if [ -d "$cg" ]; then log "cgroup left: $cg"; fi
   done
 }
 
@@ -526,7 +526,7 @@ down() {
   # veth ends the CNI bridge plugin left in the host namespace (their pod side died with the netns).
   local v
   for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
-    ip -d link show "$v" 2>/dev/null | grep -q "master $BRIDGE" && ip link del "$v" 2>/dev/null
+    if ip -d link show "$v" 2>/dev/null | grep -q "master $BRIDGE"; then ip link del "$v" 2>/dev/null || true; fi
   done
   remove_chains
   restore_host_state
