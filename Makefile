@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # When this make started: the leftovers check looks only at what this run could have left behind.
 STARTED := $(shell date +%s)
 
-.PHONY: test check unit integration e2e deps controlplane cluster-up cluster-down demo build leftovers clean
+.PHONY: test check unit integration e2e deps controlplane cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
 
 ## test: every check and every test (the CI command)
 test: deps controlplane
@@ -48,6 +48,18 @@ cluster-up: deps controlplane
 
 cluster-down: deps
 	@node hack/cluster.ts down
+
+## stack-up: a real node (kubelet, containerd, CNI, CoreDNS, test CSI driver) and control plane; prints its kubeconfig
+stack-up: deps controlplane
+	@hack/node/stack.sh up
+
+## stack-down: removes everything stack-up created (also after an interrupted or killed run)
+stack-down:
+	@hack/node/stack.sh down
+
+## test-node: the install and growth tests on the real node (starts the stack when it is not up, stops it afterwards)
+test-node: deps controlplane
+	npx mocha --config test/.mocharc.node.json
 
 build: deps
 	npm run --silent build
