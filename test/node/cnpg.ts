@@ -25,6 +25,11 @@ export interface Instance {
   pod: k8s.V1Pod;
 }
 
+/** CloudNativePG owns what it creates for a Cluster: a controller reference, which is what makes a PVC a member. */
+export function clusterOwner(cluster: string, uid: string): k8s.V1OwnerReference {
+  return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: cluster, uid, controller: true, blockOwnerDeletion: true };
+}
+
 export async function installCnpgCrd(stack: RealStack): Promise<void> {
   await stack.kubectl(['apply', '-f', cnpgCrd]);
   await stack.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/clusters.postgresql.cnpg.io']);
@@ -35,14 +40,15 @@ export async function createInstance(stack: RealStack, options: InstanceOptions)
   const { namespace, cluster, size, storageClass, image } = options;
   const instance = `${cluster}-1`;
   const custom = stack.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  await custom.createNamespacedCustomObject({
+  const created = await custom.createNamespacedCustomObject({
     group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace,
     body: {
       apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: cluster },
       spec: { instances: 1, storage: { size, storageClass } },
     },
-  });
+  }) as k8s.KubernetesObject;
   const labels = { 'cnpg.io/cluster': cluster, 'cnpg.io/instanceName': instance };
+  const ownerReferences = [clusterOwner(cluster, created.metadata?.uid ?? '')];
   await stack.core.createNamespacedPersistentVolumeClaim({
     namespace,
     body: {
@@ -50,6 +56,7 @@ export async function createInstance(stack: RealStack, options: InstanceOptions)
         name: instance,
         labels: { ...labels, 'cnpg.io/pvcRole': 'PG_DATA' },
         annotations: { 'cnpg.io/nodeSerial': '1', 'cnpg.io/pvcStatus': 'ready' },
+        ownerReferences,
       },
       spec: { accessModes: ['ReadWriteOnce'], storageClassName: storageClass, resources: { requests: { storage: size } } },
     },
@@ -60,6 +67,7 @@ export async function createInstance(stack: RealStack, options: InstanceOptions)
       metadata: {
         name: instance,
         labels: { ...labels, 'cnpg.io/podRole': 'instance', 'cnpg.io/instanceRole': 'primary', role: 'primary' },
+        ownerReferences,
       },
       spec: {
         // CNPG runs PostgreSQL as uid 26 with fsGroup 26.

@@ -15,12 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { agentAudience } from '../../../controller/agent-token.ts';
 import { AgentClient } from '../../../shared/agent-client.ts';
 import type { VolumeReading } from '../../../shared/readings.ts';
 import { MiB, parseQuantity } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { createCertificateAuthority, issueCertificate } from '../../harness/pki.ts';
-import { createInstance, dataMountPath, installCnpgCrd, type Instance } from '../../node/cnpg.ts';
+import { clusterOwner, createInstance, dataMountPath, installCnpgCrd, type Instance } from '../../node/cnpg.ts';
 import { images, testStorageClass, removeTestStorageClass } from '../../node/fixtures.ts';
 import { createNamespace, dfInPod, execInPod, repoRoot, useRealStack, waitForPodReady, type RealStack } from '../../node/stack.ts';
 
@@ -155,10 +156,15 @@ describe('the product on a real node', function () {
       const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace: ns, name: 'pg' }) as { status?: { storageSizing?: { data?: { effectiveSize?: string } } } };
       assert.equal(parseQuantity(object.status?.storageSizing?.data?.effectiveSize ?? '0', 'effectiveSize'), grownSize);
     }, { timeoutMs: 60_000, intervalMs: 1000 });
+    const owner = await custom.getNamespacedCustomObject({ group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: ns, name: 'pg' }) as k8s.KubernetesObject;
     const created = await s.core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
-        metadata: { name: 'pg-2', labels: { 'cnpg.io/cluster': 'pg', 'cnpg.io/instanceName': 'pg-2', 'cnpg.io/pvcRole': 'PG_DATA' } },
+        metadata: {
+          name: 'pg-2',
+          labels: { 'cnpg.io/cluster': 'pg', 'cnpg.io/instanceName': 'pg-2', 'cnpg.io/pvcRole': 'PG_DATA' },
+          ownerReferences: [clusterOwner('pg', owner.metadata?.uid ?? '')],
+        },
         spec: { accessModes: ['ReadWriteOnce'], storageClassName: storageClass, resources: { requests: { storage: '64Mi' } } },
       },
     });
@@ -211,7 +217,7 @@ function resizedPvc(pvc: k8s.V1PersistentVolumeClaim): { requested: number; capa
 
 async function tokenFor(stack: RealStack, namespace: string, serviceAccount: string): Promise<string> {
   const response = await stack.core.createNamespacedServiceAccountToken({
-    name: serviceAccount, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    name: serviceAccount, namespace, body: { spec: { audiences: [agentAudience], expirationSeconds: 3600 } },
   });
   const token = response.status?.token;
   if (!token) throw new Error(`no token for ${namespace}/${serviceAccount}`);
