@@ -16,6 +16,8 @@ test: deps controlplane
 	npx mocha --config e2e/.mocharc.json
 	@echo "== the README's first command, unattended: CI=true make demo"
 	CI=true node hack/demo.ts
+	@echo "== the product installed from its manifests on a real node (kubelet, containerd, CSI resize flow)"
+	npx mocha --config test/.mocharc.node.json
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
