@@ -48,7 +48,7 @@ export class StatfsError extends DynamicStorageError {
 
 const errnoMessages: Record<string, string> = {
   ENOENT: 'no such file or directory (the volume was unmounted or its pod went away)',
-  EACCES: 'permission denied (the agent needs CAP_DAC_READ_SEARCH to traverse kubelet directories)',
+  EACCES: 'permission denied (the agent reaches kubelet\'s 0750 directories through group 0: check its supplementalGroups)',
   ENOTDIR: 'a path component is not a directory',
   EIO: 'input/output error',
   ENOTCONN: 'transport endpoint is not connected',
