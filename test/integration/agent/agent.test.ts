@@ -65,10 +65,16 @@ describe('agent on a real control plane', function () {
   const clients: AgentClient[] = [];
   const paths = new Map<string, string>(); // pvc -> mount
 
+  // One client per token, as the controller keeps one per agent: a new client per poll would leave an idle keep-alive
+  // connection behind each time, and the agent serves at most 32 connections per address.
+  const byToken = new Map<string, AgentClient>();
   const client = (token: string): AgentClient => {
     assert.ok(agent);
+    const known = byToken.get(token);
+    if (known) return known;
     const c = new AgentClient({ baseUrl: agent.url, token: () => token });
     clients.push(c);
+    byToken.set(token, c);
     return c;
   };
 
