@@ -5,7 +5,7 @@
  * docs/sizing-policy.md is the reference for every rule, reason and message.
  */
 import { BUDGET_WINDOW_MS, evaluateBudget, type BudgetView } from './budget.ts';
-import { fillRate, growthRate, rateEvidenceSince, resizeLatencyMs, secondsToUse } from './predict.ts';
+import { fillRate, growthRate, rateEvidenceSince, resizeHorizonMs, resizeLatencyMs, secondsToUse } from './predict.ts';
 import {
   computeTargets,
   effectiveBufferPercent,
@@ -128,7 +128,7 @@ function buildContext(input: DecisionInput, now: Date): Context {
  */
 function plannedLookaheadMs(input: DecisionInput, budget: BudgetView, window: WindowStatus, tuning: EngineTuning, now: Date): number {
   const prediction = tuning.prediction;
-  const margin = resizeLatencyMs(input.history, prediction) * prediction.safetyFactor;
+  const margin = resizeHorizonMs(input.history, prediction);
   const { maxActionsPerDay, reservedActionsForEmergency } = input.policy.emergencyGrow;
   const plannedPerDay = Math.max(1, maxActionsPerDay - reservedActionsForEmergency);
   const spacing = BUDGET_WINDOW_MS / plannedPerDay;
@@ -396,7 +396,7 @@ function emergencySize(ctx: Context, trigger: Trigger): number {
   const growth = Math.max(0, usage.growthRate ?? 0);
   if (fill <= 0 && growth <= 0) return Math.max(ctx.targets.desired, step);
   const prediction = ctx.tuning.prediction;
-  const horizonMs = resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor;
+  const horizonMs = resizeHorizonMs(ctx.input.history, prediction);
   const runway = runwayMs(ctx);
   const actionsAfterThis = Math.max(0, ctx.budget.availableForEmergency - 1);
   const scarce = actionsAfterThis <= 1;
@@ -417,7 +417,7 @@ const MAX_RUNWAY_MS = 24 * 60 * 60 * 1000;
 function runwayMs(ctx: Context): number {
   const prediction = ctx.tuning.prediction;
   const now = ctx.now.getTime();
-  const minimum = resizeLatencyMs(ctx.input.history, prediction) * prediction.safetyFactor;
+  const minimum = resizeHorizonMs(ctx.input.history, prediction);
   const window = ctx.policy.maintenanceWindow;
   const plannedAt = ctx.budget.plannedAvailableAt;
   const from = plannedAt === undefined ? undefined : new Date(Math.max(now, plannedAt.getTime()));

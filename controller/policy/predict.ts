@@ -249,6 +249,11 @@ export function resizeLatencyMs(history: readonly ActionRecord[], tuning: Predic
   return Math.min(tuning.maxResizeLatencyMs, Math.max(tuning.minResizeLatencyMs, ...samples));
 }
 
+/** How far ahead a disk must not fill: `safetyFactor` times the resize latency (a resize can still finish, with margin). */
+export function resizeHorizonMs(history: readonly ActionRecord[], tuning: PredictionTuning): number {
+  return resizeLatencyMs(history, tuning) * tuning.safetyFactor;
+}
+
 /** When the readings of the fill rate may start: after the last action completed (or was taken, while it runs). */
 export function rateEvidenceSince(lastAction: ActionRecord | undefined): Date | undefined {
   return lastAction?.completedAt ?? lastAction?.timestamp;
