@@ -74,6 +74,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     status: new StatusWriter(kubeConfig),
     events: new EventRecorder(kubeConfig, { component: 'cnpg-dynamic-storage', instance: config.identity, log }),
     onVolumeStatus: (key, status) => { metrics.observeVolume(key, status); },
+    onPolicy: (key, validity) => { metrics.observePolicy(key, validity); },
   });
 
   const enqueueCluster = (namespace: string, cluster: string): void => {

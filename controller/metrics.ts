@@ -7,7 +7,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { volumeSizingStates } from '../shared/api/dynamicstorage.generated.ts';
 import { parseQuantity } from '../shared/quantity.ts';
-import type { VolumeKey } from './reconcile.ts';
+import { policyProtections } from '../shared/api/dynamicstorage.generated.ts';
+import type { PolicyKey, PolicyValidity, VolumeKey } from './reconcile.ts';
 
 const labelNames = ['namespace', 'cluster', 'volume_type', 'tablespace'] as const;
 type Labels = Record<(typeof labelNames)[number], string>;
@@ -23,6 +24,8 @@ function keyString(key: VolumeKey): string {
 export interface ControllerMetrics {
   readonly registry: Registry;
   observeVolume(key: VolumeKey, status: VolumeSizingStatus | undefined): void;
+  /** Whether a DynamicStorage's policy is valid, and what the controller does with it. */
+  observePolicy(key: PolicyKey, validity: PolicyValidity): void;
   observeReconcile(seconds: number, failed: boolean): void;
   /** Drops every volume of a cluster (its DynamicStorage was deleted). */
   forgetCluster(namespace: string, cluster: string): void;
@@ -34,6 +37,7 @@ export interface ControllerMetrics {
 export function createControllerMetrics(): ControllerMetrics {
   const registry = new Registry();
   const volumes = new Map<string, { labels: Labels; status: VolumeSizingStatus }>();
+  const policies = new Map<string, { labels: Record<'namespace' | 'cluster' | 'dynamicstorage', string>; validity: PolicyValidity }>();
   const sizeGauge = (name: string, help: string, field: 'effectiveSize' | 'targetSize'): void => {
     new Gauge({
       name, help, labelNames, registers: [registry],
@@ -77,6 +81,26 @@ export function createControllerMetrics(): ControllerMetrics {
       }
     },
   });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_policy_valid',
+    help: '1 when the DynamicStorage passed every check (Valid=True), 0 when it has a problem (see its Valid condition).',
+    labelNames: ['namespace', 'cluster', 'dynamicstorage'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, validity } of policies.values()) this.set(labels, validity.valid ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_policy_protection',
+    help: 'What the controller does with the policy: 1 for the current protection (Full, Partial: sized with its valid parts, None: nothing resized), 0 for the others.',
+    labelNames: ['namespace', 'cluster', 'dynamicstorage', 'protection'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, validity } of policies.values()) {
+        for (const protection of policyProtections) this.set({ ...labels, protection }, validity.protection === protection ? 1 : 0);
+      }
+    },
+  });
   let leader: () => boolean = () => false;
   new Gauge({
     name: 'cnpg_dynamic_storage_controller_leader', help: '1 when this controller replica holds the leader Lease and reconciles.',
@@ -95,9 +119,17 @@ export function createControllerMetrics(): ControllerMetrics {
       if (status === undefined) volumes.delete(keyString(key));
       else volumes.set(keyString(key), { labels: labelsOf(key), status });
     },
+    observePolicy(key, validity) {
+      policies.set([key.namespace, key.dynamicStorage].join('/'), {
+        labels: { namespace: key.namespace, cluster: key.cluster, dynamicstorage: key.dynamicStorage }, validity,
+      });
+    },
     forgetCluster(namespace, cluster) {
       for (const [key, { labels }] of volumes) {
         if (labels.namespace === namespace && labels.cluster === cluster) volumes.delete(key);
+      }
+      for (const [key, { labels }] of policies) {
+        if (labels.namespace === namespace && labels.cluster === cluster) policies.delete(key);
       }
     },
     setLeader(isLeader) { leader = isLeader; },

@@ -26,6 +26,7 @@ import {
   type VolumePolicy,
 } from './policy/index.ts';
 import { readStatusActions } from './history.ts';
+import type { FallbackWindow } from './last-valid.ts';
 import { classifyMembers, isOwnedByCluster, type ExcludedMember } from './membership.ts';
 import { instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
 
@@ -47,6 +48,8 @@ export interface VolumeSnapshot {
   history?: readonly ActionRecord[] | undefined;
   /** The policy's maintenance window is invalid: planned growth never happens, emergencies still do. */
   windowInvalid?: boolean | undefined;
+  /** While the window is invalid: the last valid policy's window for this volume, used in its place. */
+  fallbackWindow?: FallbackWindow | undefined;
   /** What was wrong with the history as read (reported in the message). */
   historyProblems?: readonly string[] | undefined;
   storageClass: k8s.V1StorageClass | undefined;
@@ -124,8 +127,10 @@ function withoutForbiddenExpansion(decision: Decision, storageClass: k8s.V1Stora
 
 
 export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
-  const resolved = resolveVolumePolicy(snapshot.windowInvalid ? { ...snapshot.api, maintenanceWindow: undefined } : snapshot.api, snapshot.field);
-  if (snapshot.windowInvalid) resolved.policy.maintenanceWindow = neverOpenWindow;
+  const fallback = snapshot.windowInvalid ? snapshot.fallbackWindow : undefined;
+  const api = snapshot.windowInvalid ? { ...snapshot.api, maintenanceWindow: fallback?.window } : snapshot.api;
+  const resolved = resolveVolumePolicy(api, snapshot.field);
+  if (snapshot.windowInvalid && !fallback) resolved.policy.maintenanceWindow = neverOpenWindow;
   const provider = providerFacts(snapshot.storageClass, resolved.roundToAzureTier);
   const history = snapshot.history ? snapshot.history.map((r) => ({ ...r })) : readStatusActions(snapshot.previous?.recentActions, now).records;
   const uid = snapshot.clusterUid;
@@ -215,6 +220,8 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
 
 function messageOf(plan: VolumePlan, outcome: ActionOutcome | undefined): string {
   const parts = [outcome?.error ? `${plan.decision.message}; patching failed: ${outcome.error}` : plan.decision.message];
+  const fallback = plan.snapshot.windowInvalid ? plan.snapshot.fallbackWindow : undefined;
+  if (fallback) parts.push(`the maintenance window is invalid (see the Valid condition): the window of the last valid policy (generation ${fallback.generation}) is used`);
   for (const excluded of plan.excluded) parts.push(excluded.message);
   const problems = plan.snapshot.historyProblems ?? [];
   if (problems.length > 0) parts.push(`action history: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`);

@@ -10,6 +10,9 @@ import {
   dynamicStoragePlural,
   dynamicStorageVersion,
   type DynamicStorage,
+  type DynamicStorageStatus,
+  type LastValidPolicy,
+  type PolicyProtection,
   type StorageSizingStatus,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
@@ -21,6 +24,7 @@ import { setCondition, type Condition } from './kube/conditions.ts';
 import type { EventSink, EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
 import { actionsAnnotation, encodeActionsAnnotation, mergeHistories, readActionsAnnotation, readStatusActions } from './history.ts';
+import { fallbackWindow, protectionOf, readLastValidPolicy, rememberValidPolicy } from './last-valid.ts';
 import { isOwnedByCluster } from './membership.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
@@ -41,6 +45,19 @@ export interface ReconcilerDeps {
   busyRequeueMs?: number;
   /** Called with each reconciled volume's status (metrics). */
   onVolumeStatus?: (key: VolumeKey, status: VolumeSizingStatus | undefined) => void;
+  /** Called with whether each reconciled policy is valid, and what the controller does with it (metrics). */
+  onPolicy?: (key: PolicyKey, validity: PolicyValidity) => void;
+}
+
+export interface PolicyKey {
+  namespace: string;
+  cluster: string;
+  dynamicStorage: string;
+}
+
+export interface PolicyValidity {
+  valid: boolean;
+  protection: PolicyProtection;
 }
 
 export interface VolumeKey {
@@ -91,13 +108,22 @@ export class Reconciler {
     ]);
     const valid = validCondition(problems, generation);
     const conditions = setCondition(object.status?.conditions ?? [], valid, now);
-    if (!await this.admit({ object, cluster, target, log, conditions }, problems, valid)) {
+    const protection = protectionOf(problems, cluster !== null);
+    const remembered = readLastValidPolicy(object);
+    if (remembered.problem !== undefined) log.warn('last valid policy in status ignored', { problem: remembered.problem });
+    const lastValidPolicy = rememberValidPolicy(object, problems.length, now);
+    // Every status write carries these: a policy's validity and what the controller does with it.
+    const policyStatus: Pick<DynamicStorageStatus, 'observedGeneration' | 'conditions' | 'protection' | 'lastValidPolicy'> = {
+      observedGeneration: generation, conditions, protection, lastValidPolicy,
+    };
+    this.deps.onPolicy?.({ namespace, cluster: clusterName, dynamicStorage: name }, { valid: problems.length === 0, protection });
+    if (!await this.admit({ object, target, log, policyStatus }, problems, valid)) {
       this.forgetVolumes(object, undefined);
       return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
     }
 
     const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
-    const snapshots = cluster ? await this.snapshots(object, { namespace, cluster, log, now, invalidWindows }) : [];
+    const snapshots = cluster ? await this.snapshots(object, { namespace, cluster, log, now, invalidWindows, lastValid: remembered.policy }) : [];
     const plans = this.plan(snapshots, now, target, log);
     const records = plans.map((plan) => newAction(plan, now));
     let current = object;
@@ -108,7 +134,7 @@ export class Reconciler {
         const record = records[i];
         return [plan, record && { record: { ...record }, error: undefined }];
       });
-      current = await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizingOf(intent, now, snapshots) });
+      current = await this.deps.status.write(current, { ...policyStatus, storageSizing: sizingOf(intent, now, snapshots) });
     }
     const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
@@ -126,7 +152,7 @@ export class Reconciler {
       this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
     }
     this.forgetVolumes(object, plans);
-    await this.deps.status.write(current, { observedGeneration: generation, conditions, storageSizing: sizing });
+    await this.deps.status.write(current, { ...policyStatus, storageSizing: sizing });
     return { requeueAfterMs: Math.max(requeue, 100) };
   }
 
@@ -136,19 +162,19 @@ export class Reconciler {
    * invalid grows in emergencies only), while Valid=False and the Warning say what to fix.
    */
   private async admit(context: AdmitContext, problems: readonly { code: string }[], valid: ReturnType<typeof validCondition>): Promise<boolean> {
-    const { object, cluster, target, log, conditions } = context;
+    const { object, target, log, policyStatus } = context;
     if (problems.length === 0) return true;
     const name = object.metadata?.name ?? '';
     const generation = object.metadata?.generation;
     if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
       await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
     }
-    if (cluster !== null && problems.every((p) => usableProblemCodes.has(p.code))) {
-      log.warn('policy is partly invalid; emergencies are still handled', { reason: valid.reason, problems: valid.message });
+    if (policyStatus.protection === 'Partial') {
+      log.warn('policy is partly invalid; the volumes are still sized with its valid parts', { reason: valid.reason, problems: valid.message });
       return true;
     }
     log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
-    await this.deps.status.write(object, { ...object.status, observedGeneration: generation, conditions });
+    await this.deps.status.write(object, { ...object.status, ...policyStatus });
     return false;
   }
 
@@ -225,7 +251,7 @@ export class Reconciler {
   }
 
   private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
-    const { namespace, cluster, log, now, invalidWindows } = context;
+    const { namespace, cluster, log, now, invalidWindows, lastValid } = context;
     const { spec } = object;
     const clusterName = spec.cluster.name;
     const clusterUid = cluster.metadata?.uid;
@@ -257,6 +283,7 @@ export class Reconciler {
       result.push({
         ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
         windowInvalid: invalidWindows.has(want.field),
+        fallbackWindow: invalidWindows.has(want.field) ? fallbackWindow(lastValid, want.field, want.tablespace) : undefined,
         // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
         readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
       });
@@ -411,14 +438,15 @@ interface SnapshotContext {
   now: Date;
   /** Policy fields (`spec.storage`, ...) whose maintenance window is invalid. */
   invalidWindows: ReadonlySet<string>;
+  /** The last valid policy recorded in status (checked), for the windows the current one cannot give. */
+  lastValid: LastValidPolicy | undefined;
 }
 
 interface AdmitContext {
   object: DynamicStorage;
-  cluster: ClusterObject | null;
   target: EventTarget;
   log: Logger;
-  conditions: Condition[];
+  policyStatus: Pick<DynamicStorageStatus, 'observedGeneration' | 'conditions' | 'protection' | 'lastValidPolicy'>;
 }
 
 function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): EventTarget {
@@ -429,15 +457,6 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
   return { apiVersion: dynamicStorageApiVersion, kind: dynamicStorageKind, namespace, name: object.metadata?.name ?? '', uid: object.metadata?.uid };
 }
 
-/**
- * Problems that leave a policy usable for protection: the volumes are still sized (a volume whose window cannot be read
- * grows in emergencies only). Anything else (a second DynamicStorage for the Cluster, a missing Cluster, a schema error)
- * stops resizing until it is fixed.
- */
-const usableProblemCodes = new Set<string>([
-  ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone, ValidationCodes.ClusterSizeBelowRequest,
-  ValidationCodes.ClusterSizeAboveLimit, ValidationCodes.TablespaceNotFound, ValidationCodes.WalStorageNotConfigured,
-]);
 const windowCodes = new Set<string>([ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone]);
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */

@@ -44,6 +44,7 @@ const typeNames: Record<string, string> = {
   'recentActions[]': 'SizingAction',
   budget: 'BudgetStatus',
   'instances{}': 'InstanceVolumeStatus',
+  lastValidPolicy: 'LastValidPolicy',
 };
 
 /** Enums worth a name of their own: `<Type>.<property>` -> [type alias, constant holding the values]. */
@@ -53,6 +54,7 @@ const enumNames: Record<string, [string, string]> = {
   'SizingAction.result': ['SizingActionResult', 'sizingActionResults'],
   'GrowthPolicy.roundUpTo': ['SizeRounding', 'sizeRoundings'],
   'Condition.status': ['ConditionStatus', 'conditionStatuses'],
+  'DynamicStorageStatus.protection': ['PolicyProtection', 'policyProtections'],
 };
 
 interface Crd {
@@ -177,6 +179,7 @@ class Generator {
         return /^\w+$/.test(item) ? `${item}[]` : `(${item})[]`;
       }
       case 'object': {
+        if (schema['x-kubernetes-preserve-unknown-fields'] === true && schema.properties === undefined) return 'Record<string, unknown>';
         if (schema.additionalProperties && typeof schema.additionalProperties === 'object') {
           return `Record<string, ${this.typeOf(schema.additionalProperties, `${key}{}`, `${where}{}`, `${enumKey}{}`)}>`;
         }

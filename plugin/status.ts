@@ -105,6 +105,10 @@ export interface StatusModel {
   dynamicStorage: { name: string; generation: number | null; observedGeneration: number | null } | null;
   /** The Valid condition; null until the controller writes it. */
   valid: ConditionModel | null;
+  /** What the controller does with the policy (Full, Partial, None); null until it says. */
+  protection: string | null;
+  /** The last generation that passed every check, as the controller remembers it; null when none is recorded. */
+  lastValidPolicy: { generation: number; observedAt: string } | null;
   warnings: string[];
   hint: string | null;
   volumes: VolumeModel[];
@@ -277,6 +281,21 @@ function volumeModel(volume: ManagedVolume, pvcs: readonly k8s.V1PersistentVolum
   };
 }
 
+function lastValidModel(ds: DynamicStorage): StatusModel['lastValidPolicy'] {
+  const last = ds.status?.lastValidPolicy;
+  return typeof last?.generation === 'number' && typeof last.observedAt === 'string' ? { generation: last.generation, observedAt: last.observedAt } : null;
+}
+
+/** What an invalid policy means for the volumes, from what the controller says it does with it. */
+function invalidConsequence(model: StatusModel): string {
+  if (model.protection === 'Partial') {
+    const last = model.lastValidPolicy;
+    const window = last ? `a window that cannot be read is taken from the last valid policy (generation ${last.generation}) when it had one` : 'a volume whose window cannot be read grows in emergencies only';
+    return `the policy is partly invalid; the volumes are still sized and emergencies still grow them (${window}); fix it`;
+  }
+  return 'the policy is not valid; nothing is resized until it is fixed';
+}
+
 function validCondition(ds: DynamicStorage): ConditionModel | null {
   const condition = ds.status?.conditions?.find((c) => c.type === 'Valid');
   if (!condition) return null;
@@ -329,7 +348,10 @@ export function buildStatusModel(
   const { name, namespace, found, warnings } = clusterIdentity(dynamicStorage, cluster, options);
   const base = { generatedAt: formatTimestamp(now), cluster: { name, namespace, found } };
   if (dynamicStorage === undefined) {
-    return { ...base, dynamicSizing: 'Disabled', dynamicStorage: null, valid: null, warnings, hint: disabledHint(name, namespace, cluster), volumes: [] };
+    return {
+      ...base, dynamicSizing: 'Disabled', dynamicStorage: null, valid: null, protection: null, lastValidPolicy: null,
+      warnings, hint: disabledHint(name, namespace, cluster), volumes: [],
+    };
   }
   return {
     ...base,
@@ -340,6 +362,8 @@ export function buildStatusModel(
       observedGeneration: dynamicStorage.status?.observedGeneration ?? null,
     },
     valid: validCondition(dynamicStorage),
+    protection: dynamicStorage.status?.protection ?? null,
+    lastValidPolicy: lastValidModel(dynamicStorage),
     warnings: [...warnings, ...statusWarnings(dynamicStorage)],
     hint: null,
     volumes: managedVolumes(dynamicStorage).map((volume) => volumeModel(volume, pvcs, now)),
@@ -479,7 +503,7 @@ function headerLines(model: StatusModel): string[] {
   if (model.dynamicStorage) lines.push(`DynamicStorage: ${model.cluster.namespace}/${model.dynamicStorage.name}`);
   const valid = model.valid;
   if (valid && valid.status !== 'True') {
-    const consequence = valid.status === 'False' ? 'the policy is not valid; nothing is resized until it is fixed' : 'the policy has not been checked yet';
+    const consequence = valid.status === 'False' ? invalidConsequence(model) : 'the policy has not been checked yet';
     lines.push('', `!! Valid=${valid.status} (${valid.reason}): ${consequence}:`, ...valid.message.split('\n').map((line) => `!!   ${line}`));
   }
   if (model.warnings.length > 0) lines.push('', ...model.warnings.map((warning) => `Warning: ${warning}`));

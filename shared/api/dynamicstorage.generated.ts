@@ -15,6 +15,9 @@ export type SizeRounding = (typeof sizeRoundings)[number];
 export const conditionStatuses = ["True", "False", "Unknown"] as const;
 export type ConditionStatus = (typeof conditionStatuses)[number];
 
+export const policyProtections = ["Full", "Partial", "None"] as const;
+export type PolicyProtection = (typeof policyProtections)[number];
+
 export const volumeSizingStates = ["Balanced", "NeedsGrow", "Emergency", "PendingGrowth", "Resizing", "AtLimit", "WaitingForDiskStatus"] as const;
 export type VolumeSizingState = (typeof volumeSizingStates)[number];
 
@@ -259,10 +262,22 @@ export interface DynamicStorageStatus {
   observedGeneration?: number;
   /**
    * Conditions: Valid (the policy passed every check, including those the API server cannot make: cron schedule, time
-   * zone, the Cluster and its tablespaces exist, the Cluster's sizes lie within request and limit). Nothing is resized
-   * while Valid is False.
+   * zone, the Cluster and its tablespaces exist, the Cluster's sizes lie within request and limit). While Valid is
+   * False, protection says what the controller still does.
    */
   conditions?: Condition[];
+  /**
+   * Protection is what the controller does with the policy as it is: Full (the policy is valid), Partial (the policy
+   * has problems that leave it usable: the volumes are still sized and emergencies still grow them; a maintenance
+   * window that cannot be read is taken from lastValidPolicy, or only emergencies grow the volume), None (nothing is
+   * resized until the problems are fixed).
+   */
+  protection?: PolicyProtection;
+  /**
+   * LastValidPolicy is the last spec that passed every check, kept for what a later invalid spec cannot say (a
+   * maintenance window whose schedule or time zone is invalid). Checked again when read.
+   */
+  lastValidPolicy?: LastValidPolicy;
   /**
    * StorageSizing is the sizing state of each managed volume role.
    */
@@ -294,6 +309,25 @@ export interface Condition {
    * Message is a human readable explanation of the transition.
    */
   message: string;
+}
+
+/**
+ * LastValidPolicy is the last spec that passed every check, kept for what a later invalid spec cannot say (a
+ * maintenance window whose schedule or time zone is invalid). Checked again when read.
+ */
+export interface LastValidPolicy {
+  /**
+   * Generation is the spec generation that was valid.
+   */
+  generation: number;
+  /**
+   * ObservedAt is when the controller found that generation valid (RFC 3339).
+   */
+  observedAt: string;
+  /**
+   * Spec is a copy of that generation's spec.
+   */
+  spec: Record<string, unknown>;
 }
 
 /**

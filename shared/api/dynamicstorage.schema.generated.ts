@@ -788,7 +788,7 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
           "x-kubernetes-list-map-keys": [
             "type"
           ],
-          "description": "Conditions: Valid (the policy passed every check, including those the API server cannot make: cron schedule, time zone, the Cluster and its tablespaces exist, the Cluster's sizes lie within request and limit). Nothing is resized while Valid is False.",
+          "description": "Conditions: Valid (the policy passed every check, including those the API server cannot make: cron schedule, time zone, the Cluster and its tablespaces exist, the Cluster's sizes lie within request and limit). While Valid is False, protection says what the controller still does.",
           "items": {
             "type": "object",
             "required": [
@@ -836,6 +836,42 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                 "maxLength": 32768,
                 "description": "Message is a human readable explanation of the transition."
               }
+            }
+          }
+        },
+        "protection": {
+          "type": "string",
+          "enum": [
+            "Full",
+            "Partial",
+            "None"
+          ],
+          "description": "Protection is what the controller does with the policy as it is: Full (the policy is valid), Partial (the policy has problems that leave it usable: the volumes are still sized and emergencies still grow them; a maintenance window that cannot be read is taken from lastValidPolicy, or only emergencies grow the volume), None (nothing is resized until the problems are fixed)."
+        },
+        "lastValidPolicy": {
+          "type": "object",
+          "description": "LastValidPolicy is the last spec that passed every check, kept for what a later invalid spec cannot say (a maintenance window whose schedule or time zone is invalid). Checked again when read.",
+          "required": [
+            "generation",
+            "observedAt",
+            "spec"
+          ],
+          "properties": {
+            "generation": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0,
+              "description": "Generation is the spec generation that was valid."
+            },
+            "observedAt": {
+              "type": "string",
+              "format": "date-time",
+              "description": "ObservedAt is when the controller found that generation valid (RFC 3339)."
+            },
+            "spec": {
+              "type": "object",
+              "x-kubernetes-preserve-unknown-fields": true,
+              "description": "Spec is a copy of that generation's spec."
             }
           }
         },

@@ -28,4 +28,5 @@ export interface JsonSchema {
   'x-kubernetes-validations'?: CelValidationRule[];
   'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
   'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
 }

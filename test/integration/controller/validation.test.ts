@@ -28,7 +28,7 @@ describe('controller validation of what CEL cannot check', function () {
     await applyCrds(plane, ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml'].map((f) => path.join(repoRoot, f)));
     custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    for (const name of ['pg', 'pg-zone']) {
+    for (const name of ['pg', 'pg-zone', 'pg-last']) {
       await custom.createNamespacedCustomObject({
         group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: 'default',
         body: { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name }, spec: { instances: 1, storage: { size: '2Gi' } } },
@@ -114,6 +114,39 @@ describe('controller validation of what CEL cannot check', function () {
     const condition = await validCondition('bad-zone', generation);
     assert.equal(condition.status, 'True');
     assert.equal(condition.reason, 'Valid');
+  });
+
+  it('remembers the last valid policy in status and uses its window while the current one is invalid; says so in a metric', async () => {
+    await apply('last', { schedule: '0 3 * * *', timezone: 'UTC' }, 'pg-last');
+    assert.equal((await validCondition('last', 1)).status, 'True');
+    const remembered = await eventually(async () => {
+      const object = await custom.getNamespacedCustomObject({ ...ds, name: 'last' }) as DynamicStorage;
+      assert.equal(object.status?.lastValidPolicy?.generation, 1);
+      assert.equal(object.status.protection, 'Full');
+      return object.status.lastValidPolicy;
+    }, { timeoutMs: 15_000 });
+    assert.deepEqual((remembered.spec.storage as { maintenanceWindow?: unknown }).maintenanceWindow, { schedule: '0 3 * * *', timezone: 'UTC', duration: '2h' });
+    assert.match(await controller.metrics.expose(), /^cnpg_dynamic_storage_policy_valid\{namespace="default",cluster="pg-last",dynamicstorage="last"\} 1$/m);
+
+    await apply('last', { schedule: '0 3 * *', timezone: 'UTC' }, 'pg-last');
+    const condition = await validCondition('last', 2);
+    assert.equal(condition.status, 'False');
+    assert.equal(condition.reason, 'InvalidSchedule');
+    const object = await eventually(async () => {
+      const current = await custom.getNamespacedCustomObject({ ...ds, name: 'last' }) as DynamicStorage;
+      assert.match(current.status?.storageSizing?.data?.message ?? '', /the window of the last valid policy \(generation 1\) is used/);
+      return current;
+    }, { timeoutMs: 15_000 });
+    assert.equal(object.status?.protection, 'Partial', 'partly invalid: the volumes are still sized');
+    assert.equal(object.status.lastValidPolicy?.generation, 1, 'the last valid policy is kept');
+    assert.equal(object.status.lastValidPolicy.observedAt, remembered.observedAt);
+    const metrics = await controller.metrics.expose();
+    assert.match(metrics, /^cnpg_dynamic_storage_policy_valid\{namespace="default",cluster="pg-last",dynamicstorage="last"\} 0$/m);
+    assert.match(metrics, /^cnpg_dynamic_storage_policy_protection\{namespace="default",cluster="pg-last",dynamicstorage="last",protection="Partial"\} 1$/m);
+    await eventually(async () => {
+      const events = await core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=pg-last,reason=InvalidSchedule' });
+      assert.equal(events.items.length, 1, 'a Warning on the Cluster');
+    });
   });
 
   it('refuses a second DynamicStorage for a Cluster that already has one', async () => {

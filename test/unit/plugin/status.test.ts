@@ -294,6 +294,21 @@ Data Volume:
 `);
   });
 
+  it('says a partly invalid policy still protects the volumes, with the last valid generation', () => {
+    const now = new Date('2026-02-08T13:00:00Z');
+    const ds = dynamicStorage('pg', 'db', { storage: { request: '5Gi', limit: '20Gi', maintenanceWindow: { schedule: '0 3 * *' } } }, {
+      observedGeneration: 2, protection: 'Partial',
+      lastValidPolicy: { generation: 1, observedAt: '2026-02-01T00:00:00Z', spec: { cluster: { name: 'pg' } } },
+      conditions: [{
+        type: 'Valid', status: 'False', reason: 'InvalidSchedule', lastTransitionTime: '2026-02-08T12:00:00Z',
+        message: 'spec.storage.maintenanceWindow.schedule: Invalid value: "0 3 * *" has 4 fields; expected 5: minute hour day-of-month month day-of-week',
+      }],
+    });
+    const text = render(ds, now, [pvc('pg-1', 'pg-1', 'PG_DATA', { capacity: '5Gi', request: '5Gi' })]);
+    assert.match(text, /\n!! Valid=False \(InvalidSchedule\): the policy is partly invalid; the volumes are still sized and emergencies still grow them \(a window that cannot be read is taken from the last valid policy \(generation 1\) when it had one\); fix it:\n/);
+    assert.doesNotMatch(text, /nothing is resized/);
+  });
+
   it('prints Valid=False prominently, with the condition message', () => {
     const now = new Date('2026-02-08T13:00:00Z');
     const ds = dynamicStorage('pg', 'db', { storage: { request: '5Gi', limit: '20Gi', maintenanceWindow: { schedule: '0 3 * *' } } }, {
@@ -596,6 +611,8 @@ describe('kubectl cnpg storage status: command', () => {
       dynamicSizing: 'Enabled',
       dynamicStorage: { name: 'pg', generation: 1, observedGeneration: 1 },
       valid: { status: 'True', reason: 'PolicyValid', message: 'the policy passed every check', lastTransitionTime: '2026-02-01T00:00:00Z' },
+      protection: null,
+      lastValidPolicy: null,
       warnings: [
         'Cluster "pg" could not be read: HTTP 403 Forbidden',
         'DynamicStorage "pg-copy" also names this Cluster and is ignored (only one may manage a Cluster).',
