@@ -7,6 +7,11 @@
  * The decision is a pure function of the PVC and the DynamicStorage objects of its namespace. The webhook is registered
  * with failurePolicy Ignore: when it cannot answer, the PVC is created as CloudNativePG asked, and the controller grows
  * it later like any lagging replica.
+ *
+ * The same server validates DynamicStorage objects (POST /validate-dynamicstorage): what the API server cannot check
+ * (cron schedule, time zone) is refused at admission with the messages of `kubectl cnpg storage validate`; see
+ * validation/admission.ts. Also failurePolicy Ignore: the controller checks the same again (Valid=False), so a webhook
+ * that is down costs the early error only, never the ability to edit a policy.
  */
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
@@ -16,28 +21,60 @@ import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { admitDynamicStorage } from './validation/admission.ts';
 import { managersOf } from './validation/cluster.ts';
+import { formatProblem } from './validation/problems.ts';
 
 /** Set on a PVC the webhook enlarged: the size CloudNativePG asked for. */
 export const resizedFromAnnotation = 'dynamicstorage.cnpg.io/requested-size';
 
-export interface AdmissionRequest {
+export interface AdmissionRequest<T = k8s.V1PersistentVolumeClaim> {
   uid: string;
   operation?: string;
   namespace?: string;
-  object?: k8s.V1PersistentVolumeClaim;
+  name?: string;
+  object?: T;
+  oldObject?: T;
 }
 
-export interface AdmissionReview {
+export interface AdmissionReview<T = k8s.V1PersistentVolumeClaim> {
   apiVersion: string;
   kind: string;
-  request?: AdmissionRequest;
+  request?: AdmissionRequest<T>;
   response?: {
     uid: string;
     allowed: boolean;
     patchType?: 'JSONPatch';
     patch?: string;
     warnings?: string[];
+    status?: { code: number; reason: string; message: string; details?: { causes: { field: string; reason: string; message: string }[] } };
+  };
+}
+
+/**
+ * The answer to a DynamicStorage CREATE or UPDATE: refused (422 Invalid, as the API server words a field error) with one
+ * message and one cause per problem, or allowed. Pure.
+ */
+export function validationResponse(review: AdmissionReview<unknown>): AdmissionReview<unknown> {
+  const request = review.request;
+  const uid = request?.uid ?? '';
+  const apiVersion = review.apiVersion || 'admission.k8s.io/v1';
+  const operation = request?.operation;
+  if ((operation !== 'CREATE' && operation !== 'UPDATE') || request?.object === undefined) {
+    return { apiVersion, kind: 'AdmissionReview', response: { uid, allowed: true } };
+  }
+  const verdict = admitDynamicStorage(request.object, operation === 'UPDATE' ? request.oldObject : undefined);
+  if (verdict.allowed) return { apiVersion, kind: 'AdmissionReview', response: { uid, allowed: true } };
+  const name = request.name ?? '';
+  return {
+    apiVersion, kind: 'AdmissionReview',
+    response: {
+      uid, allowed: false,
+      status: {
+        code: 422, reason: 'Invalid', message: `DynamicStorage ${JSON.stringify(name)} is invalid: ${verdict.message}`,
+        details: { causes: verdict.problems.map((p) => ({ field: p.field, reason: 'FieldValueInvalid', message: formatProblem(p) })) },
+      },
+    },
   };
 }
 
@@ -165,6 +202,24 @@ async function readBody(req: NodeJS.ReadableStream, limit: number): Promise<stri
   return body;
 }
 
+/** A DynamicStorage review: a body that cannot be read is allowed (the controller checks the policy again anyway). */
+async function answerValidation(req: NodeJS.ReadableStream, options: WebhookServerOptions): Promise<AdmissionReview<unknown>> {
+  let review: AdmissionReview<unknown> = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' };
+  try {
+    review = JSON.parse(await readBody(req, 3 * 1024 * 1024)) as AdmissionReview<unknown>;
+    const result = validationResponse(review);
+    if (result.response?.allowed === false) {
+      options.log.info('DynamicStorage refused at admission', {
+        namespace: review.request?.namespace, dynamicStorage: review.request?.name, operation: review.request?.operation, problems: result.response.status?.message,
+      });
+    }
+    return result;
+  } catch (err) {
+    options.log.warn('admission review of a DynamicStorage failed; allowing it (the controller checks it again)', { err });
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid ?? '', allowed: true } };
+  }
+}
+
 async function answer(req: NodeJS.ReadableStream, options: WebhookServerOptions): Promise<AdmissionReview> {
   let review: AdmissionReview = { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' };
   try {
@@ -183,14 +238,19 @@ async function answer(req: NodeJS.ReadableStream, options: WebhookServerOptions)
   }
 }
 
-/** HTTPS server answering AdmissionReviews on POST /mutate-pvc. Any failure answers "allowed, unchanged". */
+/**
+ * HTTPS server answering AdmissionReviews on POST /mutate-pvc and POST /validate-dynamicstorage. Any failure answers
+ * "allowed, unchanged".
+ */
 export async function startWebhookServer(options: WebhookServerOptions): Promise<WebhookServer> {
   const server = https.createServer({ cert: options.certPem, key: options.keyPem }, (req, res) => {
-    if (req.method !== 'POST' || req.url?.split('?')[0] !== '/mutate-pvc') {
+    const path = req.url?.split('?')[0];
+    const handler = path === '/mutate-pvc' ? answer : path === '/validate-dynamicstorage' ? answerValidation : undefined;
+    if (req.method !== 'POST' || handler === undefined) {
       res.writeHead(404).end();
       return;
     }
-    void answer(req, options).then((review) => {
+    void handler(req, options).then((review) => {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
     });
   });

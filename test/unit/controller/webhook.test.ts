@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
-import { admissionResponse, decidePvcSize, resizedFromAnnotation } from '../../../controller/webhook.ts';
+import { admissionResponse, decidePvcSize, resizedFromAnnotation, validationResponse, type AdmissionReview } from '../../../controller/webhook.ts';
+import { admitDynamicStorage } from '../../../controller/validation/admission.ts';
+import { formatProblem, validateDynamicStorage } from '../../../controller/validation/index.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
 function pvc(labels: Record<string, string>, size = '64Mi', annotations?: Record<string, string>): k8s.V1PersistentVolumeClaim {
@@ -68,5 +70,39 @@ describe('admissionResponse', () => {
   it('allows anything else unchanged', () => {
     const { review } = admissionResponse({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'u3', operation: 'UPDATE', object: pvc(data) } }, [ds()]);
     assert.deepEqual(review.response, { uid: 'u3', allowed: true });
+  });
+});
+
+describe('validating DynamicStorage at admission', () => {
+  const policy = (maintenanceWindow: Record<string, string>, limit = '10Gi'): unknown => ({
+    apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name: 'pg', namespace: 'db' },
+    spec: { cluster: { name: 'pg' }, storage: { request: '64Mi', limit, maintenanceWindow } },
+  });
+  const review = (operation: string, object: unknown, oldObject?: unknown): AdmissionReview<unknown> => ({
+    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'v1', operation, name: 'pg', namespace: 'db', object, oldObject },
+  });
+
+  it('refuses a cron schedule and a time zone the API server accepts, with the offline command\'s messages', () => {
+    const object = policy({ schedule: '0 3 * *', timezone: 'Mars/Olympus_Mons' });
+    const verdict = admitDynamicStorage(object);
+    assert.equal(verdict.allowed, false);
+    assert.deepEqual(verdict.problems.map((p) => p.code), ['InvalidSchedule', 'InvalidTimeZone']);
+    assert.deepEqual(verdict.problems.map(formatProblem), validateDynamicStorage(object).map(formatProblem));
+    const response = validationResponse(review('CREATE', object)).response;
+    assert.ok(response);
+    assert.equal(response.allowed, false);
+    assert.equal(response.uid, 'v1');
+    assert.equal(response.status?.code, 422);
+    assert.equal(response.status.message, `DynamicStorage "pg" is invalid: ${verdict.message}`);
+    assert.deepEqual(response.status.details?.causes.map((c) => c.field), ['spec.storage.maintenanceWindow.schedule', 'spec.storage.maintenanceWindow.timezone']);
+  });
+
+  it('refuses only new problems on an update, and leaves to the API server what it checks itself', () => {
+    const stored = policy({ timezone: 'Mars/Olympus_Mons' });
+    assert.equal(admitDynamicStorage(policy({ timezone: 'Mars/Olympus_Mons' }, '20Gi'), stored).allowed, true, 'the limit of a stored invalid policy can be raised');
+    assert.equal(admitDynamicStorage(policy({ timezone: 'Moon/Tranquility' }), stored).allowed, false);
+    assert.equal(admitDynamicStorage(policy({ schedule: '0 3 * * *' }, 'not a quantity')).allowed, true, 'schema and CEL: the API server\'s call');
+    assert.equal(validationResponse(review('DELETE', policy({ schedule: 'x' }))).response?.allowed, true);
+    assert.equal(validationResponse(review('CREATE', policy({ schedule: '0 3 * * *' }))).response?.allowed, true);
   });
 });
