@@ -331,10 +331,15 @@ export class Reconciler {
       .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   }
 
-  /** Patches every PVC the decision names, each at most once. A rejected patch fails the action (it still counts). */
+  /**
+   * Patches every PVC the decision names, each at most once. When the API server refused every patch (403 or 422:
+   * admission, a ResourceQuota) no disk was touched: the action is Rejected, outside the budget (see actionResultOf).
+   * Any other failure fails the action, and it counts.
+   */
   private async act(plan: VolumePlan, record: ActionRecord, target: EventTarget, log: Logger): Promise<ActionOutcome> {
     const namespace = target.namespace;
     const errors: string[] = [];
+    const codes: (number | undefined)[] = [];
     // The action travels with the new size: the budget survives a re-created DynamicStorage (see history.ts).
     const annotations = { [actionsAnnotation]: encodeActionsAnnotation([...plan.history, record], record.timestamp) };
     for (const patch of plan.decision.patches) {
@@ -348,10 +353,11 @@ export class Reconciler {
       } catch (err) {
         const message = err instanceof k8s.ApiException ? apiErrorMessage(err) : errorMessage(err);
         errors.push(`${patch.pvcName}: ${message}`);
-        pvcLog.error('could not patch PVC', { err, kind: record.kind });
+        codes.push(err instanceof k8s.ApiException ? err.code : undefined);
+        pvcLog.error('could not patch PVC', { err, kind: record.kind, code: codes.at(-1) });
       }
     }
-    if (errors.length > 0) record.result = 'Failed';
+    if (errors.length > 0) record.result = actionResultOf(plan.decision.patches.length, codes);
     return { record, error: errors.length > 0 ? errors.join('; ') : undefined, patched: plan.decision.patches.length - errors.length };
   }
 
@@ -367,7 +373,7 @@ export class Reconciler {
       if (outcome.error === undefined) {
         await events.record(target, 'Normal', outcome.record.kind, `${decision.message}; patched ${plan.decision.patches.map((p) => p.pvcName).join(', ')}`);
       } else {
-        await events.record(target, 'Warning', 'ResizeFailed', `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}`);
+        await events.record(target, 'Warning', 'ResizeFailed', `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}${rejectedNote(outcome.record)}`);
       }
       return;
     }
@@ -458,6 +464,20 @@ function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): Eve
 }
 
 const windowCodes = new Set<string>([ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone]);
+
+/**
+ * The result of an action some of whose patches failed (`codes`: each failure's HTTP status, undefined when there was
+ * no answer). Rejected when every patch was refused by admission or a quota (403, 422): nothing was changed, so it is
+ * not counted in the budget. Failed otherwise: a disk may have been modified, or it is not known.
+ */
+export function actionResultOf(patches: number, codes: readonly (number | undefined)[]): 'Failed' | 'Rejected' {
+  const refused = codes.length === patches && codes.every((code) => code === 403 || code === 422);
+  return refused ? 'Rejected' : 'Failed';
+}
+
+function rejectedNote(record: ActionRecord): string {
+  return record.result === 'Rejected' ? ' (rejected by the API server: no disk was touched, not counted in the daily budget)' : '';
+}
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */
 export const dynamicStorageErrorReason = 'DynamicStorageError';

@@ -5,7 +5,7 @@
  *   every size a PVC had at any time during the scenario, not only at the end;
  * - all PVCs of a logical volume ask for the same size once settled, and have it;
  * - coherent status: effectiveSize is the largest requested size of the role, the last action settled (not Pending),
- *   budget.actionsLast24h equals the recorded actions of the last 24 h;
+ *   budget.actionsLast24h equals the recorded actions of the last 24 h, Rejected ones aside;
  * - no PVC ever shrank (requested size or capacity), as recorded throughout.
  */
 import assert from 'node:assert/strict';
@@ -170,7 +170,8 @@ export async function assertInvariants(e2e: E2E, c: ScenarioCluster, options: In
       assert.notEqual(status.lastAction?.result, 'Pending', `${name} last action settled`);
       const actions = status.recentActions ?? [];
       const since = Date.now() - DAY_MS;
-      const lastDay = actions.filter((a) => new Date(a.timestamp).getTime() > since).length;
+      // Rejected attempts (the API server refused every patch) are not counted in the budget.
+      const lastDay = actions.filter((a) => a.result !== 'Rejected' && new Date(a.timestamp).getTime() > since).length;
       assert.equal(status.budget?.actionsLast24h ?? 0, lastDay, `${name} budget counts the actions of the last 24 h`);
       if (status.lastAction) assert.deepEqual(status.lastAction, actions.at(-1), `${name} lastAction is the latest recorded action`);
     }

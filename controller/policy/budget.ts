@@ -1,6 +1,8 @@
 /**
  * The daily resize budget: a rolling 24 h window over the recorded actions of one logical volume. Every recorded action
- * counts, whatever its result: a failed attempt may still have modified some disks, and providers count modifications.
+ * counts, whatever its result (a failed attempt may still have modified some disks, and providers count modifications),
+ * except a Rejected one: the API server refused every patch, no disk was touched, and counting it would let a quota or
+ * an admission policy spend the emergency reserve. Rejected attempts have their own bound (see rejectedAttempts).
  */
 import type { ActionRecord, BudgetStatus } from './types.ts';
 
@@ -21,7 +23,21 @@ export interface BudgetView extends BudgetStatus {
 /** Actions counted at `now`: those in the half-open window (now - 24 h, now], plus any recorded in the future. */
 export function countedActions(history: readonly ActionRecord[], now: Date): number[] {
   const since = now.getTime() - BUDGET_WINDOW_MS;
-  return history.map((action) => action.timestamp.getTime()).filter((t) => t > since).sort((a, b) => a - b);
+  return history.filter((action) => action.result !== 'Rejected').map((action) => action.timestamp.getTime()).filter((t) => t > since).sort((a, b) => a - b);
+}
+
+/** Rejected attempts in the same window, oldest first (their own bound, not the budget). */
+export function rejectedAttempts(history: readonly ActionRecord[], now: Date): number[] {
+  const since = now.getTime() - BUDGET_WINDOW_MS;
+  return history.filter((action) => action.result === 'Rejected').map((action) => action.timestamp.getTime()).filter((t) => t > since).sort((a, b) => a - b);
+}
+
+/** When another rejected attempt is allowed: now when fewer than `max` are in the window, else when the oldest leaves it. */
+export function rejectedAttemptAllowedAt(history: readonly ActionRecord[], max: number, now: Date): Date {
+  const rejected = rejectedAttempts(history, now);
+  if (rejected.length < max) return now;
+  const decisive = rejected[rejected.length - max];
+  return decisive === undefined ? now : new Date(Math.max(now.getTime(), decisive + BUDGET_WINDOW_MS));
 }
 
 export function evaluateBudget(history: readonly ActionRecord[], limits: BudgetLimits, now: Date): BudgetView {

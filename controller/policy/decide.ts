@@ -4,7 +4,7 @@
  * no volumes -> resize in flight -> no usable disk status -> emergency -> planned growth -> steady state.
  * docs/sizing-policy.md is the reference for every rule, reason and message.
  */
-import { BUDGET_WINDOW_MS, evaluateBudget, type BudgetView } from './budget.ts';
+import { BUDGET_WINDOW_MS, evaluateBudget, rejectedAttemptAllowedAt, type BudgetView } from './budget.ts';
 import { fillRate, growthRate, rateEvidenceSince, resizeHorizonMs, resizeLatencyMs, secondsToUse } from './predict.ts';
 import {
   computeTargets,
@@ -220,15 +220,20 @@ function inFlightResize(ctx: Context, volume: InstanceVolume): InFlight | undefi
 }
 
 /**
- * The latest grow failed and its size never reached the PVCs (the patch was rejected: quota, admission). Patching again
- * at once would be rejected the same way and spend the budget, so wait, longer after each rejection in a row.
+ * The latest grow was refused, or failed, and its size never reached the PVCs (the patch was rejected: quota,
+ * admission). Patching again at once would be rejected the same way, so wait, longer after each rejection in a row, and
+ * at most maxRejectedPerDay Rejected attempts in any 24 h (they are not counted in the budget, so they need a bound).
  */
 function rejected(ctx: Context): Outcome | undefined {
   const last = ctx.lastAction;
-  if (last?.result !== 'Failed' || ctx.input.instances.every((volume) => volume.requestedSize >= last.to)) return undefined;
-  const retryAt = new Date(last.timestamp.getTime() + rejectedRetryDelay(ctx));
+  const refused = last?.result === 'Rejected' || last?.result === 'Failed';
+  if (!last || !refused || ctx.input.instances.every((volume) => volume.requestedSize >= last.to)) return undefined;
+  const backoffAt = last.timestamp.getTime() + rejectedRetryDelay(ctx);
+  const dailyAt = rejectedAttemptAllowedAt(ctx.input.history, ctx.tuning.maxRejectedPerDay, ctx.now).getTime();
+  const retryAt = new Date(Math.max(backoffAt, dailyAt));
   if (ctx.now.getTime() >= retryAt.getTime()) return undefined;
-  const detail = `the grow from ${formatSize(last.from)} to ${formatSize(last.to)} at ${formatTime(last.timestamp)} was rejected; next attempt at ${formatTime(retryAt)}`;
+  const bound = dailyAt > backoffAt ? ` (${ctx.tuning.maxRejectedPerDay} rejected attempts in the last 24h, the most allowed; they do not count in the budget)` : '';
+  const detail = `the grow from ${formatSize(last.from)} to ${formatSize(last.to)} at ${formatTime(last.timestamp)} was rejected; next attempt at ${formatTime(retryAt)}${bound}`;
   const trigger = emergencyTrigger(ctx);
   if (trigger !== undefined) {
     return { state: VolumeStates.Emergency, action: NoOp, reason: Reasons.EmergencyResizeBlocked, message: `${trigger.text}; not patching again yet: ${detail}`, wakeAt: retryAt };
@@ -240,7 +245,8 @@ function rejected(ctx: Context): Outcome | undefined {
 function rejectedRetryDelay(ctx: Context): number {
   const sorted = [...ctx.input.history].sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime());
   let inARow = 0;
-  for (let i = sorted.length - 1; i >= 0 && sorted[i]?.result === 'Failed'; i -= 1) inARow += 1;
+  const refused = (result: string | undefined): boolean => result === 'Failed' || result === 'Rejected';
+  for (let i = sorted.length - 1; i >= 0 && refused(sorted[i]?.result); i -= 1) inARow += 1;
   return Math.min(ctx.tuning.rejectedRetryMaxMs, ctx.tuning.rejectedRetryMs * 2 ** Math.max(0, inARow - 1));
 }
 

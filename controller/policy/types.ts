@@ -21,7 +21,11 @@ export type ActionKind = (typeof ActionKinds)[keyof typeof ActionKinds];
 export const NoOp = 'NoOp' as const;
 export type DecisionAction = ActionKind | typeof NoOp;
 
-export const ActionResults = { Success: 'Success', Failed: 'Failed', Pending: 'Pending' } as const;
+/**
+ * Rejected: the API server refused every patch of the action (admission, a ResourceQuota: 403 or 422), so no disk was
+ * touched. Such attempts are not counted in the daily budget; they have their own bound (rejectedRetry*, maxRejectedPerDay).
+ */
+export const ActionResults = { Success: 'Success', Failed: 'Failed', Pending: 'Pending', Rejected: 'Rejected' } as const;
 export type ActionResult = (typeof ActionResults)[keyof typeof ActionResults];
 
 /** Machine-readable reasons. Stable: they appear in status, events and metrics (see docs/sizing-policy.md). */
@@ -172,11 +176,15 @@ export interface EngineTuning {
   resizeStuckAfterMs: number;
   /**
    * After a grow whose patch was rejected (quota, admission), wait this long before patching again, doubling with each
-   * further rejection up to `rejectedRetryMaxMs`: every attempt counts against the budget, and the same patch a moment
-   * later is rejected the same way.
+   * further rejection up to `rejectedRetryMaxMs`: the same patch a moment later is rejected the same way.
    */
   rejectedRetryMs: number;
   rejectedRetryMaxMs: number;
+  /**
+   * Rejected attempts (result Rejected) allowed in any 24 h. They are not counted in the daily budget (no disk was
+   * touched, and an emergency must still find its reserve once the quota is raised), so they have their own bound.
+   */
+  maxRejectedPerDay: number;
   /** Planned growth sizes for the usage expected until the next chance to grow, at most this many times today's usage more. */
   lookaheadMaxGrowth: number;
   /** The long-term growth rate needs readings spanning at least this long. */
@@ -224,6 +232,7 @@ export const DEFAULT_TUNING: EngineTuning = {
   resizeStuckAfterMs: 30 * MINUTE,
   rejectedRetryMs: 5 * MINUTE,
   rejectedRetryMaxMs: 60 * MINUTE,
+  maxRejectedPerDay: 6,
   lookaheadMaxGrowth: 1,
   growthRateMinSpanMs: 6 * 60 * MINUTE,
   prediction: {

@@ -57,7 +57,7 @@ describe('e2e: resize faults', function () {
     await assertInvariants(e2e(), c, scenario);
   });
 
-  it('quota rejects the patch: ResizeFailed event, action Failed, counted in the budget', async function () {
+  it('quota rejects the patch: ResizeFailed event, action Rejected, not counted in the budget', async function () {
     const c = await clusterWithPolicy(e2e(), { instances: 1, storage: policy({ maintenanceWindow: closedWindow() }) });
     await waitForState(e2e(), c, 'Balanced');
     const scenario = await beginScenario(e2e(), c);
@@ -65,14 +65,14 @@ describe('e2e: resize faults', function () {
     afterScenario(() => e2e().stack.sim.quota.remove(c.namespace));
 
     await e2e().stack.sim.workload.fill(instanceTarget(c, 1), { percent: 97 });
-    const failed = await waitForActions(e2e(), c, 1, { result: 'Failed' });
+    const failed = await waitForActions(e2e(), c, 1, { result: 'Rejected' });
     assert.equal(failed.lastAction?.kind, 'EmergencyGrow');
     assert.match(failed.lastAction.message ?? '', /exceeded quota/);
-    assert.deepEqual([failed.budget?.actionsLast24h, failed.budget?.availableForEmergency], [1, 3], 'the attempt counts');
+    assert.deepEqual([failed.budget?.actionsLast24h, failed.budget?.availableForEmergency], [0, 4], 'the rejected attempt does not count');
     const event = await waitForEvent(e2e(), c, 'ResizeFailed', 'Warning');
     assert.match(event.message, /exceeded quota/);
     assert.ok((await pvcSizes(e2e(), c)).every((s) => s.requested === 64 * MiB), 'nothing resized');
-    // Still critical, but the same patch would be rejected again and spend the budget: it waits (5 minutes, doubling).
+    // Still critical, but the same patch would be rejected again: it waits (5 minutes, doubling; at most 6 a day).
     const blocked = await waitForState(e2e(), c, 'Emergency', { reason: 'EmergencyResizeBlocked' });
     assert.match(blocked.message ?? '', /was rejected; next attempt at/);
     await assertNoFurtherPatches(e2e(), c, 3_000);

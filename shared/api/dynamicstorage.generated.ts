@@ -24,7 +24,7 @@ export type VolumeSizingState = (typeof volumeSizingStates)[number];
 export const sizingActionKinds = ["EmergencyGrow", "ScheduledGrow"] as const;
 export type SizingActionKind = (typeof sizingActionKinds)[number];
 
-export const sizingActionResults = ["Success", "Failed", "Pending"] as const;
+export const sizingActionResults = ["Success", "Failed", "Pending", "Rejected"] as const;
 export type SizingActionResult = (typeof sizingActionResults)[number];
 
 /** The parts of Kubernetes object metadata this product reads or writes. */
@@ -460,7 +460,9 @@ export interface SizingAction {
    */
   instance?: string;
   /**
-   * Result is Pending while the resize is in progress, then Success or Failed.
+   * Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every
+   * patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff
+   * a few times a day.
    */
   result?: SizingActionResult;
   /**

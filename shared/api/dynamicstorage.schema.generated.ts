@@ -1007,9 +1007,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                       "enum": [
                         "Success",
                         "Failed",
-                        "Pending"
+                        "Pending",
+                        "Rejected"
                       ],
-                      "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                      "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                     },
                     "message": {
                       "type": "string",
@@ -1068,9 +1069,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "enum": [
                           "Success",
                           "Failed",
-                          "Pending"
+                          "Pending",
+                          "Rejected"
                         ],
-                        "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                        "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                       },
                       "message": {
                         "type": "string",
@@ -1241,9 +1243,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                       "enum": [
                         "Success",
                         "Failed",
-                        "Pending"
+                        "Pending",
+                        "Rejected"
                       ],
-                      "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                      "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                     },
                     "message": {
                       "type": "string",
@@ -1302,9 +1305,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "enum": [
                           "Success",
                           "Failed",
-                          "Pending"
+                          "Pending",
+                          "Rejected"
                         ],
-                        "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                        "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                       },
                       "message": {
                         "type": "string",
@@ -1478,9 +1482,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                         "enum": [
                           "Success",
                           "Failed",
-                          "Pending"
+                          "Pending",
+                          "Rejected"
                         ],
-                        "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                        "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                       },
                       "message": {
                         "type": "string",
@@ -1539,9 +1544,10 @@ export const dynamicStorageOpenApiSchema: JsonSchema = {
                           "enum": [
                             "Success",
                             "Failed",
-                            "Pending"
+                            "Pending",
+                            "Rejected"
                           ],
-                          "description": "Result is Pending while the resize is in progress, then Success or Failed."
+                          "description": "Result is Pending while the resize is in progress, then Success or Failed. Rejected: the API server refused every patch (admission, a ResourceQuota), so no disk was touched: not counted in the daily budget, retried with backoff a few times a day."
                         },
                         "message": {
                           "type": "string",

@@ -197,4 +197,25 @@ describe('hostile tenant: PVCs, status and budget', function () {
     const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'pg-budget-1', namespace });
     assert.ok(claim.metadata?.annotations?.['dynamicstorage.cnpg.io/actions'], 'the action is recorded on the PVC');
   });
+
+  it('does not let a patch the API server rejects (a ResourceQuota) spend the emergency reserve', async function () {
+    this.timeout(180_000);
+    const namespace = await clusterWithPolicy('pg-quota', 1, { maxActionsPerDay: 1, reservedActionsForEmergency: 1 });
+    await stack.sim.quota.limit(namespace, '70Mi');
+    try {
+      await stack.sim.workload.fill({ namespace, instance: 'pg-quota-1', volume: 'data' }, { percent: 97 });
+      const status = await eventually(async () => {
+        const current = await dataStatus(namespace, 'pg-quota');
+        assert.equal(current.lastAction?.result, 'Rejected', `${current.state}/${current.reason}: ${current.message ?? ''}`);
+        assert.equal(current.reason, 'EmergencyResizeBlocked');
+        return current;
+      }, { timeoutMs: 60_000 });
+      assert.match(status.lastAction?.message ?? '', /exceeded quota/);
+      assert.deepEqual([status.budget?.actionsLast24h, status.budget?.availableForEmergency], [0, 1], 'the reserve is intact');
+      assert.match(status.message ?? '', /was rejected; next attempt at/);
+      assert.equal(await requested(namespace, 'pg-quota-1'), 64 * MiB, 'nothing resized');
+    } finally {
+      await stack.sim.quota.remove(namespace);
+    }
+  });
 });

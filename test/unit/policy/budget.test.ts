@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { evaluateBudget, type ActionRecord } from '../../../controller/policy/index.ts';
+import { rejectedAttemptAllowedAt, rejectedAttempts } from '../../../controller/policy/budget.ts';
 import { HOUR, action } from './fixtures.ts';
 
 const now = new Date('2024-06-01T12:00:00Z');
@@ -20,6 +21,15 @@ describe('policy/budget', () => {
     assert.equal(iso(budget.budgetResetsAt), '2024-06-01T13:00:00.000Z');
     assert.equal(iso(budget.plannedAvailableAt), '2024-06-01T13:00:00.000Z');
     assert.equal(iso(budget.emergencyAvailableAt), iso(now));
+  });
+
+  it('does not count rejected attempts (no disk was touched), and bounds them on their own', () => {
+    const history = [ago(5, 'Rejected'), ago(4, 'Rejected'), ago(1)];
+    const budget = evaluateBudget(history, limits, now);
+    assert.deepEqual([budget.actionsLast24h, budget.availableForPlanned, budget.availableForEmergency], [1, 2, 3]);
+    assert.deepEqual(rejectedAttempts(history, now), [now.getTime() - 5 * HOUR, now.getTime() - 4 * HOUR]);
+    assert.equal(iso(rejectedAttemptAllowedAt(history, 3, now)), iso(now));
+    assert.equal(iso(rejectedAttemptAllowedAt(history, 2, now)), '2024-06-02T07:00:00.000Z');
   });
 
   it('lets an action expire exactly 24 h after it', () => {

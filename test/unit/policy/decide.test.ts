@@ -490,6 +490,25 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'rejected attempts (a quota) do not spend the emergency reserve: once the backoff has passed, the emergency grows',
+    input: input({
+      history: [23, 10, 5, 2].map((hours) => action({ kind: 'EmergencyGrow', timestamp: minutesBefore(IN_WINDOW, hours * 60), from: 10 * G, to: 13 * G, result: 'Rejected' })),
+      instances: [instance({ size: 10 * G, used: 9.6 * G })],
+    }),
+    expect: { state: 'Emergency', action: 'EmergencyGrow' },
+  },
+  {
+    name: 'at most maxRejectedPerDay rejected attempts in 24 h: the next waits for the oldest to leave the window',
+    input: input({
+      history: [20, 16, 12, 8, 4, 2].map((hours) => action({ timestamp: minutesBefore(IN_WINDOW, hours * 60), from: 10 * G, to: 11 * G, result: 'Rejected' })),
+      instances: [instance({ size: 10 * G, used: 8.5 * G })],
+    }),
+    expect: {
+      state: 'Resizing', action: 'NoOp', reason: 'ResizeFailed', wakeAt: new Date('2024-06-01T07:30:00Z'),
+      message: 'data: the grow from 10Gi to 11Gi at 2024-06-01T01:30:00Z was rejected; next attempt at 2024-06-01T07:30:00Z (6 rejected attempts in the last 24h, the most allowed; they do not count in the budget)',
+    },
+  },
+  {
     name: 'a failed action whose size the PVCs reached (infeasible, then fixed) does not hold growth back',
     input: input({
       history: [action({ timestamp: minutesBefore(IN_WINDOW, 2), from: 10 * G, to: 11 * G, result: 'Failed' })],
