@@ -16,7 +16,9 @@ import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { Prober } from './prober.ts';
-import type { AuthOutcome, RequestAuthorizer } from './auth.ts';
+import { FailureLimiter, gateRequest, type RequestAuthorizer } from '../shared/auth.ts';
+
+export { FailureLimiter };
 import type { ChangeStream } from './stream.ts';
 
 export interface Probe {
@@ -84,51 +86,6 @@ function sendText(res: http.ServerResponse, status: number, text: string, header
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
-}
-
-function denied(res: http.ServerResponse, outcome: Exclude<AuthOutcome, { status: 200 }>): void {
-  const headers: http.OutgoingHttpHeaders = {};
-  if (outcome.status === 401) headers['www-authenticate'] = 'Bearer realm="cnpg-dynamic-storage-agent"';
-  if (outcome.status === 503) headers['retry-after'] = '1';
-  const text = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }[outcome.status];
-  sendText(res, outcome.status, `${text}: ${outcome.reason}`, headers);
-}
-
-/** Failed authentications per remote address in fixed windows: a client guessing tokens is answered 429 cheaply. */
-export class FailureLimiter {
-  private readonly windows = new Map<string, { start: number; failures: number }>();
-  private readonly limit: number;
-  private readonly windowMs: number;
-  private readonly now: () => number;
-
-  constructor(limit: number, windowMs: number, now: () => number = Date.now) {
-    this.limit = limit;
-    this.windowMs = windowMs;
-    this.now = now;
-  }
-
-  /** Milliseconds until `address` may try again; 0 when it may now. */
-  blockedFor(address: string): number {
-    const entry = this.windows.get(address);
-    if (!entry) return 0;
-    const elapsed = this.now() - entry.start;
-    if (elapsed >= this.windowMs) {
-      this.windows.delete(address);
-      return 0;
-    }
-    return entry.failures >= this.limit ? this.windowMs - elapsed : 0;
-  }
-
-  fail(address: string): void {
-    const now = this.now();
-    const entry = this.windows.get(address);
-    if (!entry || now - entry.start >= this.windowMs) {
-      if (this.windows.size >= 10_000) this.windows.clear();
-      this.windows.set(address, { start: now, failures: 1 });
-    } else {
-      entry.failures += 1;
-    }
-  }
 }
 
 /** Open change streams, per caller: one caller cannot take every slot. */
@@ -212,20 +169,9 @@ async function handle(options: ServerOptions, state: ServerState, req: http.Inco
     sendText(res, 405, 'Method Not Allowed', { allow: 'GET' });
     return;
   }
-  const address = req.socket.remoteAddress ?? '';
-  const wait = state.failures.blockedFor(address);
-  if (wait > 0) {
-    sendText(res, 429, 'Too Many Requests: too many failed authentications', { 'retry-after': String(Math.ceil(wait / 1000)), connection: 'close' });
-    return;
-  }
-  const outcome = await options.authorizer.check(req.headers.authorization, path);
-  if (outcome.status !== 200) {
-    if (outcome.status === 401 || outcome.status === 403) state.failures.fail(address);
-    options.logger.debug('request refused', { path, status: outcome.status, reason: outcome.reason });
-    denied(res, outcome);
-    return;
-  }
-  await serveProtected(options, state, path, { req, res, caller: outcome.caller.username });
+  const caller = await gateRequest({ authorizer: options.authorizer, failures: state.failures, realm: 'cnpg-dynamic-storage-agent', logger: options.logger }, req, res, path);
+  if (caller === undefined) return;
+  await serveProtected(options, state, path, { req, res, caller: caller.username });
 }
 
 /** Caps connections (in all and per address) and closes connections that sit idle. */

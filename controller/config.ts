@@ -6,6 +6,7 @@ import path from 'node:path';
 import { InvalidInputError } from '../shared/errors.ts';
 import type { LogLevel } from '../shared/log.ts';
 import type { ControllerConfig } from './controller.ts';
+import { agentAudience } from './agent-token.ts';
 import { DEFAULT_LEADER_TIMING, defaultIdentity } from './kube/leader.ts';
 
 export type Environment = Record<string, string | undefined>;
@@ -87,6 +88,16 @@ function agentIdentity(env: Environment, namespace: string): Pick<ControllerConf
   };
 }
 
+/**
+ * The audiences a token for /metrics must be for: by default the agents' (Prometheus presents the same projected token
+ * to the agents and to the controller); `*` accepts the API server's own, i.e. ordinary ServiceAccount tokens.
+ */
+function tokenAudiences(text: string | undefined): string[] {
+  if (text === undefined || text.trim() === '') return [agentAudience];
+  if (text.trim() === '*') return [];
+  return text.split(',').map((a) => a.trim()).filter(Boolean);
+}
+
 export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
   const problems: string[] = [];
   const namespace = env.POD_NAMESPACE || controllerDefaults.namespace;
@@ -119,6 +130,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
       insecureSkipVerify: flag(problems, env, 'AGENT_INSECURE_SKIP_VERIFY', false),
     },
     listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),
+    metricsAuth: flag(problems, env, 'METRICS_AUTH', true) ? { tokenAudiences: tokenAudiences(env.METRICS_TOKEN_AUDIENCES) } : undefined,
     webhook: webhookConfig(problems, env),
     logLevel: logLevel as LogLevel,
   };

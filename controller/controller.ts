@@ -14,6 +14,8 @@ import { EventRecorder } from './kube/events.ts';
 import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
 import { WorkQueue } from './kube/workqueue.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
+import { metricsGate, type MetricsAuthConfig } from './metrics-auth.ts';
+import { gateRequest, type GateOptions } from '../shared/auth.ts';
 import { ReadingsStore } from './readings.ts';
 import { Reconciler } from './reconcile.ts';
 import { StatusWriter } from './status.ts';
@@ -35,6 +37,8 @@ export interface ControllerConfig {
   agents: AgentEndpoints;
   /** Address of /metrics, /healthz and /readyz; port 0 picks a free port; undefined disables it. */
   listen?: { host: string; port: number } | undefined;
+  /** /metrics needs a token (TokenReview) allowed `get` on /metrics (SubjectAccessReview); undefined leaves it open. */
+  metricsAuth?: MetricsAuthConfig | undefined;
   /** The time decisions are made at; tests shift it to open windows or refill budgets without waiting. */
   clock?: (() => Date) | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
@@ -149,7 +153,8 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   let server: Awaited<ReturnType<typeof serve>> | undefined;
   let webhook: WebhookServer | undefined;
   try {
-    server = config.listen ? await serve(config.listen, metrics, () => true) : undefined;
+    const gate = config.metricsAuth ? metricsGate(kubeConfig, config.metricsAuth, log.child({ component: 'metrics' })) : undefined;
+    server = config.listen ? await serve(config.listen, metrics, gate) : undefined;
     webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
   } catch (err) {
     // A port already taken: stop what was started rather than leave it running behind a failed start.
@@ -293,15 +298,23 @@ function watchTriggers(kubeConfig: k8s.KubeConfig, namespace: string, log: Logge
   return { async stop() { for (const h of handles) await h.stop(); } };
 }
 
-async function serve(listen: { host: string; port: number }, metrics: ControllerMetrics, ready: () => boolean): Promise<{ address: { host: string; port: number }; close(): Promise<void> }> {
+/** Every replica is ready once it serves (non-leaders answer the webhooks too); /metrics behind `gate` when given. */
+async function serve(listen: { host: string; port: number }, metrics: ControllerMetrics, gate: GateOptions | undefined): Promise<{ address: { host: string; port: number }; close(): Promise<void> }> {
+  const exposeMetrics = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    if (gate && await gateRequest(gate, req, res, '/metrics') === undefined) return;
+    try {
+      const text = await metrics.expose();
+      res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' }).end(text);
+    } catch {
+      res.writeHead(500).end();
+    }
+  };
   const server = http.createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/healthz') {
+    const path = new URL(req.url ?? '/', 'http://controller').pathname;
+    if (path === '/healthz' || path === '/readyz') {
       res.writeHead(200).end('ok');
-    } else if (url === '/readyz') {
-      res.writeHead(ready() ? 200 : 503).end(ready() ? 'ok' : 'not leading');
-    } else if (url === '/metrics') {
-      metrics.expose().then((text) => { res.writeHead(200, { 'Content-Type': metrics.contentType }).end(text); }, () => { res.writeHead(500).end(); });
+    } else if (path === '/metrics') {
+      void exposeMetrics(req, res);
     } else {
       res.writeHead(404).end();
     }

@@ -241,7 +241,7 @@ export function sample(text: string, name: string, labels: Record<string, string
 export async function controllerMetrics(e2e: E2E): Promise<string> {
   const address = e2e.stack.controller.address;
   assert.ok(address, 'the controller serves /metrics');
-  return scrape(`http://${address.host}:${address.port}/metrics`);
+  return scrape(`http://${address.host}:${address.port}/metrics`, await e2e.stack.metricsToken());
 }
 
 /** Every agent's metrics, concatenated (each volume is reported by the agent of its node only). */

@@ -179,7 +179,7 @@ async function showMetrics(stack: LocalStack): Promise<void> {
   say('Controller metrics (cnpg_dynamic_storage_*), WAL volume');
   const address = stack.controller.address;
   if (!address) return;
-  const text = await (await fetch(`http://${address.host}:${address.port}/metrics`)).text();
+  const text = await (await fetch(`http://${address.host}:${address.port}/metrics`, { headers: { authorization: `Bearer ${await stack.metricsToken()}` } })).text();
   for (const line of text.split('\n').filter((l) => l.startsWith('cnpg_dynamic_storage_') && l.includes('volume_type="wal"') && !l.includes('state="'))) console.log(`  ${line}`);
 }
 

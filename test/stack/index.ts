@@ -48,6 +48,11 @@ export interface LocalStack {
   readonly controller: RunningController;
   /** Stops the controller and starts a fresh one (new process state, same cluster state), as a pod restart would. */
   restartController(): Promise<RunningController>;
+  /**
+   * A token that may read the agents' and the controller's /metrics, as Prometheus holds one: the agents' audience, of a
+   * ServiceAccount granted `get /metrics` (the controller's, which daemonset/rbac-callers.yaml binds).
+   */
+  metricsToken(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -185,6 +190,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         daemonSet: { name: agentDaemonSet, serviceAccount: agentServiceAccount },
       },
       listen: { host: '127.0.0.1', port: 0 },
+      // As the product runs: /metrics authenticated (TokenReview + SubjectAccessReview), the probes open.
+      metricsAuth: { tokenAudiences: [agentAudience] },
       webhook: { host: '127.0.0.1', port: 0, certPem: webhookTls.certPem, keyPem: webhookTls.keyPem },
     };
     let controller = await startController(controllerKubeConfig, controllerConfig, log.child({ component: 'controller' }));
@@ -193,6 +200,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     return {
       plane, sim, agents, stop: stopAll,
       get controller() { return controller; },
+      metricsToken: () => plane.tokenFor(systemNamespace, controllerServiceAccount, 600, [agentAudience]),
       async restartController() {
         await controller.stop();
         // The same webhook port, so the registered webhook keeps reaching the new process.

@@ -107,7 +107,7 @@ describe('dynamic storage end to end', function () {
 
     const address = stack.controller.address;
     assert.ok(address);
-    const metrics = await (await fetch(`http://${address.host}:${address.port}/metrics`)).text();
+    const metrics = await (await fetch(`http://${address.host}:${address.port}/metrics`, { headers: { authorization: `Bearer ${await stack.metricsToken()}` } })).text();
     assert.match(metrics, new RegExp(`cnpg_dynamic_storage_effective_size_bytes\\{namespace="${namespace}",cluster="pg",volume_type="data",tablespace=""\\} ${grownTo}\\n`));
     assert.match(metrics, new RegExp(`cnpg_dynamic_storage_budget_remaining\\{namespace="${namespace}",cluster="pg",volume_type="data",tablespace="",budget="emergency"\\} 3\\n`));
   });

@@ -20,10 +20,17 @@ describe('controllerConfigFromEnv', () => {
     assert.equal(config.agents.scheme, 'http');
     assert.equal(config.agents.port, 9100);
     assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
+    assert.deepEqual(config.metricsAuth, { tokenAudiences: ['cnpg-dynamic-storage-agent'] }, '/metrics is authenticated by default');
     assert.equal(config.webhook, undefined);
     assert.equal(config.workers, 2);
     assert.equal(config.resyncMs, 30_000);
     assert.equal(config.readingIntervalMs, 5_000);
+  });
+
+  it('lets /metrics accept ordinary ServiceAccount tokens, or turns its authentication off', () => {
+    assert.deepEqual(controllerConfigFromEnv({ METRICS_TOKEN_AUDIENCES: '*' }).metricsAuth, { tokenAudiences: [] });
+    assert.deepEqual(controllerConfigFromEnv({ METRICS_TOKEN_AUDIENCES: 'a, b' }).metricsAuth, { tokenAudiences: ['a', 'b'] });
+    assert.equal(controllerConfigFromEnv({ METRICS_AUTH: 'false' }).metricsAuth, undefined);
   });
 
   it('reports every problem at once', () => {
