@@ -3,6 +3,7 @@
  * readings store. A failure on one node is that node's problem (its volumes go stale and are reported as such), never
  * the whole fleet's.
  */
+import type { AgentTlsSecret } from './agent-tls.ts';
 import * as k8s from '@kubernetes/client-node';
 import { AgentClient } from '../shared/agent-client.ts';
 import type { Logger } from '../shared/log.ts';
@@ -24,6 +25,10 @@ export interface AgentEndpoints {
   /** Only pods controlled by this DaemonSet (name, in `namespace`) and running as this ServiceAccount are agents. */
   daemonSet?: { name: string; serviceAccount: string } | undefined;
   ca?: string | undefined;
+  /** The name the agents' certificate is checked against (they are reached by pod IP). */
+  tlsServerName?: string | undefined;
+  /** With https and no `ca`: the Secret the controller keeps the agents' CA and certificate in (controller/agent-tls.ts). */
+  tlsSecret?: AgentTlsSecret | undefined;
   insecureSkipVerify?: boolean | undefined;
   /** Overrides the URL of an agent pod (tests that run agents on loopback ports). */
   urlFor?: ((pod: k8s.V1Pod) => string | undefined) | undefined;
@@ -159,7 +164,7 @@ export class AgentFleet {
   private connect(node: string, url: string): void {
     const abort = new AbortController();
     const client = new AgentClient({
-      baseUrl: url, token: this.token, ca: this.options.ca, insecureSkipVerify: this.options.insecureSkipVerify,
+      baseUrl: url, token: this.token, ca: this.options.ca, tlsServerName: this.options.tlsServerName, insecureSkipVerify: this.options.insecureSkipVerify,
     });
     const log = this.options.log.child({ node, agent: url });
     const done = this.follow(client, node, abort.signal, log).finally(() => client.close());

@@ -19,6 +19,7 @@ export const controllerDefaults = {
   serviceAccount: 'cnpg-dynamic-storage-controller',
   agentDaemonSet: 'cnpg-dynamic-storage-agent',
   agentServiceAccount: 'cnpg-dynamic-storage-agent',
+  agentTlsSecret: 'cnpg-dynamic-storage-agent-tls',
   listen: '0.0.0.0:8080',
   webhookListen: '0.0.0.0:9443',
   workers: 2,
@@ -98,15 +99,32 @@ function tokenAudiences(text: string | undefined): string[] {
   return text.split(',').map((a) => a.trim()).filter(Boolean);
 }
 
+/**
+ * How the agents' certificates are checked: by default against the CA the controller keeps in a Secret (made at start,
+ * controller/agent-tls.ts) and the agents' Service name; with AGENT_CA_FILE, against that CA (certificates made
+ * elsewhere), and the name AGENT_TLS_SERVER_NAME or else the pod IP.
+ */
+function agentTls(env: Environment, namespace: string): Pick<ControllerConfig['agents'], 'ca' | 'tlsServerName' | 'tlsSecret'> {
+  const caFile = env.AGENT_CA_FILE;
+  if (caFile) return { ca: readFileSync(caFile, 'utf8'), tlsServerName: env.AGENT_TLS_SERVER_NAME || undefined };
+  const serverName = env.AGENT_TLS_SERVER_NAME || agentServerName(env.AGENT_NAMESPACE ?? namespace);
+  return { tlsServerName: serverName, tlsSecret: { namespace, name: env.AGENT_TLS_SECRET || controllerDefaults.agentTlsSecret, serverName } };
+}
+
+/** The name in the agents' certificate: their Service's DNS name (daemonset/service.yaml). */
+function agentServerName(agentNamespace: string): string {
+  return `cnpg-dynamic-storage-agent.${agentNamespace || controllerDefaults.namespace}.svc`;
+}
+
 export function controllerConfigFromEnv(env: Environment): ControllerConfig & { logLevel: LogLevel } {
   const problems: string[] = [];
   const namespace = env.POD_NAMESPACE || controllerDefaults.namespace;
-  // The agent serves plain HTTP unless it is given a certificate (then set https and AGENT_CA_FILE).
-  const scheme = env.AGENT_SCHEME || 'http';
+  // HTTPS by default, with the certificate the controller keeps in a Secret for the agents (controller/agent-tls.ts);
+  // AGENT_CA_FILE for certificates made elsewhere; AGENT_SCHEME=http for agents without one.
+  const scheme = env.AGENT_SCHEME || 'https';
   if (scheme !== 'http' && scheme !== 'https') problems.push(`AGENT_SCHEME: ${JSON.stringify(scheme)} must be http or https`);
   const logLevel = env.LOG_LEVEL || 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) problems.push(`LOG_LEVEL: ${JSON.stringify(logLevel)} must be debug, info, warn or error`);
-  const caFile = env.AGENT_CA_FILE;
   const config: ControllerConfig & { logLevel: LogLevel } = {
     identity: env.POD_NAME ? `${env.POD_NAME}_${defaultIdentity().split('_').pop() ?? ''}` : defaultIdentity(),
     leaderElection: {
@@ -126,7 +144,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
       port: integer(problems, env, 'AGENT_PORT', controllerDefaults.agentPort, [1, 65535]),
       scheme: scheme === 'https' ? 'https' : 'http',
       ...agentIdentity(env, namespace),
-      ca: caFile ? readFileSync(caFile, 'utf8') : undefined,
+      ...agentTls(env, namespace),
       insecureSkipVerify: flag(problems, env, 'AGENT_INSECURE_SKIP_VERIFY', false),
     },
     listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),

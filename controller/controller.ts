@@ -8,6 +8,7 @@ import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
 import type { Logger } from '../shared/log.ts';
 import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
+import { ensureAgentTls } from './agent-tls.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts';
 import { EventRecorder } from './kube/events.ts';
@@ -128,7 +129,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     handles.push(dsInformer);
     handles.push(watchTriggers(kubeConfig, config.watchNamespace, log, enqueueCluster));
     const fleet = new AgentFleet({
-      kubeConfig, ...config.agents, store: readings, log: log.child({ component: 'agents' }),
+      kubeConfig, ...config.agents, ...await agentTrust(kubeConfig, config.agents, log), store: readings, log: log.child({ component: 'agents' }),
       onChange: (volume, reading) => { enqueueForReading(volume.namespace, volume.cluster, reading); },
     });
     handles.push(fleet);
@@ -182,6 +183,13 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
       await webhook?.close();
     },
   };
+}
+
+/** The CA and name to check agents against: the Secret the controller keeps for them, unless a CA was given. */
+async function agentTrust(kubeConfig: k8s.KubeConfig, agents: AgentEndpoints, log: Logger): Promise<Pick<AgentEndpoints, 'ca' | 'tlsServerName'>> {
+  if (agents.scheme !== 'https' || agents.ca !== undefined || agents.tlsSecret === undefined) return {};
+  const trust = await ensureAgentTls(kubeConfig, agents.tlsSecret, new Date(), log.child({ component: 'agent-tls' }));
+  return { ca: trust.caPem, tlsServerName: trust.serverName };
 }
 
 function startPvcWebhook(kubeConfig: k8s.KubeConfig, options: NonNullable<ControllerConfig['webhook']>, log: Logger): Promise<WebhookServer> {

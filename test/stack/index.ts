@@ -7,7 +7,8 @@
  * simulated kubelet gives it a loopback pod IP), listens on that IP, authenticates callers with TokenReview and
  * SubjectAccessReview, and the controller finds it through the Pod list and its shipped RBAC.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
@@ -15,6 +16,7 @@ import { parseAllDocuments } from 'yaml';
 import { startAgent, type RunningAgent } from '../../agent/agent.ts';
 import { startController, type ControllerConfig, type RunningController } from '../../controller/controller.ts';
 import { agentAudience } from '../../controller/agent-token.ts';
+import { ensureAgentTls, type AgentTlsSecret } from '../../controller/agent-tls.ts';
 import { allocationUnitAnnotation } from '../../controller/resolve.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
@@ -36,6 +38,11 @@ export interface LocalStackOptions {
   probeIntervalMs?: number;
   sim?: Omit<SimulationOptions, 'controlPlane' | 'nodes'>;
   log?: Logger;
+  /**
+   * HTTPS to the agents, as the product runs by default: the controller's Secret with the agents' CA and certificate
+   * (controller/agent-tls.ts), the agents serving with it. Off by default here, so tests can call the agents plainly.
+   */
+  agentTls?: boolean;
   /** Controller settings to override (e.g. a faster resync, or a shifted clock). */
   controller?: Partial<Pick<ControllerConfig, 'resyncMs' | 'busyRequeueMs' | 'readingIntervalMs' | 'workers' | 'clock'>>;
 }
@@ -93,7 +100,7 @@ async function createAgentDaemonSet(plane: ControlPlane): Promise<k8s.V1DaemonSe
   } });
 }
 
-async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs: number, log: Logger): Promise<{ agents: RunningAgent[]; port: number }> {
+async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs: number, log: Logger, tls?: { certFile: string; keyFile: string }): Promise<{ agents: RunningAgent[]; port: number }> {
   const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const daemonSet = await createAgentDaemonSet(plane);
   const owner: k8s.V1OwnerReference = {
@@ -115,7 +122,7 @@ async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs
         return pod.status.podIP;
       }, { timeoutMs: 30_000 });
       agents.push(await startAgent({
-        nodeName: node.name, kubeletRoot: node.kubeletRoot, probeIntervalMs, listenHost: podIP, listenPort: port,
+        nodeName: node.name, kubeletRoot: node.kubeletRoot, probeIntervalMs, listenHost: podIP, listenPort: port, ...(tls ? { tls } : {}),
         heartbeatMs: 2_000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'koffi', processMetrics: false, logLevel: 'info',
       }, { kubeConfig: agentKubeConfig, logger: log.child({ component: 'agent', node: node.name }) }));
     }
@@ -139,6 +146,23 @@ async function registerPvcWebhook(plane: ControlPlane, port: number, caPem: stri
       failurePolicy: 'Ignore', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
     }],
   } });
+}
+
+function agentScheme(secret: AgentTlsSecret | undefined): Pick<ControllerConfig['agents'], 'scheme' | 'tlsSecret' | 'tlsServerName'> {
+  return secret ? { scheme: 'https', tlsSecret: secret, tlsServerName: secret.serverName } : { scheme: 'http' };
+}
+
+/** The Secret the controller keeps for the agents, made now, and its pair written where the agents read it. */
+async function agentTlsFiles(kubeConfig: k8s.KubeConfig, cleanups: (() => Promise<void>)[]): Promise<{ secret: AgentTlsSecret; files: { certFile: string; keyFile: string } }> {
+  const secret: AgentTlsSecret = { namespace: systemNamespace, name: 'cnpg-dynamic-storage-agent-tls', serverName: `${agentDaemonSet}.${systemNamespace}.svc` };
+  await ensureAgentTls(kubeConfig, secret, new Date(), silentLogger);
+  const data = (await kubeConfig.makeApiClient(k8s.CoreV1Api).readNamespacedSecret({ name: secret.name, namespace: systemNamespace })).data ?? {};
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-agent-tls-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const files = { certFile: path.join(dir, 'tls.crt'), keyFile: path.join(dir, 'tls.key') };
+  await writeFile(files.certFile, Buffer.from(data['tls.crt'] ?? '', 'base64'));
+  await writeFile(files.keyFile, Buffer.from(data['tls.key'] ?? '', 'base64'));
+  return { secret, files };
 }
 
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
@@ -165,7 +189,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     }
     await core.createNamespacedServiceAccount({ namespace: systemNamespace, body: { metadata: { name: controllerServiceAccount } } });
 
-    const { agents, port } = await startAgents(plane, sim, options.probeIntervalMs ?? 250, log);
+    // The controller makes the agents' certificate at its start; here it is made first, as the controller's
+    // ServiceAccount, so that the in-process agents can serve with it from their start.
+    const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
+    const agentTls = options.agentTls ? await agentTlsFiles(controllerKubeConfig, cleanups) : undefined;
+    const { agents, port } = await startAgents(plane, sim, options.probeIntervalMs ?? 250, log, agentTls?.files);
     cleanups.push(async () => {
       await Promise.all(agents.map((a) => a.stop()));
       // No kubelet will finish these pods' termination: delete them at once so the simulated nodes can go.
@@ -174,7 +202,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     // The controller runs as its ServiceAccount with the shipped RBAC, so a missing permission fails here, not on AKS.
-    const controllerKubeConfig = await plane.kubeConfigFor(systemNamespace, controllerServiceAccount);
     const webhookTls = await plane.servingCertificate('webhook');
     const controllerConfig: ControllerConfig = {
       identity: 'local-stack',
@@ -184,7 +211,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       readingIntervalMs: options.controller?.readingIntervalMs ?? 1_000,
       clock: options.controller?.clock,
       agents: {
-        namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, scheme: 'http',
+        namespace: systemNamespace, labelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', port, ...agentScheme(agentTls?.secret),
         // As the product runs: audience-bound tokens requested for the controller's ServiceAccount, agents of the DaemonSet.
         tokenRequest: { namespace: systemNamespace, serviceAccount: controllerServiceAccount },
         daemonSet: { name: agentDaemonSet, serviceAccount: agentServiceAccount },

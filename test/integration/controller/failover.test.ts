@@ -46,6 +46,8 @@ describe('controller replicas and leader election', function () {
       env: {
         PATH: process.env.PATH, KUBECONFIG: plane.kubeconfigPath, POD_NAME: name, POD_NAMESPACE: 'default',
         LISTEN_ADDRESS: `127.0.0.1:${port}`, AGENT_SCHEME: 'http', AGENT_SELECTOR: 'app=none', LOG_LEVEL: 'info',
+        // Leader election is under test here; /metrics authentication is tested in security/controller-metrics.test.ts.
+        METRICS_AUTH: 'false',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -91,7 +91,12 @@ describe('the product on a real node', function () {
     await execInPod(s, namespace.name, instance.name, ['dd', 'if=/dev/zero', `of=${dataMountPath}/seed`, 'bs=1M', 'count=10', 'conv=fsync']);
     const [agentPod] = await podsReady(s, agentSelector, 1);
     const controllerToken = await tokenFor(s, systemNamespace, 'cnpg-dynamic-storage-controller');
-    agent = new AgentClient({ baseUrl: `http://${agentPod?.status?.podIP ?? ''}:9100`, token: () => controllerToken });
+    // HTTPS with the certificate the controller keeps for the agents, checked as the controller checks it.
+    const tls = await s.core.readNamespacedSecret({ name: 'cnpg-dynamic-storage-agent-tls', namespace: systemNamespace });
+    agent = new AgentClient({
+      baseUrl: `https://${agentPod?.status?.podIP ?? ''}:9100`, token: () => controllerToken,
+      ca: Buffer.from(tls.data?.['ca.crt'] ?? '', 'base64').toString('utf8'), tlsServerName: `cnpg-dynamic-storage-agent.${systemNamespace}.svc`,
+    });
     const key = `${namespace.name}/${instance.pvc}`;
     const reading = await eventually(async () => {
       const list = await agent!.snapshot();

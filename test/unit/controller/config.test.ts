@@ -17,7 +17,9 @@ describe('controllerConfigFromEnv', () => {
       enabled: true, namespace: 'cnpg-system', name: 'cnpg-dynamic-storage-controller', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
     });
     assert.equal(config.agents.namespace, 'cnpg-system');
-    assert.equal(config.agents.scheme, 'http');
+    assert.equal(config.agents.scheme, 'https', 'traffic to the agents is encrypted by default');
+    assert.deepEqual(config.agents.tlsSecret, { namespace: 'cnpg-system', name: 'cnpg-dynamic-storage-agent-tls', serverName: 'cnpg-dynamic-storage-agent.cnpg-system.svc' });
+    assert.equal(config.agents.tlsServerName, 'cnpg-dynamic-storage-agent.cnpg-system.svc');
     assert.equal(config.agents.port, 9100);
     assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(config.metricsAuth, { tokenAudiences: ['cnpg-dynamic-storage-agent'] }, '/metrics is authenticated by default');
