@@ -102,7 +102,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     tokens: kubeTokenReviewer(kube(), config.tokenAudiences), access: kubeAccessReviewer(kube()), cacheTtlMs: config.authCacheTtlMs,
   });
   const tls = config.tls
-    ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile) }
+    ? { cert: await readFile(config.tls.certFile), key: await readFile(config.tls.keyFile), certFile: config.tls.certFile, keyFile: config.tls.keyFile, reloadMs: config.tls.reloadMs }
     : undefined;
 
   stream.start();

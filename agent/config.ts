@@ -15,7 +15,7 @@ export interface AgentConfig {
   listenHost: string;
   listenPort: number;
   /** Serve HTTPS with these PEM files; plain HTTP without. */
-  tls?: { certFile: string; keyFile: string };
+  tls?: { certFile: string; keyFile: string; reloadMs?: number | undefined };
   /** Longest silence on a change stream before a HEARTBEAT. */
   heartbeatMs: number;
   /** How long TokenReview and SubjectAccessReview answers are reused. */

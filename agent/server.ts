@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
@@ -59,7 +60,11 @@ export interface ServerOptions {
   host: string;
   port: number;
   limits?: Partial<ServerLimits>;
-  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * Serve HTTPS. With `certFile` and `keyFile`, they are re-read every `reloadMs` (default 60 s) and a changed pair is
+   * served from the next handshake on: the controller replaces the Secret the DaemonSet mounts, kubelet updates the files.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; certFile?: string | undefined; keyFile?: string | undefined; reloadMs?: number | undefined };
   authorizer: Pick<RequestAuthorizer, 'check'>;
   prober: Prober;
   stream: ChangeStream;
@@ -213,6 +218,7 @@ export async function startServer(options: ServerOptions): Promise<AgentServer> 
     ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener)
     : http.createServer(listener);
   guardConnections(server, limits);
+  const reload = server instanceof https.Server && options.tls ? watchCertificate(server, options.tls, options.logger) : undefined;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -228,6 +234,7 @@ export async function startServer(options: ServerOptions): Promise<AgentServer> 
     url,
     port,
     close(graceMs = 5000): Promise<void> {
+      if (reload) clearInterval(reload);
       closing ??= new Promise<void>((resolve) => {
         const force = setTimeout(() => { server.closeAllConnections(); }, graceMs);
         server.close(() => {
@@ -240,4 +247,21 @@ export async function startServer(options: ServerOptions): Promise<AgentServer> 
       return closing;
     },
   };
+}
+
+/** Re-reads the certificate files and serves a changed pair; a half-written pair (not matching) is skipped, logged. */
+function watchCertificate(server: https.Server, tls: NonNullable<ServerOptions['tls']>, logger: Logger): NodeJS.Timeout | undefined {
+  const { certFile, keyFile } = tls;
+  if (!certFile || !keyFile) return undefined;
+  let current = `${tls.cert.toString()}\u0000${tls.key.toString()}`;
+  const timer = setInterval(() => {
+    void Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).then(([cert, key]) => {
+      if (`${cert}\u0000${key}` === current) return;
+      server.setSecureContext({ cert, key });
+      current = `${cert}\u0000${key}`;
+      logger.info('serving certificate reloaded', { certFile });
+    }).catch((err: unknown) => { logger.warn('could not reload the serving certificate; serving the previous one', { err, certFile }); });
+  }, tls.reloadMs ?? 60_000);
+  timer.unref();
+  return timer;
 }

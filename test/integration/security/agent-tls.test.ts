@@ -15,6 +15,7 @@ import { ensureAgentTls, newAgentTlsData } from '../../../controller/agent-tls.t
 import { AgentClient } from '../../../shared/agent-client.ts';
 import { silentLogger } from '../../../shared/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
+import { eventually } from '../../harness/eventually.ts';
 import { repoRoot } from '../../stack/index.ts';
 
 const namespace = 'cnpg-system';
@@ -64,7 +65,7 @@ describe('agent TLS by default', function () {
     await writeFile(certFile, Buffer.from(data['tls.crt'] ?? '', 'base64'));
     await writeFile(keyFile, Buffer.from(data['tls.key'] ?? '', 'base64'));
     const agent = await startAgent({
-      nodeName: name, kubeletRoot: '/nonexistent', probeIntervalMs: 1000, listenHost: '127.0.0.1', listenPort: 0, tls: { certFile, keyFile },
+      nodeName: name, kubeletRoot: '/nonexistent', probeIntervalMs: 1000, listenHost: '127.0.0.1', listenPort: 0, tls: { certFile, keyFile, reloadMs: 100 },
       heartbeatMs: 1000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'node', processMetrics: false, logLevel: 'error',
     }, {
       kubeConfig: await plane.kubeConfigFor(namespace, 'cnpg-dynamic-storage-agent'), logger: silentLogger,
@@ -105,6 +106,17 @@ describe('agent TLS by default', function () {
       assert.match(`${(err as Error).message} ${String((err as Error).cause)}`, /certificate|self[- ]signed|unable to verify/i);
       return true;
     });
+  });
+
+  it('serves a replaced pair without a restart, as kubelet updates the mounted Secret', async () => {
+    const first = await ensureAgentTls(controllerKubeConfig, secret, new Date(), silentLogger);
+    const agent = await agentWith((await core.readNamespacedSecret({ name: secret.name, namespace })).data ?? {}, 'node-c');
+    assert.equal((await client(agent.url, first.caPem).snapshot()).node, 'node-c');
+    const renewed = newAgentTlsData(secret.serverName, new Date());
+    await writeFile(path.join(dir, 'node-c.key'), Buffer.from(renewed['tls.key'] ?? '', 'base64'));
+    await writeFile(path.join(dir, 'node-c.crt'), Buffer.from(renewed['tls.crt'] ?? '', 'base64'));
+    const renewedCa = Buffer.from(renewed['ca.crt'] ?? '', 'base64').toString('utf8');
+    await eventually(async () => { assert.equal((await client(agent.url, renewedCa).snapshot()).node, 'node-c'); }, { timeoutMs: 5_000 });
   });
 
   it('replaces a Secret that does not hold a usable pair', async () => {
