@@ -11,7 +11,7 @@ import { MiB, parseQuantity } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
 import {
-  clusterApi, clusterManifest, fillWal, fillWithRows, mountPaths, primaryOf, releaseWal, verifySentinel, waitForHealthy,
+  clusterApi, clusterManifest, fillWal, fillWithRows, mountPaths, primaryOf, psql, releaseWal, verifySentinel, waitForHealthy,
   writeSentinel, type Sentinel,
 } from '../../node/postgres.ts';
 import { dsApi, installProduct, waitForProduct, type InstalledProduct } from '../../node/product.ts';
@@ -174,6 +174,32 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
       await releaseWal(s, ns, primary);
     }
     await waitForHealthy(s, ns, cluster, instances, 180_000);
+  });
+
+  it('WAL disk full: PostgreSQL stops with exit code 4, the product grows the disk at once, the instance comes back on its own', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const primary = await primaryOf(s, ns, cluster);
+    const before = await pvcSizes(s, ns, 'wal');
+    const restartsBefore = (await s.core.readNamespacedPod({ namespace: ns, name: primary })).status?.containerStatuses?.find((c) => c.name === 'postgres')?.restartCount ?? 0;
+    // Something other than PostgreSQL takes the rest of the WAL disk; the next WAL write cannot be made.
+    await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
+    await psql(s, ns, primary, "CREATE TABLE wal_full_probe AS SELECT repeat(md5(random()::text), 32) AS payload FROM generate_series(1, 2000);").catch(() => undefined);
+    try {
+      const crashed = await eventually(async () => {
+        const pod = await s.core.readNamespacedPod({ namespace: ns, name: primary });
+        const postgres = pod.status?.containerStatuses?.find((c) => c.name === 'postgres');
+        assert.ok((postgres?.restartCount ?? 0) > restartsBefore, `${primary} has not stopped yet`);
+        return postgres?.lastState?.terminated?.exitCode;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+      assert.equal(crashed, 4, 'CloudNativePG reports a full WAL disk with exit code 4');
+      const grown = await waitForGrowth(s, ns, 'wal', before[0]!.requested, instances);
+      assert.equal((await roleStatus(s, ns, 'wal'))?.lastAction?.kind, 'EmergencyGrow');
+      assert.ok(grown[0]!.requested > before[0]!.requested);
+      await waitForHealthy(s, ns, cluster, instances, 10 * 60_000);
+    } finally {
+      await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'rm', '-f', `${mountPaths.wal}/e2e-filler`]).catch(() => undefined);
+    }
   });
 
   it('creates a new replica at the grown sizes: the operator makes its PVCs, the webhook sizes them', async function () {
