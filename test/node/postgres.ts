@@ -5,8 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { MiB } from '../../shared/quantity.ts';
+import type { DynamicStorage, VolumeSizingStatus } from '../../shared/api/dynamicstorage.generated.ts';
+import { MiB, parseQuantity } from '../../shared/quantity.ts';
 import { eventually } from '../harness/eventually.ts';
+import { dsApi } from './product.ts';
 import { dfInPod, type DfUsage, type RealStack } from './stack.ts';
 
 export const clusterApi = { group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters' } as const;
@@ -182,5 +184,66 @@ export async function verifySentinel(stack: RealStack, namespace: string, cluste
       const out = await psql(stack, namespace, name, `${sentinelChecksum};`);
       assert.equal(out, `${sentinel.rows} ${sentinel.checksum}`, `sentinel on ${name}`);
     }, { timeoutMs, intervalMs: 1000 });
+  }
+}
+
+/** A logical volume of a Cluster: data, WAL, or one tablespace. */
+export type Role = 'data' | 'wal' | { tablespace: string };
+
+export function roleName(role: Role): string {
+  return typeof role === 'string' ? role : `tablespace ${role.tablespace}`;
+}
+
+export function roleSelector(cluster: string, role: Role): string {
+  if (role === 'data') return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_DATA`;
+  if (role === 'wal') return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_WAL`;
+  return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_TABLESPACE,cnpg.io/tablespaceName=${role.tablespace}`;
+}
+
+export interface PvcSize { name: string; requested: number; capacity: number }
+
+export async function pvcSizes(stack: RealStack, namespace: string, cluster: string, role: Role): Promise<PvcSize[]> {
+  const list = await stack.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: roleSelector(cluster, role) });
+  return list.items.map((p) => ({
+    name: p.metadata?.name ?? '',
+    requested: parseQuantity(p.spec?.resources?.requests?.storage ?? '0', 'request'),
+    capacity: parseQuantity(p.status?.capacity?.storage ?? '0', 'capacity'),
+  })).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** A Cluster by namespace and name. */
+export interface ClusterRef { namespace: string; cluster: string }
+
+/** Waits until `count` PVCs of the role all ask for and have one size above `above` bytes (the resize finished). */
+export async function waitForGrowth(stack: RealStack, ref: ClusterRef, role: Role, above: number, options: { count: number; timeoutMs?: number }): Promise<PvcSize[]> {
+  const { namespace, cluster } = ref;
+  const { count, timeoutMs = 240_000 } = options;
+  return eventually(async () => {
+    const pvcs = await pvcSizes(stack, namespace, cluster, role);
+    assert.equal(pvcs.length, count, `${roleName(role)} PVCs`);
+    assert.ok(pvcs.every((p) => p.requested > above && p.capacity >= p.requested), `every ${roleName(role)} PVC grown past ${above}: ${JSON.stringify(pvcs)}`);
+    assert.equal(new Set(pvcs.map((p) => p.requested)).size, 1, `${roleName(role)} PVCs ask for one size: ${JSON.stringify(pvcs)}`);
+    return pvcs;
+  }, { timeoutMs, intervalMs: 1000 });
+}
+
+/** The DynamicStorage status of one logical volume (the DynamicStorage is named after the Cluster). */
+export async function volumeStatus(stack: RealStack, namespace: string, cluster: string, role: Role): Promise<VolumeSizingStatus | undefined> {
+  const custom = stack.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace, name: cluster }) as DynamicStorage;
+  const sizing = object.status?.storageSizing;
+  if (role === 'data') return sizing?.data;
+  if (role === 'wal') return sizing?.wal;
+  return sizing?.tablespaces?.[role.tablespace];
+}
+
+/** Every instance pod's filesystem at `mountPath` is larger than `above` bytes, seen from inside the pod. */
+export async function filesystemsGrown(stack: RealStack, namespace: string, cluster: string, mountPath: string, above: number): Promise<void> {
+  const pods = (await stack.core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${cluster},cnpg.io/podRole=instance` })).items;
+  for (const pod of pods) {
+    await eventually(async () => {
+      const df = await dfInPod(stack, namespace, pod.metadata?.name ?? '', mountPath);
+      assert.ok(df.totalBytes > above, `${pod.metadata?.name ?? ''}: ${mountPath} is ${df.totalBytes} bytes`);
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
   }
 }

@@ -6,72 +6,25 @@
  */
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import type { DynamicStorage, VolumeSizingStatus } from '../../../shared/api/dynamicstorage.generated.ts';
 import { MiB, parseQuantity } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
 import {
-  clusterApi, clusterManifest, fillWal, fillWithRows, mountPaths, primaryOf, psql, releaseWal, verifySentinel, waitForHealthy,
-  writeSentinel, type Sentinel,
+  clusterApi, clusterManifest, fillWal, fillWithRows, filesystemsGrown, mountPaths, primaryOf, psql, pvcSizes, releaseWal,
+  roleName, roleSelector, verifySentinel, volumeStatus, waitForGrowth, waitForHealthy, writeSentinel, type Role, type Sentinel,
 } from '../../node/postgres.ts';
 import { dsApi, installProduct, waitForProduct, type InstalledProduct } from '../../node/product.ts';
-import { createNamespace, dfInPod, useRealStack, type RealStack } from '../../node/stack.ts';
+import { createNamespace, useRealStack } from '../../node/stack.ts';
 
 const cluster = 'pg';
 const tablespace = 'tbs1';
 const sizes = { data: 128 * MiB, wal: 64 * MiB, tablespace: 64 * MiB } as const;
-type Role = 'data' | 'wal' | 'tablespace';
-const roleLabels: Record<Role, string> = {
-  data: `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_DATA`,
-  wal: `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_WAL`,
-  tablespace: `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_TABLESPACE,cnpg.io/tablespaceName=${tablespace}`,
-};
-
+const tbs: Role = { tablespace };
 function volumePolicy(size: number): Record<string, unknown> {
   return {
     request: `${size / MiB}Mi`, limit: `${(4 * size) / MiB}Mi`, targetBuffer: 20,
     emergencyGrow: { criticalMinimumFree: '6Mi' }, growth: { minimumStep: '16Mi' },
   };
-}
-
-interface PvcSize { name: string; requested: number; capacity: number }
-
-async function pvcSizes(stack: RealStack, namespace: string, role: Role): Promise<PvcSize[]> {
-  const list = await stack.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: roleLabels[role] });
-  return list.items.map((p) => ({
-    name: p.metadata?.name ?? '',
-    requested: parseQuantity(p.spec?.resources?.requests?.storage ?? '0', 'request'),
-    capacity: parseQuantity(p.status?.capacity?.storage ?? '0', 'capacity'),
-  })).sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Waits until every PVC of the role asks for and has more than `above` bytes (Kubernetes finished resizing). */
-async function waitForGrowth(stack: RealStack, namespace: string, role: Role, above: number, count: number): Promise<PvcSize[]> {
-  return eventually(async () => {
-    const pvcs = await pvcSizes(stack, namespace, role);
-    assert.equal(pvcs.length, count, `${role} PVCs`);
-    assert.ok(pvcs.every((p) => p.requested > above && p.capacity >= p.requested), `every ${role} PVC grown past ${above}: ${JSON.stringify(pvcs)}`);
-    assert.equal(new Set(pvcs.map((p) => p.requested)).size, 1, `${role} PVCs ask for one size: ${JSON.stringify(pvcs)}`);
-    return pvcs;
-  }, { timeoutMs: 240_000, intervalMs: 1000 });
-}
-
-async function roleStatus(stack: RealStack, namespace: string, role: Role): Promise<VolumeSizingStatus | undefined> {
-  const custom = stack.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace, name: cluster }) as DynamicStorage;
-  const sizing = object.status?.storageSizing;
-  return role === 'data' ? sizing?.data : role === 'wal' ? sizing?.wal : sizing?.tablespaces?.[tablespace];
-}
-
-/** Every instance's filesystem for the role is larger than `above` bytes, seen from inside its (never restarted) pod. */
-async function filesystemsGrown(stack: RealStack, namespace: string, mountPath: string, above: number): Promise<void> {
-  const pods = (await stack.core.listNamespacedPod({ namespace, labelSelector: `cnpg.io/cluster=${cluster},cnpg.io/podRole=instance` })).items;
-  for (const pod of pods) {
-    await eventually(async () => {
-      const df = await dfInPod(stack, namespace, pod.metadata?.name ?? '', mountPath);
-      assert.ok(df.totalBytes > above, `${pod.metadata?.name ?? ''}: ${mountPath} is ${df.totalBytes} bytes`);
-    }, { timeoutMs: 60_000, intervalMs: 1000 });
-  }
 }
 
 describe('the product with the real CloudNativePG operator and PostgreSQL', function () {
@@ -125,16 +78,16 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const s = stack();
     const ns = namespace!.name;
     const owner = await s.kubeConfig.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ ...clusterApi, namespace: ns, name: cluster }) as k8s.KubernetesObject;
-    for (const role of ['data', 'wal', 'tablespace'] as const) {
-      const pvcs = (await s.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: roleLabels[role] })).items;
-      assert.equal(pvcs.length, instances, `${role} PVCs`);
+    for (const role of ['data', 'wal', tbs] as const) {
+      const pvcs = (await s.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: roleSelector(cluster, role) })).items;
+      assert.equal(pvcs.length, instances, `${roleName(role)} PVCs`);
       for (const pvc of pvcs) {
         assert.equal(pvc.metadata?.ownerReferences?.find((r) => r.controller)?.uid, owner.metadata?.uid, `${pvc.metadata?.name ?? ''} owned by the Cluster`);
       }
       // The agents' readings reached the controller for every instance: the volume has a settled, non-waiting state.
       await eventually(async () => {
-        const status = await roleStatus(s, ns, role);
-        assert.ok(status?.state && status.state !== 'WaitingForDiskStatus', `${role}: ${status?.state ?? 'no status'} ${status?.message ?? ''}`);
+        const status = await volumeStatus(s, ns, cluster, role);
+        assert.ok(status?.state && status.state !== 'WaitingForDiskStatus', `${roleName(role)}: ${status?.state ?? 'no status'} ${status?.message ?? ''}`);
         assert.equal(status.actualSizes?.length ?? instances, instances);
       }, { timeoutMs: 120_000, intervalMs: 1000 });
     }
@@ -145,8 +98,8 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const ns = namespace!.name;
     const primary = await primaryOf(s, ns, cluster);
     await fillWithRows(s, ns, primary, { usedShare: 0.88 });
-    const grown = await waitForGrowth(s, ns, 'data', sizes.data, instances);
-    await filesystemsGrown(s, ns, mountPaths.data, sizes.data);
+    const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'data', sizes.data, { count: instances });
+    await filesystemsGrown(s, ns, cluster, mountPaths.data, sizes.data);
     assert.ok(grown[0]!.requested <= 4 * sizes.data, 'within the limit');
     await waitForHealthy(s, ns, cluster, instances, 180_000);
   });
@@ -155,11 +108,11 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const s = stack();
     const ns = namespace!.name;
     const primary = await primaryOf(s, ns, cluster);
-    const dataBefore = await pvcSizes(s, ns, 'data');
+    const dataBefore = await pvcSizes(s, ns, cluster, 'data');
     await fillWithRows(s, ns, primary, { usedShare: 0.88, tablespace });
-    await waitForGrowth(s, ns, 'tablespace', sizes.tablespace, instances);
-    await filesystemsGrown(s, ns, mountPaths.tablespace(tablespace), sizes.tablespace);
-    assert.deepEqual((await pvcSizes(s, ns, 'data')).map((p) => p.requested), dataBefore.map((p) => p.requested), 'the data volumes did not move');
+    await waitForGrowth(s, { namespace: ns, cluster }, tbs, sizes.tablespace, { count: instances });
+    await filesystemsGrown(s, ns, cluster, mountPaths.tablespace(tablespace), sizes.tablespace);
+    assert.deepEqual((await pvcSizes(s, ns, cluster, 'data')).map((p) => p.requested), dataBefore.map((p) => p.requested), 'the data volumes did not move');
   });
 
   it('grows the WAL volumes from WAL that a replication slot holds', async function () {
@@ -168,8 +121,8 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const primary = await primaryOf(s, ns, cluster);
     try {
       await fillWal(s, ns, primary, 0.88);
-      await waitForGrowth(s, ns, 'wal', sizes.wal, instances);
-      await filesystemsGrown(s, ns, mountPaths.wal, sizes.wal);
+      await waitForGrowth(s, { namespace: ns, cluster }, 'wal', sizes.wal, { count: instances });
+      await filesystemsGrown(s, ns, cluster, mountPaths.wal, sizes.wal);
     } finally {
       await releaseWal(s, ns, primary);
     }
@@ -180,7 +133,7 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const s = stack();
     const ns = namespace!.name;
     const primary = await primaryOf(s, ns, cluster);
-    const before = await pvcSizes(s, ns, 'wal');
+    const before = await pvcSizes(s, ns, cluster, 'wal');
     const restartsBefore = (await s.core.readNamespacedPod({ namespace: ns, name: primary })).status?.containerStatuses?.find((c) => c.name === 'postgres')?.restartCount ?? 0;
     // Something other than PostgreSQL takes the rest of the WAL disk; the next WAL write cannot be made.
     await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
@@ -193,8 +146,8 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
         return postgres?.lastState?.terminated?.exitCode;
       }, { timeoutMs: 120_000, intervalMs: 500 });
       assert.equal(crashed, 4, 'CloudNativePG reports a full WAL disk with exit code 4');
-      const grown = await waitForGrowth(s, ns, 'wal', before[0]!.requested, instances);
-      assert.equal((await roleStatus(s, ns, 'wal'))?.lastAction?.kind, 'EmergencyGrow');
+      const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'wal', before[0]!.requested, { count: instances });
+      assert.equal((await volumeStatus(s, ns, cluster, 'wal'))?.lastAction?.kind, 'EmergencyGrow');
       assert.ok(grown[0]!.requested > before[0]!.requested);
       await waitForHealthy(s, ns, cluster, instances, 10 * 60_000);
     } finally {
@@ -205,19 +158,20 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
   it('creates a new replica at the grown sizes: the operator makes its PVCs, the webhook sizes them', async function () {
     const s = stack();
     const ns = namespace!.name;
-    const effective: Partial<Record<Role, number>> = {};
-    for (const role of ['data', 'wal', 'tablespace'] as const) {
-      const status = await roleStatus(s, ns, role);
-      effective[role] = parseQuantity(status?.effectiveSize ?? '0', 'effectiveSize');
-      assert.ok(effective[role]! > sizes[role], `${role} effective size ${status?.effectiveSize ?? ''} is the grown one`);
+    const volumes = [['data', 'data', sizes.data], ['wal', 'wal', sizes.wal], ['tablespace', tbs, sizes.tablespace]] as const;
+    const effective = new Map<string, number>();
+    for (const [label, role, size] of volumes) {
+      const status = await volumeStatus(s, ns, cluster, role);
+      effective.set(label, parseQuantity(status?.effectiveSize ?? '0', 'effectiveSize'));
+      assert.ok(effective.get(label)! > size, `${label} effective size ${status?.effectiveSize ?? ''} is the grown one`);
     }
     instances = 4;
     await s.kubectl(['patch', 'cluster', '-n', ns, cluster, '--type=merge', '-p', JSON.stringify({ spec: { instances } })]);
     await waitForHealthy(s, ns, cluster, instances, 15 * 60_000);
-    for (const role of ['data', 'wal', 'tablespace'] as const) {
-      const pvcs = await pvcSizes(s, ns, role);
-      assert.equal(pvcs.length, instances, `${role} PVCs`);
-      assert.ok(pvcs.every((p) => p.requested === effective[role]), `every ${role} PVC at ${effective[role]}: ${JSON.stringify(pvcs)}`);
+    for (const [label, role] of volumes) {
+      const pvcs = await pvcSizes(s, ns, cluster, role);
+      assert.equal(pvcs.length, instances, `${label} PVCs`);
+      assert.ok(pvcs.every((p) => p.requested === effective.get(label)), `every ${label} PVC at ${effective.get(label)}: ${JSON.stringify(pvcs)}`);
     }
   });
 });
