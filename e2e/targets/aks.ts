@@ -178,10 +178,15 @@ export function parseForwardedPort(line: string): number | undefined {
 // ---------------------------------------------------------------------------------------------------------------------
 // Running commands
 
+/** The environment of `kubectl`: the suite's, with the target's kubeconfig. */
+export function commandEnv(settings: TargetSettings): Record<string, string | undefined> {
+  return settings.kubeconfig === undefined ? { ...settings.commandEnv } : { ...settings.commandEnv, KUBECONFIG: settings.kubeconfig };
+}
+
 export type Run = (command: string, args: readonly string[]) => Promise<string>;
 
 /** Runs a command and returns its stdout; fails with its stderr. */
-export function runCommand(env: NodeJS.ProcessEnv): Run {
+export function runCommand(env: Readonly<Record<string, string | undefined>>): Run {
   return (command, args) => new Promise((resolve, reject) => {
     execFile(command, [...args], { env, maxBuffer: 64 * MiB, timeout: 30 * 60_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${command} ${args.join(' ')}: ${err.message} ${stderr}`));
@@ -210,14 +215,14 @@ class AksTarget implements TargetDriver {
   readonly faults;
   readonly drain;
   private readonly kubectl: (args: readonly string[]) => Promise<string>;
-  private readonly kubectlEnv: NodeJS.ProcessEnv;
+  private readonly kubectlEnv: Record<string, string | undefined>;
   private readonly namespaces: string[] = [];
 
   constructor(kc: k8s.KubeConfig, settings: TargetSettings, run: Run) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
-    this.kubectlEnv = settings.kubeconfig === undefined ? { ...process.env } : { ...process.env, KUBECONFIG: settings.kubeconfig };
+    this.kubectlEnv = commandEnv(settings);
     this.kubectl = (args) => run('kubectl', args);
     this.faults = {
       // Azure takes tens of seconds to expand a disk: every resize is in flight long enough to interrupt it.
@@ -461,8 +466,7 @@ export async function startAksTarget(settings: TargetSettings): Promise<TargetDr
   const kc = new k8s.KubeConfig();
   if (settings.kubeconfig === undefined) kc.loadFromDefault();
   else kc.loadFromFile(settings.kubeconfig);
-  const env = settings.kubeconfig === undefined ? { ...process.env } : { ...process.env, KUBECONFIG: settings.kubeconfig };
-  const target = createAksDriver(kc, settings, runCommand(env));
+  const target = createAksDriver(kc, settings, runCommand(commandEnv(settings)));
   await checkInstalled(kc);
   return target;
 }

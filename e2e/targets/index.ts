@@ -18,6 +18,8 @@ export interface TargetSettings {
   name: TargetName;
   /** The kubeconfig of a real cluster (aks): `KUBECONFIG`, else the default loading rules. */
   kubeconfig: string | undefined;
+  /** The environment of the commands a driver runs (`kubectl`: PATH, HOME, cloud credentials' helpers). */
+  commandEnv: Readonly<Record<string, string | undefined>>;
 }
 
 /** Reads `E2E_TARGET` (standin | node | aks, default standin) and `KUBECONFIG`. Throws on an unknown target. */
@@ -28,7 +30,7 @@ export function readTargetSettings(env: Readonly<Record<string, string | undefin
     throw new Error(`E2E_TARGET must be one of ${targetNames.join(', ')}, got "${raw}"`);
   }
   const kubeconfig = env.KUBECONFIG?.trim();
-  return { name: name as TargetName, kubeconfig: kubeconfig === '' ? undefined : kubeconfig };
+  return { name: name as TargetName, kubeconfig: kubeconfig === '' ? undefined : kubeconfig, commandEnv: { ...env } };
 }
 
 /**

@@ -20,8 +20,9 @@ function usage(usedBytes: number, availableBytes: number): Usage {
 describe('e2e targets', function () {
   describe('selection', function () {
     it('defaults to the stand-in and reads KUBECONFIG', function () {
-      assert.deepEqual(readTargetSettings({}), { name: 'standin', kubeconfig: undefined });
-      assert.deepEqual(readTargetSettings({ E2E_TARGET: ' aks ', KUBECONFIG: '/tmp/kc' }), { name: 'aks', kubeconfig: '/tmp/kc' });
+      assert.deepEqual(readTargetSettings({}), { name: 'standin', kubeconfig: undefined, commandEnv: {} });
+      const env = { E2E_TARGET: ' aks ', KUBECONFIG: '/tmp/kc', PATH: '/bin' };
+      assert.deepEqual(readTargetSettings(env), { name: 'aks', kubeconfig: '/tmp/kc', commandEnv: env });
       assert.equal(readTargetSettings({ E2E_TARGET: 'node' }).name, 'node');
     });
 
@@ -126,7 +127,7 @@ describe('e2e targets', function () {
         clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u', token: 't' }],
         contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
       });
-      const driver = createAksDriver(kc, { name: 'aks', kubeconfig: undefined }, () => Promise.reject(new Error('no commands here')));
+      const driver = createAksDriver(kc, { name: 'aks', kubeconfig: undefined, commandEnv: {} }, () => Promise.reject(new Error('no commands here')));
       assert.equal(driver.clock.supported, false);
       for (const capability of [driver.clock, driver.faults.infeasible, driver.faults.growthBoundary]) {
         assert.ok(!capability.supported && capability.reason.length > 20, 'a reason is given');
