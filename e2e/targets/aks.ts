@@ -131,12 +131,16 @@ export function freeSql(role: Role): string {
   return `DROP TABLE IF EXISTS ${fillTable(role)}; CHECKPOINT;`;
 }
 
-/** How many MiB to write next to bring `usage` to `percent`: half the gap while it is large (WAL comes on top), at least 1. */
+/**
+ * How many MiB to write next to bring `usage` to `percent`: half the gap while it is above 32 MiB, since rows written to
+ * the data volume also write as much WAL until the next checkpoint (where WAL shares the volume), so a round never goes
+ * past the target even for a moment; at least 1.
+ */
 export function nextFillMiB(usage: Usage, percent: number): number {
   const total = usage.usedBytes + usage.availableBytes;
   const gap = Math.floor((percent / 100) * total) - usage.usedBytes;
   if (gap <= 0) return 0;
-  const step = gap > 256 * MiB ? gap / 2 : gap;
+  const step = gap > 32 * MiB ? gap / 2 : gap;
   return Math.max(1, Math.floor(step / MiB));
 }
 
@@ -343,7 +347,7 @@ class AksTarget implements TargetDriver {
 
   /**
    * Writes on the primary until the instance's volume is at `percent` (replicas fill through replication), in rounds of
-   * at most half the gap while it is large; frees first when above.
+   * half the gap while it is large (nextFillMiB); frees first when above.
    */
   async fill(volume: InstanceVolume, percent: number): Promise<void> {
     const primary = await this.currentPrimary(volume.namespace, volume.cluster);

@@ -130,7 +130,7 @@ export interface TargetTimeouts {
   readonly windowLeadMs: number;
 }
 
-/** A faulty storage made to refuse expansions of some PVCs. */
+/** The faults a scenario may inject, each one a capability of the target; the action returns how to undo it. */
 export interface FaultControls {
   /** Hold every expansion in flight for about `ms` (the CSI's controller side is slow). */
   readonly latency: Capability<(ms: number) => Promise<Undo>>;

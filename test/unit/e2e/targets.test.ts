@@ -96,7 +96,8 @@ describe('e2e targets', function () {
 
     it('fills in rounds of half the gap while it is large, the whole gap when small, nothing when there', function () {
       assert.equal(nextFillMiB(usage(0, 8 * GiB), 50), 2048);
-      assert.equal(nextFillMiB(usage(3900 * MiB, 100 * MiB), 99), 60);
+      assert.equal(nextFillMiB(usage(3900 * MiB, 100 * MiB), 99), 30);
+      assert.equal(nextFillMiB(usage(3940 * MiB, 60 * MiB), 99), 20, 'the whole gap under 32 MiB');
       assert.equal(nextFillMiB(usage(90 * MiB, 10 * MiB), 50), 0);
       assert.equal(nextFillMiB(usage(10 * MiB, 90 * MiB), 10.5), 1, 'at least 1 MiB');
     });
