@@ -132,16 +132,15 @@ export function freeSql(role: Role): string {
 }
 
 /**
- * How many MiB to write next to bring `usage` to `percent`: half the gap while it is above 32 MiB, since rows written to
- * the data volume also write as much WAL until the next checkpoint (where WAL shares the volume), so a round never goes
- * past the target even for a moment; at least 1.
+ * How many MiB to write next to bring `usage` to `percent`: half the gap (at least 1 MiB), since rows written to the data
+ * volume also write as much WAL until the checkpoint that ends the round (where WAL shares the volume), so a round never
+ * takes the volume past the target, even for a moment. The rounds stop within half a point of the target.
  */
 export function nextFillMiB(usage: Usage, percent: number): number {
   const total = usage.usedBytes + usage.availableBytes;
   const gap = Math.floor((percent / 100) * total) - usage.usedBytes;
   if (gap <= 0) return 0;
-  const step = gap > 32 * MiB ? gap / 2 : gap;
-  return Math.max(1, Math.floor(step / MiB));
+  return Math.max(1, Math.floor(gap / 2 / MiB));
 }
 
 /** The sentinel table of a volume (the data volume: no tablespace). */
@@ -347,7 +346,7 @@ class AksTarget implements TargetDriver {
 
   /**
    * Writes on the primary until the instance's volume is at `percent` (replicas fill through replication), in rounds of
-   * half the gap while it is large (nextFillMiB); frees first when above.
+   * half the gap (nextFillMiB); frees first when above.
    */
   async fill(volume: InstanceVolume, percent: number): Promise<void> {
     const primary = await this.currentPrimary(volume.namespace, volume.cluster);

@@ -3,6 +3,8 @@
  * driver would run (Cluster manifests, psql and statfs commands, fill and sentinel SQL, the switchover patch).
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, parseQuantity } from '../../../shared/quantity.ts';
 import {
@@ -94,10 +96,10 @@ describe('e2e targets', function () {
       assert.throws(() => fillSql('data', 1.5), RangeError);
     });
 
-    it('fills in rounds of half the gap while it is large, the whole gap when small, nothing when there', function () {
+    it('fills in rounds of half the gap, nothing when there', function () {
       assert.equal(nextFillMiB(usage(0, 8 * GiB), 50), 2048);
       assert.equal(nextFillMiB(usage(3900 * MiB, 100 * MiB), 99), 30);
-      assert.equal(nextFillMiB(usage(3940 * MiB, 60 * MiB), 99), 20, 'the whole gap under 32 MiB');
+      assert.equal(nextFillMiB(usage(3940 * MiB, 60 * MiB), 99), 10);
       assert.equal(nextFillMiB(usage(90 * MiB, 10 * MiB), 50), 0);
       assert.equal(nextFillMiB(usage(10 * MiB, 90 * MiB), 10.5), 1, 'at least 1 MiB');
     });
@@ -136,5 +138,104 @@ describe('e2e targets', function () {
       assert.ok(driver.faults.quota.supported && driver.faults.latency.supported && driver.drain.supported);
       assert.equal(driver.sizes.boundaryStorageClass, 'managed-csi');
     });
+  });
+});
+
+/** A kube-apiserver that only knows one CNPG Cluster `ns/pg` with `primary` as its primary. */
+async function fakeApiServer(primary: string): Promise<{ kubeConfig: k8s.KubeConfig; close: () => Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.startsWith('/apis/postgresql.cnpg.io/v1/namespaces/ns/clusters/pg')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'ns' }, spec: { instances: 2 }, status: { currentPrimary: primary } }));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ kind: 'Status', code: 404 }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const kubeConfig = new k8s.KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }], users: [{ name: 'u', token: 't' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+  });
+  return { kubeConfig, close: () => new Promise((resolve) => { server.close(() => { resolve(); }); }) };
+}
+
+/**
+ * A volume of 1000 blocks of 1 MiB behind `kubectl exec`: `stat -f` reports it, fill SQL adds its rows, freeing SQL gives
+ * back what the fills wrote.
+ */
+function fakeVolume(baseMiB: number, filledMiB = 0): { run: (command: string, args: readonly string[]) => Promise<string>; calls: string[][]; usedMiB: () => number; peakMiB: () => number } {
+  let filled = filledMiB;
+  let peak = baseMiB + filled;
+  const calls: string[][] = [];
+  return {
+    calls, usedMiB: () => baseMiB + filled, peakMiB: () => peak,
+    run: (command, args) => {
+      calls.push([command, ...args]);
+      const last = args.at(-1) ?? '';
+      if (args.includes('stat')) {
+        const free = 1000 - baseMiB - filled;
+        return Promise.resolve(`${MiB} 1000 ${free} ${free}\n`);
+      }
+      const rows = /generate_series\(1, (\d+)\)/.exec(last);
+      if (rows) {
+        // The rows, and as much WAL until the checkpoint at the end of the statement.
+        peak = Math.max(peak, baseMiB + filled + 2 * Number(rows[1]));
+        filled += Number(rows[1]);
+      } else if (last.includes('DROP TABLE')) {
+        filled = 0;
+      }
+      return Promise.resolve('');
+    },
+  };
+}
+
+describe('e2e targets: the AKS driver fills through psql on the primary', function () {
+  it('writes in rounds until the volume is at the percentage, never past it, each in the primary\'s postgres container', async function () {
+    const api = await fakeApiServer('pg-1');
+    try {
+      const volume = fakeVolume(10);
+      const driver = createAksDriver(api.kubeConfig, { name: 'aks', kubeconfig: undefined, commandEnv: {} }, volume.run);
+      await driver.fill({ namespace: 'ns', cluster: 'pg', instance: 1, role: 'data' }, 50);
+      assert.ok(Math.abs(volume.usedMiB() - 500) <= 5, `at 50%: ${volume.usedMiB()} MiB of 1000`);
+      assert.ok(volume.peakMiB() <= 500, `never past the target, WAL included: ${volume.peakMiB()}`);
+      const psql = volume.calls.filter((c) => c.includes('psql'));
+      assert.ok(psql.length >= 3 && psql.length < 40, `in rounds: ${psql.length}`);
+      for (const call of psql) assert.deepEqual(call.slice(0, 9), ['kubectl', 'exec', '-n', 'ns', 'pg-1', '-c', 'postgres', '--', 'psql']);
+      assert.match(psql[0]?.at(-1) ?? '', /generate_series\(1, 245\)/, 'half of the 490 MiB gap first');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('frees what it wrote when above the percentage, then fills again', async function () {
+    const api = await fakeApiServer('pg-1');
+    try {
+      const volume = fakeVolume(10, 890);
+      const driver = createAksDriver(api.kubeConfig, { name: 'aks', kubeconfig: undefined, commandEnv: {} }, volume.run);
+      await driver.fill({ namespace: 'ns', cluster: 'pg', instance: 1, role: { tablespace: 'analytics' } }, 50);
+      const sql = volume.calls.filter((c) => c.includes('psql')).map((c) => c.at(-1) ?? '');
+      assert.match(sql[0] ?? '', /DROP TABLE IF EXISTS e2e_fill_tbs_analytics/);
+      assert.match(sql[1] ?? '', /TABLESPACE "analytics"/);
+      assert.ok(Math.abs(volume.usedMiB() - 500) <= 5, `at 50%: ${volume.usedMiB()}`);
+      const stat = volume.calls.find((c) => c.includes('stat'));
+      assert.equal(stat?.at(-1), '/var/lib/postgresql/tablespaces/analytics');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('refuses to fill the WAL of a replica (the slot holds WAL back on the primary only)', async function () {
+    const api = await fakeApiServer('pg-1');
+    try {
+      const volume = fakeVolume(10);
+      const driver = createAksDriver(api.kubeConfig, { name: 'aks', kubeconfig: undefined, commandEnv: {} }, volume.run);
+      await assert.rejects(driver.fill({ namespace: 'ns', cluster: 'pg', instance: 2, role: 'wal' }, 50), /WAL is filled on the primary only/);
+      assert.deepEqual(volume.calls, []);
+    } finally {
+      await api.close();
+    }
   });
 });
