@@ -181,12 +181,13 @@ if [[ "$reuse" == true ]]; then
   echo "run-aks-e2e: AKS_REUSE=true: using the cluster ${resource_group}/${cluster} as it is"
 else
   if ! probe az group show --subscription "$subscription" --name "$resource_group"; then
-    run az group create --subscription "$subscription" --name "$resource_group" --location "$location"
+    # Marked before it runs: a create that fails half-way still leaves something to delete.
     created_group=true
+    run az group create --subscription "$subscription" --name "$resource_group" --location "$location"
   fi
   if [[ -z "${REGISTRY:-}" ]] && ! probe az acr show --subscription "$subscription" --resource-group "$resource_group" --name "$acr_name"; then
-    run az acr create --subscription "$subscription" --resource-group "$resource_group" --name "$acr_name" --sku Basic
     created_registry=true
+    run az acr create --subscription "$subscription" --resource-group "$resource_group" --name "$acr_name" --sku Basic
   fi
   if ! probe az aks show --subscription "$subscription" --resource-group "$resource_group" --name "$cluster"; then
     create=(az aks create --subscription "$subscription" --resource-group "$resource_group" --name "$cluster" --location "$location"
@@ -195,8 +196,8 @@ else
     if ((${#zone_list[@]} > 0)); then create+=(--zones "${zone_list[@]}"); fi
     if [[ -n "$k8s_version" ]]; then create+=(--kubernetes-version "$k8s_version"); fi
     if [[ -z "${REGISTRY:-}" ]]; then create+=(--attach-acr "$acr_name"); fi
-    run "${create[@]}"
     created_cluster=true
+    run "${create[@]}"
   fi
 fi
 run az aks get-credentials --subscription "$subscription" --resource-group "$resource_group" --name "$cluster" --file "$kubeconfig" --overwrite-existing

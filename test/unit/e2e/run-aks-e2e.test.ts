@@ -1,10 +1,11 @@
 /**
  * e2e/run-aks-e2e.sh without a cluster: its dry run prints the whole run for given inputs and runs nothing (fake `az`,
- * `kubectl`, `docker` and `npx` first on PATH record any call), missing inputs and unknown flags fail.
+ * `kubectl`, `docker` and `npx` first on PATH record any call), missing inputs and unknown flags fail; with the fakes
+ * a real run collects artifacts when the suite fails and deletes what it created, also when interrupted.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../stack/index.ts';
@@ -28,9 +29,17 @@ describe('e2e/run-aks-e2e.sh', function () {
   before(function () {
     fakeBin = mkdtempSync(path.join(tmpdir(), 'run-aks-e2e-'));
     calls = path.join(fakeBin, 'calls.log');
-    for (const tool of ['az', 'kubectl', 'docker', 'npx']) {
+    // Each records its call. `az ... show` answers "not found" (FAKE_SHOW_STATUS, default 1), `npx` exits with
+    // FAKE_NPX_STATUS, `docker` takes FAKE_DOCKER_SLEEP seconds.
+    const fakes: Record<string, string> = {
+      az: 'case "$*" in *" show "*) exit "${FAKE_SHOW_STATUS:-1}" ;; esac',
+      kubectl: '',
+      docker: 'sleep "${FAKE_DOCKER_SLEEP:-0}"',
+      npx: 'exit "${FAKE_NPX_STATUS:-0}"',
+    };
+    for (const [tool, body] of Object.entries(fakes)) {
       const file = path.join(fakeBin, tool);
-      writeFileSync(file, `#!/bin/sh\necho "${tool} $*" >> "${calls}"\nexit 0\n`);
+      writeFileSync(file, `#!/bin/sh\necho "${tool} $*" >> "${calls}"\n${body}\nexit 0\n`);
       chmodSync(file, 0o755);
     }
   });
@@ -148,6 +157,47 @@ describe('e2e/run-aks-e2e.sh', function () {
     for (const name of ['AZURE_SUBSCRIPTION', 'AZURE_LOCATION', 'AKS_RESOURCE_GROUP', 'AKS_CLUSTER', 'REGISTRY', 'ACR_NAME', 'AKS_NODE_SIZE', 'AKS_NODE_COUNT', 'AKS_K8S_VERSION', 'CNPG_VERSION']) {
       assert.match(help.stdout, new RegExp(name));
     }
+  });
+
+  function recordedCalls(): string[] {
+    return existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : [];
+  }
+
+  it('for real (fake tools): a failing suite leaves artifacts, then what the run created is deleted', function () {
+    const artifacts = path.join(fakeBin, 'artifacts');
+    const r = runScript([], { ...inputs, ARTIFACTS_DIR: artifacts, FAKE_NPX_STATUS: '3' });
+    assert.equal(r.status, 3, `the suite's exit status (${r.stderr})`);
+    const called = recordedCalls();
+    const index = (fragment: string): number => called.findIndex((c) => c.includes(fragment));
+    assert.ok(index('npx mocha') >= 0, called.join('\n'));
+    assert.ok(index('get events -A') > index('npx mocha'), 'artifacts after the suite');
+    assert.ok(index('az group delete') > index('get events -A'), `the group it created deleted last:\n${called.join('\n')}`);
+    assert.match(r.stderr, /the suite failed \(exit 3\)/);
+  });
+
+  it('for real (fake tools): reuses a resource group and cluster that exist, and leaves them', function () {
+    const r = runScript([], { ...inputs, REGISTRY: 'registry.example.com', ARTIFACTS_DIR: path.join(fakeBin, 'artifacts'), FAKE_SHOW_STATUS: '0' });
+    assert.equal(r.status, 0, r.stderr);
+    const called = recordedCalls();
+    assert.ok(!called.some((c) => /^az (group|aks|acr) (create|delete)/.test(c)), called.join('\n'));
+    assert.ok(called.some((c) => c.startsWith('npx mocha')));
+  });
+
+  it('for real (fake tools): an interrupted run still deletes what it created', async function () {
+    rmSync(calls, { force: true });
+    const child = spawn('bash', [script], {
+      cwd: repoRoot, stdio: 'ignore',
+      env: { PATH: `${fakeBin}:/usr/bin:/bin`, HOME: fakeBin, ...inputs, ARTIFACTS_DIR: path.join(fakeBin, 'artifacts'), FAKE_DOCKER_SLEEP: '1' },
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code); }));
+    for (let waited = 0; !recordedCalls().some((c) => c.startsWith('docker build')) && waited < 10_000; waited += 50) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143);
+    const called = recordedCalls();
+    assert.ok(!called.some((c) => c.startsWith('docker push') || c.startsWith('npx')), `stopped at the interrupt:\n${called.join('\n')}`);
+    assert.ok(called.at(-1)?.startsWith('az group delete'), `cleaned up:\n${called.join('\n')}`);
   });
 
   it('is shellcheck-clean (when shellcheck is installed)', function () {
