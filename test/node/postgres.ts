@@ -247,3 +247,11 @@ export async function filesystemsGrown(stack: RealStack, namespace: string, clus
     }, { timeoutMs: 60_000, intervalMs: 1000 });
   }
 }
+
+/** The operator's log lines about a namespace, and the Cluster's phase: what to show when the operator did not act. */
+export async function operatorDiagnostics(stack: RealStack, namespace: string, cluster: string, lines = 25): Promise<string> {
+  const status = await clusterStatus(stack, namespace, cluster).catch(() => ({}));
+  const log = await stack.kubectl(['logs', '-n', 'cnpg-system', 'deployment/cnpg-controller-manager', '--since=10m']).catch((err: unknown) => String(err));
+  const mine = log.split('\n').filter((l) => l.includes(`"namespace":"${namespace}"`) && !l.includes('Defaulting for') && !l.includes('Validat'));
+  return `cluster ${namespace}/${cluster}: ${JSON.stringify(status)}\noperator:\n${mine.slice(-lines).map((l) => l.slice(0, 400)).join('\n')}`;
+}

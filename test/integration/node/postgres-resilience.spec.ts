@@ -12,7 +12,7 @@ import { eventually } from '../../harness/eventually.ts';
 import { clearCsiFaults, setCsiFaults } from '../../node/csi-faults.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
 import {
-  clusterManifest, clusterStatus, fillWithRows, primaryOf, pvcSizes, verifySentinel, volumeStatus, waitForGrowth,
+  clusterManifest, clusterStatus, fillWithRows, operatorDiagnostics, primaryOf, pvcSizes, verifySentinel, volumeStatus, waitForGrowth,
   waitForHealthy, writeSentinel, type ClusterRef, type PvcSize, type Sentinel,
 } from '../../node/postgres.ts';
 import { dsApi, installProduct, waitForProduct, type InstalledProduct } from '../../node/product.ts';
@@ -204,7 +204,9 @@ describe('the real CloudNativePG operator during a resize', function () {
     await eventually(async () => {
       const pvcs = await pvcSizes(s, ref.namespace, cluster, 'data');
       assert.ok(pvcs.every((p) => p.requested === larger * MiB), `the operator asked for ${larger}Mi: ${JSON.stringify(pvcs)}`);
-    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    }, { timeoutMs: 180_000, intervalMs: 1000 }).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\n${await operatorDiagnostics(s, ref.namespace, cluster)}`);
+    });
     await clearCsiFaults(s);
     await waitForGrowth(s, ref, 'data', inFlight, { count: instances, timeoutMs: 300_000 });
     await waitForHealthy(s, ref.namespace, cluster, instances, 600_000);
