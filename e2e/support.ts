@@ -42,14 +42,15 @@ export type E2E = TargetDriver;
 export function useTarget(hints: StackHints = {}): () => E2E {
   let e2e: E2E | undefined;
   before(async function () {
-    this.timeout(240_000);
+    // The real node may have to come up first (built from cold, that takes long; warm, a minute and a half).
+    this.timeout(targetSettings().name === 'node' ? 60 * 60_000 : 240_000);
     e2e = await startTarget(targetSettings(), hints);
   });
   afterEach(async function () {
     for (const cleanup of scenarioCleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   });
   after(async function () {
-    this.timeout(120_000);
+    this.timeout(600_000);
     await e2e?.stop();
   });
   return () => {

@@ -20,7 +20,7 @@ import { agentAudience } from '../../controller/agent-token.ts';
 import { GiB, MiB } from '../../shared/quantity.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import {
-  supported, unsupported, type ClockControl, type ClusterShape, type InstanceVolume, type Role, type Sentinels, type TargetDriver, type TargetSettings,
+  supported, unsupported, type ClockControl, type ClusterShape, type FaultControls, type InstanceVolume, type Role, type Sentinels, type TargetDriver, type TargetSettings,
   type TargetSizes, type TargetTimeouts, type Undo, type Usage,
 } from './index.ts';
 import { scrape } from './metrics.ts';
@@ -48,15 +48,24 @@ const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergeP
 // ---------------------------------------------------------------------------------------------------------------------
 // What the driver runs, as pure functions (unit-tested without a cluster)
 
+/** What a target changes in the scenarios' Clusters so that PostgreSQL fits its volumes (the real node's are MiB-scale). */
+export interface ClusterTuning {
+  /** PostgreSQL parameters added to the Cluster's. */
+  parameters?: Record<string, string>;
+  /** initdb's WAL segment size in MiB (`bootstrap.initdb.walSegmentSize`). */
+  walSegmentSizeMiB?: number;
+}
+
 /** A CNPG Cluster for a scenario shape. */
-export function clusterManifest(namespace: string, name: string, shape: ClusterShape): Record<string, unknown> {
+export function clusterManifest(namespace: string, name: string, shape: ClusterShape, tuning: ClusterTuning = {}): Record<string, unknown> {
   const storage = { size: shape.size, storageClass: shape.storageClass };
   const spec: Record<string, unknown> = {
     instances: shape.instances,
     storage,
     // A slot holds WAL back for the WAL scenarios: no cap on what it may keep.
-    postgresql: { parameters: { max_slot_wal_keep_size: '-1' } },
+    postgresql: { parameters: { max_slot_wal_keep_size: '-1', ...tuning.parameters } },
   };
+  if (tuning.walSegmentSizeMiB !== undefined) spec.bootstrap = { initdb: { database: 'app', owner: 'app', walSegmentSize: tuning.walSegmentSizeMiB } };
   if (shape.walStorage) spec.walStorage = { ...storage };
   if (shape.tablespaces.length > 0) spec.tablespaces = shape.tablespaces.map((t) => ({ name: t, storage: { ...storage } }));
   return { apiVersion: `${cnpgApi.group}/${cnpgApi.version}`, kind: 'Cluster', metadata: { name, namespace }, spec };
@@ -210,32 +219,69 @@ interface CnpgCluster {
   status?: { phase?: string; readyInstances?: number; currentPrimary?: string };
 }
 
-class AksTarget implements TargetDriver {
-  readonly name = 'aks' as const;
+/**
+ * What sets a real cluster target apart: its name, sizes, timeouts, the faults it can inject beyond a ResourceQuota, the
+ * Clusters' tuning and its filesystems. AKS and the real node share everything else (the API, kubectl, psql).
+ */
+export interface RealTargetProfile {
+  readonly name: 'aks' | 'node';
+  readonly sizes: TargetSizes;
+  readonly timeouts: TargetTimeouts;
+  readonly latency: FaultControls['latency'];
+  readonly infeasible: FaultControls['infeasible'];
+  readonly growthBoundary: FaultControls['growthBoundary'];
+  readonly tuning: ClusterTuning;
+  readonly filesystemWithoutReserve: boolean;
+  filesystemRange(diskBytes: number): { min: number; max: number };
+  /** Run when the driver stops, after its namespaces are gone (the real node uninstalls the product). */
+  readonly onStop?: () => Promise<void>;
+}
+
+export const aksProfile: RealTargetProfile = {
+  name: 'aks',
+  sizes: aksSizes,
+  timeouts: aksTimeouts,
+  // Azure takes tens of seconds to expand a disk: every resize is in flight long enough to interrupt it.
+  latency: supported((_ms: number): Promise<Undo> => Promise.resolve(() => Promise.resolve())),
+  infeasible: unsupported<(namespace: string) => Promise<Undo>>('Azure Disk cannot be told to refuse an expansion; the only infeasible size is one above 32,767 GiB, which the controller asks for only with terabytes of data'),
+  growthBoundary: unsupported<(bytes: number) => Promise<Undo>>('Azure\'s growth boundary of attached disks is fixed at 4 TiB (covered by the 4 TiB scenario); it cannot be set lower'),
+  tuning: {},
+  filesystemWithoutReserve: false,
+  // ext4 on an Azure disk: its metadata and journal take a few percent.
+  filesystemRange: (diskBytes: number) => ({ min: Math.floor(diskBytes * 0.9), max: diskBytes }),
+};
+
+class RealClusterTarget implements TargetDriver {
+  readonly name: 'aks' | 'node';
   readonly core: k8s.CoreV1Api;
   readonly custom: k8s.CustomObjectsApi;
   readonly coordination: k8s.CoordinationV1Api;
-  readonly sizes = aksSizes;
-  readonly timeouts = aksTimeouts;
-  readonly filesystemWithoutReserve = false;
+  readonly sizes: TargetSizes;
+  readonly timeouts: TargetTimeouts;
+  readonly filesystemWithoutReserve: boolean;
   readonly clock = unsupported<ClockControl>('the controller on a real cluster runs on the real clock');
-  readonly faults;
+  readonly faults: FaultControls;
   readonly drain;
+  private readonly profile: RealTargetProfile;
   private readonly kubectl: (args: readonly string[]) => Promise<string>;
   private readonly kubectlEnv: Record<string, string | undefined>;
   private readonly namespaces: string[] = [];
 
-  constructor(kc: k8s.KubeConfig, settings: TargetSettings, run: Run) {
+  constructor(kc: k8s.KubeConfig, settings: TargetSettings, run: Run, profile: RealTargetProfile) {
+    this.profile = profile;
+    this.name = profile.name;
+    this.sizes = profile.sizes;
+    this.timeouts = profile.timeouts;
+    this.filesystemWithoutReserve = profile.filesystemWithoutReserve;
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.custom = kc.makeApiClient(k8s.CustomObjectsApi);
     this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
     this.kubectlEnv = commandEnv(settings);
     this.kubectl = (args) => run('kubectl', args);
     this.faults = {
-      // Azure takes tens of seconds to expand a disk: every resize is in flight long enough to interrupt it.
-      latency: supported((_ms: number): Promise<Undo> => Promise.resolve(() => Promise.resolve())),
-      infeasible: unsupported<(namespace: string) => Promise<Undo>>('Azure Disk cannot be told to refuse an expansion; the only infeasible size is one above 32,767 GiB, which the controller asks for only with terabytes of data'),
-      growthBoundary: unsupported<(bytes: number) => Promise<Undo>>('Azure\'s growth boundary of attached disks is fixed at 4 TiB (covered by the 4 TiB scenario); it cannot be set lower'),
+      latency: profile.latency,
+      infeasible: profile.infeasible,
+      growthBoundary: profile.growthBoundary,
       quota: supported((namespace: string, hard: string) => this.limitStorage(namespace, hard)),
     };
     this.drain = supported((namespace: string, pod: string) => this.cordonAndEvict(namespace, pod));
@@ -252,7 +298,7 @@ class AksTarget implements TargetDriver {
   }
 
   async createCluster(namespace: string, name: string, shape: ClusterShape): Promise<void> {
-    await this.custom.createNamespacedCustomObject({ ...cnpgApi, namespace, body: clusterManifest(namespace, name, shape) });
+    await this.custom.createNamespacedCustomObject({ ...cnpgApi, namespace, body: clusterManifest(namespace, name, shape, this.profile.tuning) });
     await this.waitForReady(namespace, name);
   }
 
@@ -413,8 +459,7 @@ class AksTarget implements TargetDriver {
   }
 
   filesystemRange(diskBytes: number): { min: number; max: number } {
-    // ext4 on an Azure disk: its metadata and journal take a few percent.
-    return { min: Math.floor(diskBytes * 0.9), max: diskBytes };
+    return this.profile.filesystemRange(diskBytes);
   }
 
   // Metrics ------------------------------------------------------------------------------------------------------------
@@ -460,12 +505,18 @@ class AksTarget implements TargetDriver {
       await this.custom.deleteCollectionNamespacedCustomObject({ ...cnpgApi, namespace }).catch(() => undefined);
       await this.core.deleteNamespace({ name: namespace }).catch(() => undefined);
     }
+    await this.profile.onStop?.();
   }
 }
 
 /** The driver on a loaded kubeconfig, running commands with `run` (no check of the cluster: see startAksTarget). */
 export function createAksDriver(kc: k8s.KubeConfig, settings: TargetSettings, run: Run): TargetDriver {
-  return new AksTarget(kc, settings, run);
+  return new RealClusterTarget(kc, settings, run, aksProfile);
+}
+
+/** A driver for another real cluster target (the real node: e2e/targets/node.ts). */
+export function createRealClusterDriver(kc: k8s.KubeConfig, settings: TargetSettings, run: Run, profile: RealTargetProfile): TargetDriver {
+  return new RealClusterTarget(kc, settings, run, profile);
 }
 
 /** Checks that CloudNativePG and the product are installed, then returns the driver for the cluster of `KUBECONFIG`. */

@@ -1,6 +1,6 @@
 /**
  * The targets the end-to-end scenarios run on, behind one driver interface: the local AKS stand-in (`standin`), a real
- * node (`node`, not written yet) and a real AKS cluster (`aks`). The scenarios only talk to a `TargetDriver`; what
+ * node (`node`: kubelet, containerd, the real CloudNativePG) and a real AKS cluster (`aks`). The scenarios only talk to a `TargetDriver`; what
  * differs per target (how a Cluster is made, how a volume is filled, what a fault is, the sizes and the timeouts) sits
  * behind it.
  *
@@ -208,8 +208,9 @@ export async function startTarget(settings: TargetSettings, hints: StackHints): 
       const { startAksTarget } = await import('./aks.ts');
       return startAksTarget(settings);
     }
-    case 'node':
-      // The real-node driver (e2e/targets/node.ts) is added later: `case 'node': return (await import('./node.ts')).startNodeTarget(settings, hints);`
-      throw new Error('E2E_TARGET=node: the real-node driver (e2e/targets/node.ts) is not written yet');
+    case 'node': {
+      const { startNodeTarget } = await import('./node.ts');
+      return startNodeTarget(settings);
+    }
   }
 }
