@@ -18,6 +18,8 @@ test: deps controlplane
 	CI=true node hack/demo.ts
 	@echo "== the product installed from its manifests on a real node (kubelet, containerd, CSI resize flow)"
 	npx mocha --config test/.mocharc.node.json
+	@echo "== the end-to-end growth scenarios on the real node, with the real CloudNativePG (e2e/README.md: why only these)"
+	$(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language

@@ -54,6 +54,11 @@ export interface ClusterTuning {
   parameters?: Record<string, string>;
   /** initdb's WAL segment size in MiB (`bootstrap.initdb.walSegmentSize`). */
   walSegmentSizeMiB?: number;
+  /**
+   * Always give WAL a volume of its own (unmanaged unless the scenario asks for it): on MiB-scale volumes a data volume
+   * filled to 97% has less room than one WAL segment, and PostgreSQL stops when it cannot write WAL.
+   */
+  walVolume?: boolean;
 }
 
 /** A CNPG Cluster for a scenario shape. */
@@ -66,7 +71,7 @@ export function clusterManifest(namespace: string, name: string, shape: ClusterS
     postgresql: { parameters: { max_slot_wal_keep_size: '-1', ...tuning.parameters } },
   };
   if (tuning.walSegmentSizeMiB !== undefined) spec.bootstrap = { initdb: { database: 'app', owner: 'app', walSegmentSize: tuning.walSegmentSizeMiB } };
-  if (shape.walStorage) spec.walStorage = { ...storage };
+  if (shape.walStorage || tuning.walVolume === true) spec.walStorage = { ...storage };
   if (shape.tablespaces.length > 0) spec.tablespaces = shape.tablespaces.map((t) => ({ name: t, storage: { ...storage } }));
   return { apiVersion: `${cnpgApi.group}/${cnpgApi.version}`, kind: 'Cluster', metadata: { name, namespace }, spec };
 }
@@ -183,6 +188,11 @@ export function leaderPod(holderIdentity: string | undefined): string | undefine
   if (!holderIdentity) return undefined;
   const cut = holderIdentity.lastIndexOf('_');
   return cut > 0 ? holderIdentity.slice(0, cut) : holderIdentity;
+}
+
+/** kubectl exec failures that end once the instance is running again (as opposed to an SQL error or a bad command). */
+export function transientExecError(message: string): boolean {
+  return /container not found|unable to upgrade connection|error executing setns process|is the server running|the database system is (starting up|shutting down|in recovery mode)|pod does not exist|not found \("postgres"\)|container .* is not running|No such container/i.test(message);
 }
 
 /** The local port in `kubectl port-forward`'s first line ("Forwarding from 127.0.0.1:41234 -> 9100"). */
@@ -386,12 +396,28 @@ class RealClusterTarget implements TargetDriver {
 
   // Workload -----------------------------------------------------------------------------------------------------------
 
+  /**
+   * kubectl exec into an instance, retried while the instance is between lives (its container restarting, PostgreSQL
+   * starting up): a real instance restarts after a failover, a rolling update or a full disk, where the stand-in's never do.
+   */
+  private async execInInstance(args: readonly string[]): Promise<string> {
+    const deadline = Date.now() + this.timeouts.podMs;
+    for (;;) {
+      try {
+        return await this.kubectl(args);
+      } catch (err) {
+        if (!transientExecError(String(err)) || Date.now() >= deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+      }
+    }
+  }
+
   private psql(namespace: string, pod: string, sql: string): Promise<string> {
-    return this.kubectl(psqlArgs(namespace, pod, sql)).then((out) => out.trim());
+    return this.execInInstance(psqlArgs(namespace, pod, sql)).then((out) => out.trim());
   }
 
   async usage(volume: InstanceVolume): Promise<Usage> {
-    return parseStatfs(await this.kubectl(statfsArgs(volume.namespace, `${volume.cluster}-${volume.instance}`, mountPath(volume.role))));
+    return parseStatfs(await this.execInInstance(statfsArgs(volume.namespace, `${volume.cluster}-${volume.instance}`, mountPath(volume.role))));
   }
 
   /**
@@ -409,9 +435,12 @@ class RealClusterTarget implements TargetDriver {
       await this.psql(volume.namespace, primary, freeSql(volume.role));
       usage = await this.settledUsage(volume, primary);
     }
+    // The percentage of the filesystem as it is now: the product may grow it during the rounds, and a fill that chased
+    // the new size would make it grow again (the stand-in's fill is a single write, done before anything can grow).
+    const start = usage;
     for (let round = 0; round < 40; round += 1) {
-      const mib = nextFillMiB(usage, percent);
-      if (mib === 0 || Math.abs(usage.usedPercent - percent) <= 0.5) return;
+      const mib = nextFillMiB({ ...usage, availableBytes: start.usedBytes + start.availableBytes - usage.usedBytes }, percent);
+      if (mib === 0 || Math.abs(usage.usedPercent - percent) <= 0.5 || usage.sizeBytes > start.sizeBytes) return;
       await this.psql(volume.namespace, primary, fillSql(volume.role, mib));
       usage = await this.settledUsage(volume, primary);
     }

@@ -72,6 +72,7 @@ export function nodeProfile(faults: FaultSet, onStop: () => Promise<void>): Real
     growthBoundary: supported((bytes: number) => faults.add({ kind: 'growthBoundary', size: `${Math.floor(bytes / MiB)}Mi` })),
     tuning: {
       walSegmentSizeMiB: 1,
+      walVolume: true,
       parameters: { min_wal_size: '4MB', max_wal_size: '16MB', wal_keep_size: '0', shared_buffers: '16MB', max_connections: '40' },
     },
     filesystemWithoutReserve: true,

@@ -255,3 +255,12 @@ export async function operatorDiagnostics(stack: RealStack, namespace: string, c
   const mine = log.split('\n').filter((l) => l.includes(`"namespace":"${namespace}"`) && !l.includes('Defaulting for') && !l.includes('Validat'));
   return `cluster ${namespace}/${cluster}: ${JSON.stringify(status)}\noperator:\n${mine.slice(-lines).map((l) => l.slice(0, 400)).join('\n')}`;
 }
+
+/** The product's view of a Cluster: its DynamicStorage status and the Events it recorded, for a failure's message. */
+export async function productDiagnostics(stack: RealStack, namespace: string, cluster: string): Promise<string> {
+  const custom = stack.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const object = await custom.getNamespacedCustomObject({ ...dsApi, namespace, name: cluster }).catch((err: unknown) => String(err)) as DynamicStorage | string;
+  const events = await stack.core.listNamespacedEvent({ namespace, fieldSelector: `involvedObject.kind=Cluster,involvedObject.name=${cluster}` })
+    .then((list) => list.items.map((e) => `${e.type ?? ''} ${e.reason ?? ''}: ${e.message ?? ''}`), (err: unknown) => [String(err)]);
+  return `status: ${JSON.stringify(typeof object === 'string' ? object : object.status?.storageSizing)}\nevents:\n${events.join('\n')}`;
+}

@@ -12,7 +12,7 @@ import { eventually } from '../../harness/eventually.ts';
 import { clearCsiFaults, setCsiFaults } from '../../node/csi-faults.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
 import {
-  clusterManifest, clusterStatus, fillWithRows, operatorDiagnostics, primaryOf, pvcSizes, verifySentinel, volumeStatus, waitForGrowth,
+  clusterManifest, clusterStatus, fillWithRows, operatorDiagnostics, primaryOf, productDiagnostics, pvcSizes, verifySentinel, volumeStatus, waitForGrowth,
   waitForHealthy, writeSentinel, type ClusterRef, type PvcSize, type Sentinel,
 } from '../../node/postgres.ts';
 import { dsApi, installProduct, waitForProduct, type InstalledProduct } from '../../node/product.ts';
@@ -215,7 +215,9 @@ describe('the real CloudNativePG operator during a resize', function () {
       assert.equal(parseQuantity(v?.effectiveSize ?? '0', 'effectiveSize'), larger * MiB, `effectiveSize follows the operator (${v?.effectiveSize ?? ''})`);
       assert.notEqual(v?.lastAction?.result, 'Pending');
       return v;
-    }, { timeoutMs: 120_000, intervalMs: 1000 });
+    }, { timeoutMs: 120_000, intervalMs: 1000 }).catch(async (err: unknown) => {
+      throw new Error(`${String(err)}\n${await productDiagnostics(s, ref.namespace, cluster)}`);
+    });
     assert.equal(status?.recentActions?.length, actions + 1, `no action of ours in answer to the operator's resize: ${JSON.stringify(status?.recentActions)}`);
   });
 

@@ -9,7 +9,7 @@ import * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, parseQuantity } from '../../../shared/quantity.ts';
 import {
   aksSizes, clusterManifest, createAksDriver, fillSql, freeSql, leaderPod, mountPath, nextFillMiB, parseForwardedPort, parseStatfs, psqlArgs,
-  sentinelChecksumSql, sentinelWriteSql, statfsArgs, switchoverPatch,
+  sentinelChecksumSql, sentinelWriteSql, statfsArgs, switchoverPatch, transientExecError,
 } from '../../../e2e/targets/aks.ts';
 import { readTargetSettings, unitsQuantity, type Usage } from '../../../e2e/targets/index.ts';
 import { standinSizes } from '../../../e2e/targets/standin.ts';
@@ -65,6 +65,25 @@ describe('e2e targets', function () {
       const plain = clusterManifest('ns', 'pg', { instances: 1, size: '8Gi', storageClass: 'x', walStorage: false, tablespaces: [] }).spec as Record<string, unknown>;
       assert.equal(plain.walStorage, undefined);
       assert.equal(plain.tablespaces, undefined);
+    });
+
+    it("tunes a target's Clusters: WAL segments, parameters, and a WAL volume of its own when asked", function () {
+      const shape = { instances: 1, size: '64Mi', storageClass: 'x', walStorage: false, tablespaces: [] };
+      const spec = clusterManifest('ns', 'pg', shape, { walSegmentSizeMiB: 1, walVolume: true, parameters: { max_wal_size: '16MB' } }).spec as Record<string, unknown>;
+      assert.deepEqual(spec.walStorage, { size: '64Mi', storageClass: 'x' });
+      assert.deepEqual(spec.bootstrap, { initdb: { database: 'app', owner: 'app', walSegmentSize: 1 } });
+      assert.deepEqual(spec.postgresql, { parameters: { max_slot_wal_keep_size: '-1', max_wal_size: '16MB' } });
+      const untuned = clusterManifest('ns', 'pg', shape).spec as Record<string, unknown>;
+      assert.equal(untuned.bootstrap, undefined);
+    });
+
+    it('retries exec only while the instance is between lives, never an SQL error', function () {
+      assert.ok(transientExecError('error: unable to upgrade connection: container not found ("postgres")'));
+      assert.ok(transientExecError('OCI runtime exec failed: exec failed: unable to start container process: error executing setns process: exit status 1'));
+      assert.ok(transientExecError('psql: error: connection to server on socket "/controller/run/.s.PGSQL.5432" failed: No such file or directory\n\tIs the server running locally'));
+      assert.ok(transientExecError('FATAL:  the database system is starting up'));
+      assert.ok(!transientExecError('ERROR:  relation "e2e_sentinel" does not exist'));
+      assert.ok(!transientExecError('ERROR:  could not extend file "base/16385/16390": No space left on device'));
     });
 
     it('runs psql and stat -f in the postgres container of the instance', function () {
