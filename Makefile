@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # When this make started: the leftovers check looks only at what this run could have left behind.
 STARTED := $(shell date +%s)
 
-.PHONY: test check unit integration e2e deps controlplane cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
+.PHONY: test check unit integration e2e e2e-node deps controlplane cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
 
 ## test: every check and every test (the CI command)
 test: deps controlplane
@@ -18,6 +18,8 @@ test: deps controlplane
 	CI=true node hack/demo.ts
 	@echo "== the product installed from its manifests on a real node (kubelet, containerd, CSI resize flow)"
 	npx mocha --config test/.mocharc.node.json
+	@echo "== the end-to-end growth scenarios on the real node, with the real CloudNativePG (e2e/README.md: why only these)"
+	$(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
@@ -33,6 +35,14 @@ integration: deps controlplane
 ## e2e: the end-to-end scenarios on the local AKS stand-in (e2e/README.md)
 e2e: deps controlplane
 	npx mocha --config e2e/.mocharc.json
+
+## e2e-node: the end-to-end scenarios on the real node with the real CloudNativePG (E2E_FILES: which; default all)
+E2E_FILES ?= e2e/scenarios/*.test.ts
+e2e-node: deps controlplane
+	@hack/node/stack.sh status >/dev/null 2>&1 && up_before=1 || up_before=0; \
+	  hack/node/stack.sh up >/dev/null; \
+	  rc=0; E2E_TARGET=node npx mocha --extension ts --timeout 900000 --reporter spec --forbid-only $(E2E_FILES) || rc=$$?; \
+	  [ $$up_before = 1 ] || hack/node/stack.sh down; exit $$rc
 
 deps:
 	@hack/ensure-node.sh

@@ -13,6 +13,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumePolicy } from '../shared/api/dynamicstorage.generated.ts';
 import { MiB, parseQuantity, roundUpTo } from '../shared/quantity.ts';
 import { eventually } from '../test/harness/eventually.ts';
+import type { Sentinels } from './targets/index.ts';
 import type { E2E, Role, ScenarioCluster } from './support.ts';
 import { afterScenario, getDynamicStorage, pvcSizes, roleName, roleStatus } from './support.ts';
 
@@ -130,18 +131,18 @@ export function managedRoles(object: DynamicStorage): { role: Role; policy: Volu
 /**
  * The largest size a PVC of this policy may ever have: the limit, or with exceedLimitOnEmergency the limit plus the
  * documented overshoot max(10% of limit, min(1Gi, growth.minimumStep)) rounded up to the allocation unit (1Mi on the
- * `-mib` classes the scenarios use).
+ * stand-in's `-mib` classes, 1Gi on Azure's).
  */
-export function ceilingOf(policy: VolumePolicy): number {
+export function ceilingOf(policy: VolumePolicy, allocationUnit: number = MiB): number {
   const limit = parseQuantity(policy.limit);
   if (policy.emergencyGrow?.exceedLimitOnEmergency !== true) return limit;
   const minimumStep = parseQuantity(policy.growth?.minimumStep ?? '1Gi');
-  return limit + roundUpTo(Math.ceil(Math.max(limit * 0.1, Math.min(1024 * MiB, minimumStep))), MiB);
+  return limit + roundUpTo(Math.ceil(Math.max(limit * 0.1, Math.min(1024 * MiB, minimumStep))), allocationUnit);
 }
 
 export interface InvariantOptions {
-  /** Sentinels written before the scenario (workload targets); each must read back unchanged. */
-  sentinels: readonly ({ namespace: string; pvc: string } | { namespace: string; instance: string; volume: 'data' | 'wal' | { tablespace: string } })[];
+  /** Sentinels written before the scenario (files on the stand-in, rows on a real PostgreSQL); each must read back unchanged. */
+  sentinels: Sentinels;
   /** The size recorder started before the scenario. */
   recorder: SizeRecorder;
   /** How long to wait for the volumes to settle. */
@@ -175,13 +176,13 @@ export async function assertInvariants(e2e: E2E, c: ScenarioCluster, options: In
       assert.equal(status.budget?.actionsLast24h ?? 0, lastDay, `${name} budget counts the actions of the last 24 h`);
       if (status.lastAction) assert.deepEqual(status.lastAction, actions.at(-1), `${name} lastAction is the latest recorded action`);
     }
-  }, { timeoutMs: options.settleTimeoutMs ?? 60_000, intervalMs: 200 });
+  }, { timeoutMs: options.settleTimeoutMs ?? e2e.timeouts.resizeMs, intervalMs: 200 });
 
   await recorder.stop();
   assert.deepEqual(recorder.shrinks, [], 'no PVC ever shrank');
   for (const { role, policy } of roles) {
     const request = parseQuantity(policy.request);
-    const ceiling = ceilingOf(policy);
+    const ceiling = ceilingOf(policy, e2e.sizes.allocationUnit);
     for (const o of recorder.observations.values()) {
       if (!matchesRole(o, role)) continue;
       assert.ok(o.maxRequested >= request, `${o.pvc} asks for at least the request ${policy.request}`);
@@ -189,26 +190,17 @@ export async function assertInvariants(e2e: E2E, c: ScenarioCluster, options: In
     }
   }
 
-  for (const target of options.sentinels) {
-    const verdict = await e2e.stack.sim.workload.verifySentinel(target);
-    assert.ok(verdict.ok, `no data lost on ${JSON.stringify(target)}: ${verdict.expected} != ${verdict.actual}`);
-  }
+  assert.deepEqual(await options.sentinels.verify(), [], 'no data lost');
 }
 
 /**
- * The start of every scenario: a sentinel on every PVC of the Cluster and a recorder of PVC sizes. Returns the options
+ * The start of every scenario: sentinels on every volume of the Cluster and a recorder of PVC sizes. Returns the options
  * `assertInvariants` needs at the end.
  */
 export async function beginScenario(e2e: E2E, c: ScenarioCluster): Promise<InvariantOptions> {
   const recorder = new SizeRecorder(e2e, c.namespace);
   await recorder.poll();
   recorder.start();
-  const list = await e2e.core.listNamespacedPersistentVolumeClaim({ namespace: c.namespace, labelSelector: `cnpg.io/cluster=${c.name}` });
-  const sentinels: { namespace: string; pvc: string }[] = [];
-  for (const pvc of list.items) {
-    const target = { namespace: c.namespace, pvc: pvc.metadata?.name ?? '' };
-    await e2e.stack.sim.workload.writeSentinel(target, 64 * 1024);
-    sentinels.push(target);
-  }
+  const sentinels = await e2e.writeSentinels(c.namespace, c.name);
   return { sentinels, recorder };
 }

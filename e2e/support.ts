@@ -1,21 +1,29 @@
 /**
- * What every end-to-end scenario needs: one local stack per file, a CNPG Cluster with its DynamicStorage in a namespace
- * of its own, readers for the policy's status, the Cluster's PVCs and events, a PVC size recorder, and metric scrapes.
+ * What every end-to-end scenario needs: one target per test file (the stand-in, a real node or AKS: e2e/targets/), a
+ * CNPG Cluster with its DynamicStorage in a namespace of its own, readers for the policy's status, the Cluster's PVCs
+ * and events, and metric scrapes. Nothing here knows which target runs: sizes, timeouts, workload, faults and metrics
+ * come from the driver.
  */
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { agentAudience } from '../controller/agent-token.ts';
 import type { DynamicStorage, TablespacePolicy, VolumePolicy, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { eventually } from '../test/harness/eventually.ts';
-import type { ClusterSpec } from '../test/sim/index.ts';
-import { startLocalStack, systemNamespace, type LocalStack, type LocalStackOptions } from '../test/stack/index.ts';
+import {
+  readTargetSettings, startTarget, unitsQuantity, type Capability, type InstanceVolume, type Role, type StackHints, type TargetDriver, type TargetSettings,
+} from './targets/index.ts';
+
+export { sample, scrape } from './targets/metrics.ts';
+export type { Role } from './targets/index.ts';
 
 export const dsApi = { group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages' } as const;
-export const storageClass = 'managed-csi-mib';
 
-/** A logical volume of a Cluster: data, WAL, or one tablespace. */
-export type Role = 'data' | 'wal' | { tablespace: string };
+/** The one environment read of the suite: which target, and its kubeconfig. */
+let settings: TargetSettings | undefined;
+function targetSettings(): TargetSettings {
+  settings ??= readTargetSettings(process.env);
+  return settings;
+}
 
 /** Undone after each test, passed or failed (faults, quotas, clock shifts, recorders). */
 const scenarioCleanups: (() => Promise<void>)[] = [];
@@ -24,34 +32,51 @@ export function afterScenario(cleanup: () => Promise<void> | void): void {
   scenarioCleanups.push(async () => { await cleanup(); });
 }
 
-export interface E2E {
-  readonly stack: LocalStack;
-  readonly core: k8s.CoreV1Api;
-  readonly custom: k8s.CustomObjectsApi;
-}
+/** The running target of a test file. */
+export type E2E = TargetDriver;
 
 /**
- * Starts one local stack for the test file (mocha `before`) and stops it afterwards (`after`), also when a test failed.
- * The returned function gives the running stack inside tests.
+ * Starts the selected target for the test file (mocha `before`) and stops it afterwards (`after`), also when a test
+ * failed. The returned function gives the running target inside tests.
  */
-export function useStack(options: LocalStackOptions = {}): () => E2E {
+export function useTarget(hints: StackHints = {}): () => E2E {
   let e2e: E2E | undefined;
   before(async function () {
-    this.timeout(240_000);
-    const stack = await startLocalStack({ nodes: 3, ...options });
-    e2e = { stack, core: stack.plane.kubeConfig.makeApiClient(k8s.CoreV1Api), custom: stack.plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi) };
+    // The real node may have to come up first (built from cold, that takes long; warm, a minute and a half).
+    this.timeout(targetSettings().name === 'node' ? 60 * 60_000 : 240_000);
+    e2e = await startTarget(targetSettings(), hints);
   });
   afterEach(async function () {
     for (const cleanup of scenarioCleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
   });
   after(async function () {
-    this.timeout(120_000);
-    await e2e?.stack.stop();
+    this.timeout(600_000);
+    await e2e?.stop();
   });
   return () => {
-    assert.ok(e2e, 'the local stack is running');
+    assert.ok(e2e, 'the target is running');
     return e2e;
   };
+}
+
+/**
+ * What a scenario needs from its target. When the target cannot do it, the reason is printed and the test is skipped
+ * (reported as pending, never as passed).
+ */
+export function need<T>(test: Mocha.Context, e2e: E2E, capability: Capability<T>, what: string): T {
+  if (capability.supported) return capability.use;
+  console.log(`      skipped on ${e2e.name}: ${what}: ${capability.reason}`);
+  return test.skip();
+}
+
+/** `n` scenario units as a quantity of the target: `u(e2e, 64)` is 64Mi on the stand-in, 8Gi on AKS. */
+export function u(e2e: E2E, n: number): string {
+  return unitsQuantity(e2e.sizes, n);
+}
+
+/** `n` scenario units in bytes. */
+export function ub(e2e: E2E, n: number): number {
+  return Math.round(n * e2e.sizes.unit);
 }
 
 /** A never-open window: 1 January 03:00 UTC (2 January when today is 1 January). */
@@ -60,13 +85,16 @@ export function closedWindow(): { schedule: string; duration: string; timezone: 
   return { schedule: now.getUTCMonth() === 0 && now.getUTCDate() === 1 ? '0 3 2 1 *' : '0 3 1 1 *', duration: '1h', timezone: 'UTC' };
 }
 
-/** The scenarios' policy: MiB-scale volumes, 4Mi critical free space and 8Mi steps; `overrides` replace top-level fields. */
-export function policy(overrides: Partial<VolumePolicy> = {}): VolumePolicy {
+/**
+ * The scenarios' policy, in units of the target: 64-unit volumes, 4 units of critical free space and 8-unit steps
+ * (64Mi/4Mi/8Mi on the stand-in, 8Gi/512Mi/1Gi on AKS); `overrides` replace top-level fields.
+ */
+export function policy(e2e: E2E, overrides: Partial<VolumePolicy> = {}): VolumePolicy {
   return {
-    request: '64Mi', limit: '256Mi', targetBuffer: 20,
+    request: u(e2e, 64), limit: u(e2e, 256), targetBuffer: 20,
     ...overrides,
-    emergencyGrow: { criticalMinimumFree: '4Mi', ...overrides.emergencyGrow },
-    growth: { minimumStep: '8Mi', ...overrides.growth },
+    emergencyGrow: { criticalMinimumFree: u(e2e, 4), ...overrides.emergencyGrow },
+    growth: { minimumStep: u(e2e, 8), ...overrides.growth },
   };
 }
 
@@ -79,8 +107,10 @@ export interface ScenarioCluster {
 export interface ClusterOptions {
   name?: string;
   instances?: number;
-  /** Size of every volume in the Cluster spec (CNPG creates PVCs at it). */
+  /** Size of every volume in the Cluster spec (CNPG creates PVCs at it); 64 units by default. */
   size?: string;
+  /** The target's scenario class by default. */
+  storageClass?: string;
   walStorage?: boolean;
   tablespaces?: string[];
   storage?: VolumePolicy | undefined;
@@ -91,15 +121,13 @@ export interface ClusterOptions {
 /** A ready Cluster and its DynamicStorage in a namespace of their own, the data volumes managed by `policy()` by default. */
 export async function clusterWithPolicy(e2e: E2E, options: ClusterOptions = {}): Promise<ScenarioCluster> {
   const name = options.name ?? 'pg';
-  const size = options.size ?? '64Mi';
-  const namespace = await e2e.stack.sim.createNamespace('e2e');
-  const spec: ClusterSpec = { instances: options.instances ?? 1, storage: { size, storageClass } };
-  if (options.walStorage) spec.walStorage = { size, storageClass };
-  if (options.tablespaces) spec.tablespaces = options.tablespaces.map((t) => ({ name: t, storage: { size, storageClass } }));
-  await e2e.stack.sim.cnpg.createCluster(namespace, name, spec);
-  await e2e.stack.sim.cnpg.waitForReady(namespace, name, 120_000);
+  const namespace = await e2e.createNamespace('e2e');
+  await e2e.createCluster(namespace, name, {
+    instances: options.instances ?? 1, size: options.size ?? u(e2e, 64), storageClass: options.storageClass ?? e2e.sizes.storageClass,
+    walStorage: options.walStorage ?? false, tablespaces: options.tablespaces ?? [],
+  });
   const dsSpec: Record<string, unknown> = { cluster: { name } };
-  const storage = 'storage' in options ? options.storage : policy();
+  const storage = 'storage' in options ? options.storage : policy(e2e);
   if (storage) dsSpec.storage = storage;
   if (options.wal) dsSpec.walStorage = options.wal;
   if (options.tablespacePolicies) dsSpec.tablespaces = options.tablespacePolicies;
@@ -139,7 +167,7 @@ export async function waitForState(e2e: E2E, c: ScenarioCluster, state: string, 
     assert.equal(status.state, state, `${roleName(options.role ?? 'data')} state (${status.reason ?? ''}: ${status.message ?? ''})`);
     if (options.reason !== undefined) assert.equal(status.reason, options.reason, `${roleName(options.role ?? 'data')} reason (${status.message ?? ''})`);
     return status;
-  }, { timeoutMs: options.timeoutMs ?? 30_000, intervalMs: 100 });
+  }, { timeoutMs: options.timeoutMs ?? e2e.timeouts.stateMs, intervalMs: 100 });
 }
 
 /** Waits until the volume's `count`-th action (counting every recorded one) has settled, and returns the status. */
@@ -150,7 +178,7 @@ export async function waitForActions(e2e: E2E, c: ScenarioCluster, count: number
     assert.notEqual(status.lastAction?.result, 'Pending', 'the last action settled');
     if (options.result !== undefined) assert.equal(status.lastAction?.result, options.result);
     return status;
-  }, { timeoutMs: options.timeoutMs ?? 60_000, intervalMs: 100 });
+  }, { timeoutMs: options.timeoutMs ?? e2e.timeouts.resizeMs, intervalMs: 100 });
 }
 
 export function roleName(role: Role): string {
@@ -179,7 +207,7 @@ export async function pvcSizes(e2e: E2E, c: ScenarioCluster, role: Role = 'data'
 }
 
 /** Waits until every PVC of the volume asks for and has more than `size`, and returns their sizes. */
-export async function waitForGrowth(e2e: E2E, c: ScenarioCluster, above: number, role: Role = 'data', timeoutMs = 60_000): Promise<PvcSize[]> {
+export async function waitForGrowth(e2e: E2E, c: ScenarioCluster, above: number, role: Role = 'data', timeoutMs = e2e.timeouts.resizeMs): Promise<PvcSize[]> {
   return eventually(async () => {
     const sizes = await pvcSizes(e2e, c, role);
     assert.ok(sizes.length > 0 && sizes.every((s) => s.requested > above && s.capacity === s.requested), `every ${roleName(role)} PVC grown past ${above}: ${JSON.stringify(sizes)}`);
@@ -208,47 +236,17 @@ export async function waitForEvent(e2e: E2E, c: ScenarioCluster, reason: string,
     const event = events.find((e) => e.reason === reason && (type === undefined || e.type === type));
     assert.ok(event, `${type ?? ''} event ${reason} on the Cluster (have: ${events.map((e) => `${e.type}/${e.reason}`).join(', ')})`);
     return event;
-  }, { timeoutMs: 30_000, intervalMs: 200 });
+  }, { timeoutMs: e2e.timeouts.stateMs, intervalMs: 200 });
 }
 
-/** The instances of a Cluster's volume, as workload targets. */
-export function instanceTarget(c: ScenarioCluster, instance: number, role: Role = 'data'): { namespace: string; instance: string; volume: 'data' | 'wal' | { tablespace: string } } {
-  return { namespace: c.namespace, instance: `${c.name}-${instance}`, volume: role };
+/** One volume of one instance of the Cluster (`instance` is the serial), as a workload target. */
+export function instanceTarget(c: ScenarioCluster, instance: number, role: Role = 'data'): InstanceVolume {
+  return { namespace: c.namespace, cluster: c.name, instance, role };
 }
 
-// ---------------------------------------------------------------------------------------------------------------------
-// Metrics
-
-/** Fetches a Prometheus text exposition. */
-export async function scrape(url: string, token?: string): Promise<string> {
-  const response = await fetch(url, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
-  assert.equal(response.status, 200, `GET ${url}`);
-  return response.text();
-}
-
-/** The value of one sample, matched on every label given (other labels may be present). */
-export function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const close = line.lastIndexOf('}');
-    const body = line.slice(name.length + 1, close);
-    const have = new Map([...body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1] ?? '', m[2] ?? '']));
-    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(line.slice(close + 1).trim());
-  }
-  return undefined;
-}
-
-export async function controllerMetrics(e2e: E2E): Promise<string> {
-  const address = e2e.stack.controller.address;
-  assert.ok(address, 'the controller serves /metrics');
-  return scrape(`http://${address.host}:${address.port}/metrics`, await e2e.stack.metricsToken());
-}
-
-/** Every agent's metrics, concatenated (each volume is reported by the agent of its node only). */
-export async function agentMetrics(e2e: E2E): Promise<string> {
-  const token = await e2e.stack.plane.tokenFor(systemNamespace, 'cnpg-dynamic-storage-controller', 600, [agentAudience]);
-  const texts = await Promise.all(e2e.stack.agents.map((a) => scrape(`${a.url}/metrics`, token)));
-  return texts.join('\n');
+/** Waits a quiet period of `seconds` on the stand-in, scaled to the target (nothing more should happen meanwhile). */
+export function quiet(e2e: E2E, seconds: number): Promise<void> {
+  return sleep(seconds * e2e.timeouts.quietMs);
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -3,8 +3,8 @@
 # and prints one line per image: `name archive`, the archive being an OCI layout tar that
 # `ctr -n k8s.io images import` takes (hack/images/import.sh does that).
 #
-#   hack/images/build.sh [agent|controller|pause|workload|all]...           (default: all)
-#   hack/images/build.sh --names [agent|controller|pause|workload|all]...   prints `name image` and builds nothing
+#   hack/images/build.sh [agent|controller|pause|workload|cnpg|postgresql|all]...           (default: all)
+#   hack/images/build.sh --names [agent|controller|pause|workload|cnpg|postgresql|all]...   prints `name image` only
 #   hack/images/build.sh --clean     removes the cache, and this script's images and layer cache from buildah's store
 #
 # Every image is cached under $CNPG_DS_IMAGE_CACHE (default ~/.cache/cnpg-dynamic-storage/images) by a hash of its
@@ -330,6 +330,93 @@ build_workload() {
   printf 'workload %s\n' "$out"
 }
 
+# --- CloudNativePG: the operator from its module's `manager`, and a PostgreSQL image it accepts ------------------------
+# Versions: hack/cnpg/versions.env (the one pin). Names carry the versions, so a Cluster's imageName tag tells CNPG the
+# PostgreSQL major, as the official images' tags do.
+cnpg_setting() { ( source "$repo/hack/cnpg/versions.env"; eval "printf '%s\n' \"\${$1}\"" ); }
+cnpg_image() { local v; v=$(cnpg_setting CNPG_VERSION); printf '%s/cloudnative-pg:%s\n' "$base_repo" "${v#v}"; }
+postgresql_image() { printf '%s/postgresql:%s-%s\n' "$base_repo" "$(cnpg_setting POSTGRES_MAJOR)" "$suite"; }
+
+# The operator image: the static `manager` binary alone, laid out as upstream's: /operator/manager_<arch> (the operator
+# finds the architectures it can serve instances by that name, relative to /) and /manager linking to it. The operator's
+# Deployment runs it as uid 10001; instance pods copy it out of this image (`manager bootstrap`).
+cnpg_recipe() { # manager name out
+  local dir ctr
+  dir=$(mktemp -d -p "$work")
+  mkdir -p "$dir/root/etc" "$dir/root/tmp" "$dir/root/operator"
+  install -m 0755 "$1" "$dir/root/operator/manager_amd64"
+  ln -s operator/manager_amd64 "$dir/root/manager"
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$dir/root/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' >"$dir/root/etc/group"
+  chmod 1777 "$dir/root/tmp"
+  from_scratch
+  buildah copy --quiet "$ctr" "$dir/root" / >/dev/null
+  buildah config --user 65532:65532 --workingdir / --entrypoint '["/manager"]' "$ctr"
+  buildah commit --quiet --rm "$ctr" "$2" >/dev/null
+  rm -rf "$dir"
+  export_archive "$2" "$3"
+}
+build_cnpg() {
+  local manager name h out
+  manager=$("$repo/hack/cnpg/build.sh" | awk '$1 == "manager" {print $2}')
+  [ -x "$manager" ] || die "hack/cnpg/build.sh gave no manager binary"
+  name=$(cnpg_image)
+  h=$({ recipe cnpg_recipe export_archive; echo "$name"; sha256sum <"$manager"; } | hash_of)
+  out="$cache/cnpg-$h.tar"
+  if [ ! -f "$out" ]; then
+    log "building $name"
+    cnpg_recipe "$manager" "$name" "$out"
+    prune_archives cnpg "$out"
+  fi
+  printf 'cnpg %s\n' "$out"
+}
+
+# PostgreSQL from Debian, laid out as CloudNativePG's images are: the server binaries on PATH, the user postgres with uid
+# and gid 26 (CNPG's default postgresUID/postgresGID; initdb needs the uid to have a name), no cluster created by the
+# package (CNPG runs initdb itself), the C.UTF-8 locale (glibc's own).
+postgresql_recipe() { # major name out
+  local dir ctr tar
+  dir=$(mktemp -d -p "$work")
+  tar="$dir/rootfs.tar"
+  mmdebstrap --variant=essential --format=tar \
+    --include="ca-certificates,postgresql-$1,postgresql-client-$1" \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    --aptopt='Acquire::Retries "3"' \
+    --customize-hook='chroot "$1" sh -ec "
+      taken=\$(getent group 26 | cut -d: -f1); if [ -n \"\$taken\" ] && [ \"\$taken\" != postgres ]; then groupmod -g 1026 \"\$taken\"; fi
+      old_uid=\$(id -u postgres); old_gid=\$(id -g postgres)
+      groupmod -g 26 postgres; usermod -u 26 -g 26 postgres
+      find / -xdev \( -uid \$old_uid -o -gid \$old_gid \) -exec chown -h 26:26 {} +
+      rm -rf /var/lib/postgresql/*/main /etc/postgresql/*/main
+      mkdir -p /var/run/postgresql && chown 26:26 /var/run/postgresql && chmod 2775 /var/run/postgresql
+    "' \
+    "$suite" "$tar" >&2
+  unpack_rootfs "$tar" "$dir/root"
+  rm -f "$tar"
+  from_scratch
+  buildah copy --quiet "$ctr" "$dir/root" / >/dev/null
+  buildah config --env "PATH=/usr/lib/postgresql/$1/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    --env LANG=C.UTF-8 --user 26:26 --workingdir /var/lib/postgresql --cmd '["postgres"]' "$ctr"
+  buildah commit --quiet --rm "$ctr" "$2" >/dev/null
+  rm -rf "$dir"
+  export_archive "$2" "$3"
+}
+build_postgresql() {
+  local major name h out
+  major=$(cnpg_setting POSTGRES_MAJOR)
+  name=$(postgresql_image)
+  h=$({ recipe postgresql_recipe unpack_rootfs export_archive; echo "$name $major $suite"; } | hash_of)
+  out="$cache/postgresql-$h.tar"
+  if [ ! -f "$out" ]; then
+    log "building $name (Debian's postgresql-$major)"
+    postgresql_recipe "$major" "$name" "$out"
+    prune_archives postgresql "$out"
+  fi
+  printf 'postgresql %s\n' "$out"
+}
+
 # Keeps only the newest archive of an image in the cache.
 prune_archives() { # component keep
   local f
@@ -359,13 +446,13 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(all)
 for t in "${targets[@]}"; do
   case "$t" in
-    agent|controller|pause|workload|all) ;;
-    *) die "unknown image '$t' (agent, controller, pause, workload, all)" ;;
+    agent|controller|pause|workload|cnpg|postgresql|all) ;;
+    *) die "unknown image '$t' (agent, controller, pause, workload, cnpg, postgresql, all)" ;;
   esac
 done
 expanded=()
 for t in "${targets[@]}"; do
-  if [ "$t" = all ]; then expanded+=(agent controller pause workload); else expanded+=("$t"); fi
+  if [ "$t" = all ]; then expanded+=(agent controller pause workload cnpg postgresql); else expanded+=("$t"); fi
 done
 if $names_only; then
   for t in "${expanded[@]}"; do
@@ -374,6 +461,8 @@ if $names_only; then
       controller) printf 'controller %s\n' "$(manifest_image controller daemonset/controller.yaml)" ;;
       pause) printf 'pause %s\n' "$(pause_image "$(pause_source)")" ;;
       workload) printf 'workload %s\n' "$workload_image" ;;
+      cnpg) printf 'cnpg %s\n' "$(cnpg_image)" ;;
+      postgresql) printf 'postgresql %s\n' "$(postgresql_image)" ;;
     esac
   done
   exit 0
@@ -390,5 +479,7 @@ for t in "${expanded[@]}"; do
     controller) build_product controller Dockerfile.controller daemonset/controller.yaml ;;
     pause) build_pause ;;
     workload) build_workload ;;
+    cnpg) build_cnpg ;;
+    postgresql) build_postgresql ;;
   esac
 done

@@ -2,16 +2,16 @@
 # Imports the images that hack/images/build.sh builds into a containerd, in the namespace the kubelet uses (k8s.io), or
 # removes them from it again.
 #
-#   hack/images/import.sh --address SOCKET [--namespace NS] [agent|controller|pause|workload|all]...
+#   hack/images/import.sh --address SOCKET [--namespace NS] [agent|controller|pause|workload|cnpg|postgresql|all]...
 #       builds what is missing (cached otherwise), imports it, prints `imported IMAGE` per image
-#   hack/images/import.sh --address SOCKET [--namespace NS] --remove [agent|controller|pause|workload|all]...
+#   hack/images/import.sh --address SOCKET [--namespace NS] --remove [agent|controller|pause|workload|cnpg|postgresql|all]...
 #       removes those images (no build, no error for an image that is not there), prints `removed IMAGE`
 #
 # The containerd's own `ctr` is used ($CTR, default ctr); --snapshotter is passed on to `ctr images import`.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-usage() { echo "usage: hack/images/import.sh --address SOCKET [--namespace NS] [--snapshotter NAME] [--remove] [agent|controller|pause|workload|all]..." >&2; exit 2; }
+usage() { echo "usage: hack/images/import.sh --address SOCKET [--namespace NS] [--snapshotter NAME] [--remove] [agent|controller|pause|workload|cnpg|postgresql|all]..." >&2; exit 2; }
 
 address=""
 namespace=k8s.io

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real test stack: a control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and one real node
-# (containerd + runc, kubelet, kube-proxy, CNI bridge, CoreDNS), the test CSI driver with its sidecars, and our images
-# imported into the node's containerd. Everything runs on this machine; pod traffic stays on a bridge of our own.
+# (containerd + runc, kubelet, kube-proxy, CNI bridge, CoreDNS), the test CSI driver with its sidecars, our images
+# imported into the node's containerd, and CloudNativePG's operator (hack/cnpg/) with a PostgreSQL image of Debian's. Everything runs on this machine; pod traffic stays on a bridge of our own.
 #   hack/node/stack.sh up       builds what is missing, starts everything (idempotent), prints the kubeconfig path
 #   hack/node/stack.sh down     removes everything it or kubelet created (idempotent, also after SIGKILL of everything)
 #   hack/node/stack.sh status   exits 0 when the stack is up and the node Ready
@@ -65,7 +65,7 @@ build_all() {
   PAUSE_IMAGE=$("$repo/hack/images/build.sh" --names pause | awk '{print $2}')
   [ -n "$PAUSE_IMAGE" ] || die "no pause image name from hack/images/build.sh --names pause"
   log "building what is missing: images (log: $STACK_DIR/logs/images.log), control plane, node, CSI driver"
-  # The images (Debian packages, npm) build beside the Go builds.
+  # The images (Debian packages, npm, and CloudNativePG's operator from its Go module) build beside the Go builds.
   "$repo/hack/images/build.sh" all >>"$STACK_DIR/logs/images.log" 2>&1 &
   local images=$!
   CP_BIN=$("$repo/hack/controlplane/build.sh" | tail -1)
@@ -396,6 +396,13 @@ start_csi() {
     --state "$STACK_DIR/csi" --bin "$CSI_BIN" --node-id "$NODE_NAME" >>"$STACK_DIR/logs/csi.log" 2>&1 || die "CSI driver failed to start ($STACK_DIR/logs/csi.log)"
 }
 
+# CloudNativePG from its own release manifest, with the operator and PostgreSQL images built here (hack/cnpg/).
+install_cnpg() {
+  log "installing CloudNativePG (log: $STACK_DIR/logs/cnpg.log)"
+  KUBECTL="$CP_BIN/kubectl" "$repo/hack/cnpg/install.sh" --kubeconfig "$KUBECONFIG_PATH" >>"$STACK_DIR/logs/cnpg.log" 2>&1 ||
+    { tail -n 30 "$STACK_DIR/logs/cnpg.log" >&2; die "installing CloudNativePG failed"; }
+}
+
 up() {
   [ "$(id -u)" = 0 ] || die "run as root (it starts kubelet and containerd)"
   if [ -s "$STACK_DIR/up" ] && status >/dev/null 2>&1; then
@@ -418,6 +425,7 @@ up() {
   log "starting the node"
   start_node
   start_csi
+  install_cnpg
   date +%s >"$STACK_DIR/up"
   log "up in $((SECONDS - t0))s"
   report

@@ -1,7 +1,8 @@
 /**
- * What CloudNativePG would create for a one-instance Cluster, on the real node: the Cluster object (CRD from the
- * stand-in, test/sim/cnpg-crd.yaml), the data PVC with CNPG's labels and annotations, and the instance Pod with CNPG's
- * labels and volume name, running our small workload image (a shell and coreutils) instead of PostgreSQL.
+ * What CloudNativePG would create for a one-instance Cluster, on the real node: the Cluster object, the data PVC with
+ * CNPG's labels and annotations, and the instance Pod with CNPG's labels and volume name, running our small workload
+ * image (a shell and coreutils) instead of PostgreSQL. The real operator runs on the stack too (hack/cnpg/): these
+ * Clusters carry its `cnpg.io/reconciliationLoop: disabled` annotation, so it leaves them to the test.
  */
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -30,8 +31,10 @@ export function clusterOwner(cluster: string, uid: string): k8s.V1OwnerReference
   return { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: cluster, uid, controller: true, blockOwnerDeletion: true };
 }
 
+/** The Cluster CRD: CloudNativePG's own when the operator is installed (the stack's default), else the stand-in's. */
 export async function installCnpgCrd(stack: RealStack): Promise<void> {
-  await stack.kubectl(['apply', '-f', cnpgCrd]);
+  const installed = await stack.kubectl(['get', 'crd', 'clusters.postgresql.cnpg.io', '--ignore-not-found', '-o', 'name']);
+  if (installed.trim() === '') await stack.kubectl(['apply', '-f', cnpgCrd]);
   await stack.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/clusters.postgresql.cnpg.io']);
 }
 
@@ -43,7 +46,8 @@ export async function createInstance(stack: RealStack, options: InstanceOptions)
   const created = await custom.createNamespacedCustomObject({
     group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace,
     body: {
-      apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: cluster },
+      apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster',
+      metadata: { name: cluster, annotations: { 'cnpg.io/reconciliationLoop': 'disabled' } },
       spec: { instances: 1, storage: { size, storageClass } },
     },
   }) as k8s.KubernetesObject;

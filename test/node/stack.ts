@@ -31,6 +31,8 @@ export interface RealStack {
   readonly core: k8s.CoreV1Api;
   /** Whether this process started the stack (and so takes it down). */
   readonly owned: boolean;
+  /** The stack's kubectl (built with the control plane). */
+  readonly kubectlBinary: string;
   /** kubectl against the stack; stdin from `input`. Rejects with kubectl's stderr on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<string>;
 }
@@ -82,7 +84,7 @@ export async function startRealStack(): Promise<RealStack> {
     });
     child.stdin.end(input ?? '');
   });
-  return { settings, kubeConfig, core: kubeConfig.makeApiClient(k8s.CoreV1Api), owned: !wasUp, kubectl };
+  return { settings, kubeConfig, core: kubeConfig.makeApiClient(k8s.CoreV1Api), owned: !wasUp, kubectl, kubectlBinary };
 }
 
 /** Takes the stack down when this process started it (set STACK_KEEP=1 to keep it for a look afterwards). */

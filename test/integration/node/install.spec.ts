@@ -10,35 +10,15 @@
  * without its Issuer and Certificate, with that CA as caBundle).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
-import { agentAudience } from '../../../controller/agent-token.ts';
 import { AgentClient } from '../../../shared/agent-client.ts';
 import type { VolumeReading } from '../../../shared/readings.ts';
 import { MiB, parseQuantity } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
-import { createCertificateAuthority, issueCertificate } from '../../harness/pki.ts';
 import { clusterOwner, createInstance, dataMountPath, installCnpgCrd, type Instance } from '../../node/cnpg.ts';
 import { images, testStorageClass, removeTestStorageClass } from '../../node/fixtures.ts';
-import { createNamespace, dfInPod, execInPod, repoRoot, useRealStack, waitForPodReady, type RealStack } from '../../node/stack.ts';
-
-const systemNamespace = 'cnpg-system';
-const agentSelector = 'app.kubernetes.io/name=cnpg-dynamic-storage-agent';
-const controllerSelector = 'app.kubernetes.io/name=cnpg-dynamic-storage-controller';
-const dsApi = { group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages' };
-
-async function podsReady(stack: RealStack, selector: string, count: number): Promise<k8s.V1Pod[]> {
-  const pods = (await stack.core.listNamespacedPod({ namespace: systemNamespace, labelSelector: selector })).items;
-  const ready = pods.filter((p) => p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True');
-  if (ready.length < count) {
-    const states = pods.map((p) => `${p.metadata?.name ?? ''}: ${p.status?.phase ?? ''} ${JSON.stringify(p.status?.containerStatuses?.map((s) => s.state) ?? [])}`);
-    throw new Error(`${ready.length}/${count} pods ${selector} Ready\n${states.join('\n')}`);
-  }
-  return ready;
-}
+import { agentSelector, agentToken, dsApi, installProduct, podsReady, systemNamespace, waitForProduct, type InstalledProduct } from '../../node/product.ts';
+import { createNamespace, dfInPod, execInPod, useRealStack, waitForPodReady } from '../../node/stack.ts';
 
 describe('the product on a real node', function () {
   this.timeout(300_000);
@@ -48,14 +28,12 @@ describe('the product on a real node', function () {
   let instance: Instance | undefined;
   let agent: AgentClient | undefined;
   let grownSize = 0;
+  let product: InstalledProduct | undefined;
 
   before(async function () {
     this.timeout(600_000);
     const s = stack();
-    await s.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
-    await s.kubectl(['create', 'namespace', systemNamespace]).catch(() => undefined);
-    await installWebhook(s);
-    await s.kubectl(['apply', '-k', path.join(repoRoot, 'daemonset')]);
+    product = await installProduct(s);
     await installCnpgCrd(s);
     storageClass = await testStorageClass(s);
   });
@@ -67,16 +45,12 @@ describe('the product on a real node', function () {
     await namespace?.remove();
     await removeTestStorageClass(s);
     // Leave a stack that was up before this file as it was: no product, no CRDs.
-    await s.kubectl(['delete', '-k', path.join(repoRoot, 'daemonset'), '--ignore-not-found', '--wait=true', '--timeout=120s']);
-    await s.kubectl(['delete', 'mutatingwebhookconfiguration', 'cnpg-dynamic-storage', '--ignore-not-found']);
-    await s.kubectl(['delete', 'namespace', systemNamespace, '--ignore-not-found', '--wait=true', '--timeout=120s']);
-    await s.kubectl(['delete', '-f', path.join(repoRoot, 'crds'), '--ignore-not-found', '--wait=true', '--timeout=60s']);
+    await product?.remove();
   });
 
   it('runs every product pod Ready under its shipped security context', async function () {
     const s = stack();
-    await eventually(() => podsReady(s, agentSelector, 1), { timeoutMs: 180_000, intervalMs: 1000 });
-    await eventually(() => podsReady(s, controllerSelector, 2), { timeoutMs: 180_000, intervalMs: 1000 });
+    await waitForProduct(s);
     const [agentPod] = await podsReady(s, agentSelector, 1);
     // Nothing was patched into the pods: the shipped template is what runs.
     const shipped = await s.kubectl(['get', 'daemonset', '-n', systemNamespace, 'cnpg-dynamic-storage-agent', '-o', 'jsonpath={.spec.template.spec.containers[0].securityContext}']);
@@ -90,7 +64,7 @@ describe('the product on a real node', function () {
     instance = await createInstance(s, { namespace: namespace.name, cluster: 'pg', size: '64Mi', storageClass, image: images.workload });
     await execInPod(s, namespace.name, instance.name, ['dd', 'if=/dev/zero', `of=${dataMountPath}/seed`, 'bs=1M', 'count=10', 'conv=fsync']);
     const [agentPod] = await podsReady(s, agentSelector, 1);
-    const controllerToken = await tokenFor(s, systemNamespace, 'cnpg-dynamic-storage-controller');
+    const controllerToken = await agentToken(s, systemNamespace, 'cnpg-dynamic-storage-controller');
     // HTTPS with the certificate the controller keeps for the agents, checked as the controller checks it.
     const tls = await s.core.readNamespacedSecret({ name: 'cnpg-dynamic-storage-agent-tls', namespace: systemNamespace });
     agent = new AgentClient({
@@ -182,32 +156,6 @@ function pvcSize(pvc: k8s.V1PersistentVolumeClaim): number {
   return parseQuantity(pvc.spec?.resources?.requests?.storage ?? '0', 'request');
 }
 
-/**
- * The webhook as daemonset/webhook.yaml installs it, with a CA of the test's own in place of cert-manager: the serving
- * certificate's Secret (which the controller mounts), the Service and the MutatingWebhookConfiguration with the CA.
- */
-async function installWebhook(stack: RealStack): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-node-webhook-'));
-  try {
-    const ca = await createCertificateAuthority(dir, 'webhook-ca');
-    const service = 'cnpg-dynamic-storage-webhook';
-    const serving = await issueCertificate(dir, ca, 'webhook', {
-      commonName: `${service}.${systemNamespace}.svc`, serverAuth: true,
-      dnsNames: [`${service}.${systemNamespace}.svc`, `${service}.${systemNamespace}.svc.cluster.local`],
-    });
-    await stack.kubectl(['create', 'secret', 'tls', '-n', systemNamespace, 'cnpg-dynamic-storage-webhook-tls', `--cert=${serving.cert}`, `--key=${serving.key}`]);
-    const caBundle = Buffer.from(await readFile(ca.cert)).toString('base64');
-    const docs = parseAllDocuments(await readFile(path.join(repoRoot, 'daemonset/webhook.yaml'), 'utf8'))
-      .map((d) => d.toJS() as k8s.KubernetesObject & { webhooks?: { clientConfig: { caBundle?: string } }[] })
-      .filter((o) => o.kind === 'Service' || o.kind === 'MutatingWebhookConfiguration');
-    for (const doc of docs) for (const hook of doc.webhooks ?? []) hook.clientConfig.caBundle = caBundle;
-    assert.equal(docs.length, 2, 'webhook.yaml has the Service and the MutatingWebhookConfiguration');
-    await stack.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** The PVC's new size once the controller patched it and Kubernetes finished resizing it; throws until then. */
 function resizedPvc(pvc: k8s.V1PersistentVolumeClaim): { requested: number; capacity: number } {
   const requestedText = pvc.spec?.resources?.requests?.storage ?? '0';
@@ -219,13 +167,4 @@ function resizedPvc(pvc: k8s.V1PersistentVolumeClaim): { requested: number; capa
     throw new Error(`resize to ${requestedText} not finished: capacity ${capacityText}, ${JSON.stringify(pvc.status?.conditions ?? [])}`);
   }
   return { requested, capacity };
-}
-
-async function tokenFor(stack: RealStack, namespace: string, serviceAccount: string): Promise<string> {
-  const response = await stack.core.createNamespacedServiceAccountToken({
-    name: serviceAccount, namespace, body: { spec: { audiences: [agentAudience], expirationSeconds: 3600 } },
-  });
-  const token = response.status?.token;
-  if (!token) throw new Error(`no token for ${namespace}/${serviceAccount}`);
-  return token;
 }

@@ -1,0 +1,177 @@
+/**
+ * The product with the real CloudNativePG operator and real PostgreSQL on the real node: a 3-instance Cluster with a WAL
+ * volume and a tablespace, created by the operator (initdb, replicas cloned with pg_basebackup, PVCs of its own), filled
+ * with real data (rows in the primary, WAL held by a replication slot), and grown by the product through Kubernetes' own
+ * resize flow. Sentinel rows written first are read back with their checksum on every instance after each step.
+ */
+import assert from 'node:assert/strict';
+import * as k8s from '@kubernetes/client-node';
+import { MiB, parseQuantity } from '../../../shared/quantity.ts';
+import { eventually } from '../../harness/eventually.ts';
+import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
+import {
+  clusterApi, clusterManifest, fillWal, fillWithRows, filesystemsGrown, mountPaths, primaryOf, psql, pvcSizes, releaseWal,
+  roleName, roleSelector, verifySentinel, volumeStatus, waitForGrowth, waitForHealthy, writeSentinel, type Role, type Sentinel,
+} from '../../node/postgres.ts';
+import { dsApi, installProduct, waitForProduct, type InstalledProduct } from '../../node/product.ts';
+import { createNamespace, useRealStack } from '../../node/stack.ts';
+
+const cluster = 'pg';
+const tablespace = 'tbs1';
+const sizes = { data: 128 * MiB, wal: 64 * MiB, tablespace: 64 * MiB } as const;
+const tbs: Role = { tablespace };
+function volumePolicy(size: number): Record<string, unknown> {
+  return {
+    request: `${size / MiB}Mi`, limit: `${(4 * size) / MiB}Mi`, targetBuffer: 20,
+    emergencyGrow: { criticalMinimumFree: '6Mi' }, growth: { minimumStep: '16Mi' },
+  };
+}
+
+describe('the product with the real CloudNativePG operator and PostgreSQL', function () {
+  this.timeout(600_000);
+  const stack = useRealStack();
+  let product: InstalledProduct | undefined;
+  let namespace: { name: string; remove: () => Promise<void> } | undefined;
+  let sentinel: Sentinel | undefined;
+  let instances = 3;
+
+  before(async function () {
+    this.timeout(30 * 60_000);
+    const s = stack();
+    product = await installProduct(s);
+    const storageClass = await testStorageClass(s);
+    namespace = await createNamespace(s, 'postgres');
+    const ns = namespace.name;
+    await s.kubectl(['apply', '-f', '-'], JSON.stringify(clusterManifest({
+      namespace: ns, name: cluster, instances, storageClass, dataSize: `${sizes.data / MiB}Mi`, walSize: `${sizes.wal / MiB}Mi`,
+      tablespaces: [{ name: tablespace, size: `${sizes.tablespace / MiB}Mi` }],
+    })));
+    await waitForProduct(s);
+    await waitForHealthy(s, ns, cluster, instances, 20 * 60_000);
+    const custom = s.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    await custom.createNamespacedCustomObject({ ...dsApi, namespace: ns, body: {
+      apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name: cluster },
+      spec: {
+        cluster: { name: cluster },
+        storage: volumePolicy(sizes.data),
+        walStorage: volumePolicy(sizes.wal),
+        tablespaces: [{ name: tablespace, storage: volumePolicy(sizes.tablespace) }],
+      },
+    } });
+    sentinel = await writeSentinel(s, ns, await primaryOf(s, ns, cluster));
+  });
+
+  afterEach(async function () {
+    // Nothing lost, on every instance, after every step (also a failed one: its cause shows first).
+    if (this.currentTest?.state === 'passed' && namespace && sentinel) await verifySentinel(stack(), namespace.name, cluster, sentinel);
+  });
+
+  after(async function () {
+    this.timeout(600_000);
+    const s = stack();
+    await namespace?.remove();
+    await product?.remove();
+    await removeTestStorageClass(s);
+  });
+
+  it('runs a 3-instance Cluster with WAL and a tablespace; the operator created every PVC, the product reads them all', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const owner = await s.kubeConfig.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ ...clusterApi, namespace: ns, name: cluster }) as k8s.KubernetesObject;
+    for (const role of ['data', 'wal', tbs] as const) {
+      const pvcs = (await s.core.listNamespacedPersistentVolumeClaim({ namespace: ns, labelSelector: roleSelector(cluster, role) })).items;
+      assert.equal(pvcs.length, instances, `${roleName(role)} PVCs`);
+      for (const pvc of pvcs) {
+        assert.equal(pvc.metadata?.ownerReferences?.find((r) => r.controller)?.uid, owner.metadata?.uid, `${pvc.metadata?.name ?? ''} owned by the Cluster`);
+      }
+      // The agents' readings reached the controller for every instance: the volume has a settled, non-waiting state.
+      await eventually(async () => {
+        const status = await volumeStatus(s, ns, cluster, role);
+        assert.ok(status?.state && status.state !== 'WaitingForDiskStatus', `${roleName(role)}: ${status?.state ?? 'no status'} ${status?.message ?? ''}`);
+        assert.equal(status.actualSizes?.length ?? instances, instances);
+      }, { timeoutMs: 120_000, intervalMs: 1000 });
+    }
+  });
+
+  it('grows the data volume of every instance from rows inserted in the primary', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const primary = await primaryOf(s, ns, cluster);
+    await fillWithRows(s, ns, primary, { usedShare: 0.88 });
+    const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'data', sizes.data, { count: instances });
+    await filesystemsGrown(s, ns, cluster, mountPaths.data, sizes.data);
+    assert.ok(grown[0]!.requested <= 4 * sizes.data, 'within the limit');
+    await waitForHealthy(s, ns, cluster, instances, 180_000);
+  });
+
+  it("grows the tablespace's volumes from a table created in it", async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const primary = await primaryOf(s, ns, cluster);
+    const dataBefore = await pvcSizes(s, ns, cluster, 'data');
+    await fillWithRows(s, ns, primary, { usedShare: 0.88, tablespace });
+    await waitForGrowth(s, { namespace: ns, cluster }, tbs, sizes.tablespace, { count: instances });
+    await filesystemsGrown(s, ns, cluster, mountPaths.tablespace(tablespace), sizes.tablespace);
+    assert.deepEqual((await pvcSizes(s, ns, cluster, 'data')).map((p) => p.requested), dataBefore.map((p) => p.requested), 'the data volumes did not move');
+  });
+
+  it('grows the WAL volumes from WAL that a replication slot holds', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const primary = await primaryOf(s, ns, cluster);
+    try {
+      await fillWal(s, ns, primary, 0.88);
+      await waitForGrowth(s, { namespace: ns, cluster }, 'wal', sizes.wal, { count: instances });
+      await filesystemsGrown(s, ns, cluster, mountPaths.wal, sizes.wal);
+    } finally {
+      await releaseWal(s, ns, primary);
+    }
+    await waitForHealthy(s, ns, cluster, instances, 180_000);
+  });
+
+  it('WAL disk full: PostgreSQL stops with exit code 4, the product grows the disk at once, the instance comes back on its own', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const primary = await primaryOf(s, ns, cluster);
+    const before = await pvcSizes(s, ns, cluster, 'wal');
+    const restartsBefore = (await s.core.readNamespacedPod({ namespace: ns, name: primary })).status?.containerStatuses?.find((c) => c.name === 'postgres')?.restartCount ?? 0;
+    // Something other than PostgreSQL takes the rest of the WAL disk; the next WAL write cannot be made.
+    await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
+    await psql(s, ns, primary, "CREATE TABLE wal_full_probe AS SELECT repeat(md5(random()::text), 32) AS payload FROM generate_series(1, 2000);").catch(() => undefined);
+    try {
+      const crashed = await eventually(async () => {
+        const pod = await s.core.readNamespacedPod({ namespace: ns, name: primary });
+        const postgres = pod.status?.containerStatuses?.find((c) => c.name === 'postgres');
+        assert.ok((postgres?.restartCount ?? 0) > restartsBefore, `${primary} has not stopped yet`);
+        return postgres?.lastState?.terminated?.exitCode;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
+      assert.equal(crashed, 4, 'CloudNativePG reports a full WAL disk with exit code 4');
+      const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'wal', before[0]!.requested, { count: instances });
+      assert.equal((await volumeStatus(s, ns, cluster, 'wal'))?.lastAction?.kind, 'EmergencyGrow');
+      assert.ok(grown[0]!.requested > before[0]!.requested);
+      await waitForHealthy(s, ns, cluster, instances, 10 * 60_000);
+    } finally {
+      await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'rm', '-f', `${mountPaths.wal}/e2e-filler`]).catch(() => undefined);
+    }
+  });
+
+  it('creates a new replica at the grown sizes: the operator makes its PVCs, the webhook sizes them', async function () {
+    const s = stack();
+    const ns = namespace!.name;
+    const volumes = [['data', 'data', sizes.data], ['wal', 'wal', sizes.wal], ['tablespace', tbs, sizes.tablespace]] as const;
+    const effective = new Map<string, number>();
+    for (const [label, role, size] of volumes) {
+      const status = await volumeStatus(s, ns, cluster, role);
+      effective.set(label, parseQuantity(status?.effectiveSize ?? '0', 'effectiveSize'));
+      assert.ok(effective.get(label)! > size, `${label} effective size ${status?.effectiveSize ?? ''} is the grown one`);
+    }
+    instances = 4;
+    await s.kubectl(['patch', 'cluster', '-n', ns, cluster, '--type=merge', '-p', JSON.stringify({ spec: { instances } })]);
+    await waitForHealthy(s, ns, cluster, instances, 15 * 60_000);
+    for (const [label, role] of volumes) {
+      const pvcs = await pvcSizes(s, ns, cluster, role);
+      assert.equal(pvcs.length, instances, `${label} PVCs`);
+      assert.ok(pvcs.every((p) => p.requested === effective.get(label)), `every ${label} PVC at ${effective.get(label)}: ${JSON.stringify(pvcs)}`);
+    }
+  });
+});
