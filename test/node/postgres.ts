@@ -252,7 +252,7 @@ export async function filesystemsGrown(stack: RealStack, namespace: string, clus
 export async function operatorDiagnostics(stack: RealStack, namespace: string, cluster: string, lines = 25): Promise<string> {
   const status = await clusterStatus(stack, namespace, cluster).catch(() => ({}));
   const log = await stack.kubectl(['logs', '-n', 'cnpg-system', 'deployment/cnpg-controller-manager', '--since=10m']).catch((err: unknown) => String(err));
-  const mine = log.split('\n').filter((l) => l.includes(`"namespace":"${namespace}"`) && !l.includes('Defaulting for') && !l.includes('Validat'));
+  const mine = log.split('\n').filter((l) => l.includes(`"namespace":"${namespace}"`) && !l.includes('Defaulting for') && !l.includes('Validating'));
   return `cluster ${namespace}/${cluster}: ${JSON.stringify(status)}\noperator:\n${mine.slice(-lines).map((l) => l.slice(0, 400)).join('\n')}`;
 }
 
