@@ -47,7 +47,13 @@ describe('e2e: growth', function () {
 
       await e2e().fill(instanceTarget(c, instances), 92);
       const status = await waitForActions(e2e(), c, 1, { result: 'Success' });
-      assert.equal(status.lastAction?.kind, 'ScheduledGrow');
+      // The stand-in's fill is one write, a completed step; through PostgreSQL it takes rounds, fast enough on MiB-scale
+      // volumes for the engine to see a burst heading for the critical threshold and grow it as an emergency, which
+      // without a window is as immediate (seen on the real node with 3 instances).
+      const kind = status.lastAction?.kind;
+      if (e2e().name === 'standin') assert.equal(kind, 'ScheduledGrow');
+      else assert.ok(kind === 'ScheduledGrow' || kind === 'EmergencyGrow', `grown at once (${kind ?? 'no action'})`);
+      assert.ok(status.lastAction && kind);
       assert.equal(status.lastAction.from, u(e2e(), 64));
       const grownTo = parseQuantity(status.lastAction.to ?? '0');
       assert.ok(grownTo >= ub(e2e(), 72) && grownTo <= ub(e2e(), 96), `a planned step to about used / 0.8: ${status.lastAction.to}`);
@@ -57,7 +63,7 @@ describe('e2e: growth', function () {
       assert.ok(sizes.every((s) => s.requested === grownTo && s.capacity === grownTo), `every PVC at ${grownTo}: ${JSON.stringify(sizes)}`);
       const fs = await e2e().usage(instanceTarget(c, 1));
       assert.ok(fs.sizeBytes > ub(e2e(), 64), 'the filesystem grew online');
-      await waitForEvent(e2e(), c, 'ScheduledGrow', 'Normal');
+      await waitForEvent(e2e(), c, kind, 'Normal');
       await waitForEvent(e2e(), c, 'ResizeCompleted', 'Normal');
       await waitForState(e2e(), c, 'Balanced');
       await assertInvariants(e2e(), c, scenario);
@@ -79,7 +85,8 @@ describe('e2e: growth', function () {
     assert.ok(status.nextMaintenanceWindow, 'a window exists and is closed');
     assert.equal(status.budget?.availableForEmergency, 3);
     const event = await waitForEvent(e2e(), c, 'EmergencyGrow', 'Normal');
-    assert.match(event.message, /critical threshold 95%/);
+    // The stand-in's fill jumps to 97%: past the threshold. A fill through PostgreSQL passes 4Mi free (94%) first.
+    assert.match(event.message, e2e().name === 'standin' ? /critical threshold 95%/ : /critical threshold 95%|critical minimum/);
     await assertInvariants(e2e(), c, scenario);
   });
 
