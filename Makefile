@@ -19,7 +19,7 @@ test: deps controlplane
 	@echo "== the product installed from its manifests on a real node (kubelet, containerd, CSI resize flow)"
 	npx mocha --config test/.mocharc.node.json
 	@echo "== the end-to-end growth scenarios on the real node, with the real CloudNativePG (e2e/README.md: why only these)"
-	$(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts
+	$(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts E2E_GREP='^e2e: growth grows'
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
@@ -38,10 +38,11 @@ e2e: deps controlplane
 
 ## e2e-node: the end-to-end scenarios on the real node with the real CloudNativePG (E2E_FILES: which; default all)
 E2E_FILES ?= e2e/scenarios/*.test.ts
+E2E_GREP ?=
 e2e-node: deps controlplane
 	@hack/node/stack.sh status >/dev/null 2>&1 && up_before=1 || up_before=0; \
 	  hack/node/stack.sh up >/dev/null; \
-	  rc=0; E2E_TARGET=node npx mocha --extension ts --timeout 900000 --reporter spec --forbid-only $(E2E_FILES) || rc=$$?; \
+	  rc=0; E2E_TARGET=node npx mocha --extension ts --timeout 900000 --reporter spec --forbid-only $(if $(E2E_GREP),--grep '$(E2E_GREP)') $(E2E_FILES) || rc=$$?; \
 	  [ $$up_before = 1 ] || hack/node/stack.sh down; exit $$rc
 
 deps:
