@@ -80,30 +80,3 @@ export interface Status {
   reason?: string;
   code?: number;
 }
-
-export interface UserInfo {
-  username?: string;
-  uid?: string;
-  groups?: string[];
-  extra?: Record<string, string[]>;
-}
-
-export interface TokenReview {
-  apiVersion: 'authentication.k8s.io/v1';
-  kind: 'TokenReview';
-  spec: { token: string; audiences?: string[] };
-  status?: { authenticated?: boolean; user?: UserInfo; audiences?: string[]; error?: string };
-}
-
-export interface SubjectAccessReview {
-  apiVersion: 'authorization.k8s.io/v1';
-  kind: 'SubjectAccessReview';
-  spec: {
-    user?: string;
-    uid?: string;
-    groups?: string[];
-    extra?: Record<string, string[]>;
-    nonResourceAttributes?: { path: string; verb: string };
-  };
-  status?: { allowed?: boolean; denied?: boolean; reason?: string; evaluationError?: string };
-}
