@@ -73,10 +73,11 @@ describe('the real CloudNativePG operator during a resize', function () {
     const storageClass = await testStorageClass(s);
     namespace = await createNamespace(s, 'resilience');
     ref = { namespace: namespace.name, cluster };
-    // WAL on a volume of its own (not managed here): the data volume's usage is then the rows the tests write, not
+    // WAL on a volume of its own, large enough not to need growing (not managed here): the data volume's usage is then
+    // the rows the tests write, not
     // also the WAL that archiving and checkpoints have not given back yet.
     await s.kubectl(['apply', '-f', '-'], JSON.stringify(clusterManifest({
-      namespace: ref.namespace, name: cluster, instances, storageClass, dataSize: `${dataSize / MiB}Mi`, walSize: '64Mi',
+      namespace: ref.namespace, name: cluster, instances, storageClass, dataSize: `${dataSize / MiB}Mi`, walSize: '256Mi',
     })));
     await waitForProduct(s);
     await waitForHealthy(s, ref.namespace, cluster, instances, 20 * 60_000);
