@@ -74,8 +74,7 @@ describe('the real CloudNativePG operator during a resize', function () {
     namespace = await createNamespace(s, 'resilience');
     ref = { namespace: namespace.name, cluster };
     // WAL on a volume of its own, large enough not to need growing (not managed here): the data volume's usage is then
-    // the rows the tests write, not
-    // also the WAL that archiving and checkpoints have not given back yet.
+    // the rows the tests write, not also the WAL that archiving and checkpoints have not given back yet.
     await s.kubectl(['apply', '-f', '-'], JSON.stringify(clusterManifest({
       namespace: ref.namespace, name: cluster, instances, storageClass, dataSize: `${dataSize / MiB}Mi`, walSize: '256Mi',
     })));
