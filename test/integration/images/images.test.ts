@@ -178,7 +178,7 @@ describe('container images (hack/images/build.sh) on a private containerd', func
   });
 
   it('builds one archive per image and imports each under the name the manifests use', async () => {
-    assert.deepEqual([...archives.keys()].sort(), ['agent', 'controller', 'pause', 'workload']);
+    assert.deepEqual([...archives.keys()].sort(), ['agent', 'cnpg', 'controller', 'pause', 'postgresql', 'workload']);
     assert.equal(images.get('agent'), manifestImage('daemonset/daemonset.yaml'));
     assert.equal(images.get('controller'), manifestImage('daemonset/controller.yaml'));
     const listed = (await ctr(['images', 'ls', '-q'])).stdout.split('\n');
@@ -270,10 +270,28 @@ describe('container images (hack/images/build.sh) on a private containerd', func
     assert.equal(r.stdout.trim(), 'ok');
   });
 
+  it('cnpg: the operator and instance manager of the pinned CloudNativePG, laid out as upstream (operator/manager_amd64)', async () => {
+    const r = await runImage('cnpg', [], ['/manager', 'version']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Version:1\.30\.0/);
+    const direct = await runImage('cnpg', [], ['/operator/manager_amd64', 'version']);
+    assert.equal(direct.code, 0, direct.stderr);
+  });
+
+  it('postgresql: Debian\'s PostgreSQL 15 on PATH, run as postgres with uid and gid 26 (CloudNativePG\'s defaults)', async () => {
+    const r = await runImage('postgresql', [], ['sh', '-c', 'id -u; id -g; id -un; postgres --version; initdb --version; pg_basebackup --version']);
+    assert.equal(r.code, 0, r.stderr);
+    const [uid, gid, name, ...versions] = r.stdout.trim().split('\n');
+    assert.deepEqual([uid, gid, name], ['26', '26', 'postgres']);
+    for (const line of versions) assert.match(line, /\(PostgreSQL\) 15\./);
+  });
+
   it('sizes stay within their budgets', async function () {
     this.timeout(120_000);
     // compressed MiB, unpacked MiB
-    const budgets: Record<string, [number, number]> = { agent: [60, 150], controller: [65, 185], pause: [1, 2], workload: [45, 130] };
+    const budgets: Record<string, [number, number]> = {
+      agent: [60, 150], controller: [65, 185], pause: [1, 2], workload: [45, 130], cnpg: [30, 100], postgresql: [160, 450],
+    };
     for (const [component, archive] of archives) {
       const compressed = compressedSize(archive);
       const unpacked = await withMountedImage(component, (root) => Number(execFileSync('du', ['-sb', root], { encoding: 'utf8' }).split('\t')[0]));
