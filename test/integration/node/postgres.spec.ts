@@ -18,7 +18,9 @@ import { createNamespace, useRealStack } from '../../node/stack.ts';
 
 const cluster = 'pg';
 const tablespace = 'tbs1';
-const sizes = { data: 128 * MiB, wal: 64 * MiB, tablespace: 64 * MiB } as const;
+// WAL: room for what a bulk load of the data volume writes while checkpoints and archiving catch up (a 64Mi WAL volume
+// filled during the data step and stopped PostgreSQL, before the 80 s a resize takes on this node; see docs/stack.md).
+const sizes = { data: 128 * MiB, wal: 128 * MiB, tablespace: 64 * MiB } as const;
 const tbs: Role = { tablespace };
 function volumePolicy(size: number): Record<string, unknown> {
   return {
