@@ -110,6 +110,8 @@ export interface FillOptions {
   tablespace?: string;
   /** At most this many MiB per statement (smaller steps land closer to the share). */
   stepMiB?: number;
+  /** Stops early once this says so (checked before each statement): e.g. once the product patched the PVCs. */
+  until?: () => Promise<boolean>;
 }
 
 /**
@@ -124,7 +126,7 @@ export async function fillWithRows(stack: RealStack, namespace: string, primary:
   for (;;) {
     const df = await dfInPod(stack, namespace, primary, mountPath);
     const missing = df.totalBytes * options.usedShare - df.usedBytes;
-    if (missing <= 0) return df;
+    if (missing <= 0 || (await options.until?.()) === true) return df;
     // About 1.2 KiB on disk per row with its index entry; never more than the step.
     const bytes = Math.min(missing, (options.stepMiB ?? 8) * MiB);
     await psql(stack, namespace, primary, `${insertRows(table, Math.max(100, Math.ceil(bytes / 1230)))} CHECKPOINT;`);

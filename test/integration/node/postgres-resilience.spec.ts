@@ -30,7 +30,9 @@ async function growAndHold(stack: RealStack, ref: ClusterRef): Promise<PvcSize[]
   const before = await pvcSizes(stack, ref.namespace, ref.cluster, 'data');
   await setCsiFaults(stack, [{ id: 'hold', kind: 'stuck', pvcRegexp: `^${ref.namespace}/${ref.cluster}-[0-9]+$` }]);
   // 93%: past the buffer by more than the minimum step at any size these tests reach, short of the critical threshold.
-  await fillWithRows(stack, ref.namespace, await primaryOf(stack, ref.namespace, ref.cluster), { usedShare: 0.93, stepMiB: 4 });
+  // It stops once the product patched: rows written after its decision would call for a second grow once this one is done.
+  const patched = async (): Promise<boolean> => (await pvcSizes(stack, ref.namespace, ref.cluster, 'data')).every((p, i) => p.requested > (before[i]?.requested ?? 0));
+  await fillWithRows(stack, ref.namespace, await primaryOf(stack, ref.namespace, ref.cluster), { usedShare: 0.93, stepMiB: 4, until: patched });
   await eventually(async () => {
     const pvcs = await pvcSizes(stack, ref.namespace, ref.cluster, 'data');
     assert.ok(pvcs.every((p, i) => p.requested > (before[i]?.requested ?? 0)), `every data PVC patched: ${JSON.stringify(pvcs)}`);
