@@ -141,13 +141,16 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
     await psql(s, ns, primary, "CREATE TABLE wal_full_probe AS SELECT repeat(md5(random()::text), 32) AS payload FROM generate_series(1, 2000);").catch(() => undefined);
     try {
-      const crashed = await eventually(async () => {
+      // PostgreSQL may first PANIC (exit 1) on the failed WAL write; CloudNativePG's instance manager then finds the WAL
+      // disk full and exits with 4. Every exit seen until the product grew the disk is kept.
+      const exits = new Set<number>();
+      await eventually(async () => {
         const pod = await s.core.readNamespacedPod({ namespace: ns, name: primary });
         const postgres = pod.status?.containerStatuses?.find((c) => c.name === 'postgres');
-        assert.ok((postgres?.restartCount ?? 0) > restartsBefore, `${primary} has not stopped yet`);
-        return postgres?.lastState?.terminated?.exitCode;
-      }, { timeoutMs: 120_000, intervalMs: 500 });
-      assert.equal(crashed, 4, 'CloudNativePG reports a full WAL disk with exit code 4');
+        const code = postgres?.lastState?.terminated?.exitCode;
+        if ((postgres?.restartCount ?? 0) > restartsBefore && code !== undefined) exits.add(code);
+        assert.ok(exits.has(4), `${primary} has not stopped with exit code 4 (exits seen: ${[...exits].join(', ') || 'none'})`);
+      }, { timeoutMs: 180_000, intervalMs: 250 });
       const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'wal', before[0]!.requested, { count: instances });
       assert.equal((await volumeStatus(s, ns, cluster, 'wal'))?.lastAction?.kind, 'EmergencyGrow');
       assert.ok(grown[0]!.requested > before[0]!.requested);
