@@ -139,7 +139,13 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     const restartsBefore = (await s.core.readNamespacedPod({ namespace: ns, name: primary })).status?.containerStatuses?.find((c) => c.name === 'postgres')?.restartCount ?? 0;
     // Something other than PostgreSQL takes the rest of the WAL disk; the next WAL write cannot be made.
     await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
-    await psql(s, ns, primary, "CREATE TABLE wal_full_probe AS SELECT repeat(md5(random()::text), 32) AS payload FROM generate_series(1, 2000);").catch(() => undefined);
+    // WAL is written into recycled segment files first: write until PostgreSQL needs a new one and cannot make it.
+    await psql(s, ns, primary, 'CREATE TABLE IF NOT EXISTS wal_full_probe (payload text);');
+    for (let round = 0; round < 100; round += 1) {
+      const failed = await psql(s, ns, primary, "INSERT INTO wal_full_probe SELECT repeat(md5(random()::text), 32) FROM generate_series(1, 2000);")
+        .then(() => false, () => true);
+      if (failed) break;
+    }
     try {
       // PostgreSQL may first PANIC (exit 1) on the failed WAL write; CloudNativePG's instance manager then finds the WAL
       // disk full and exits with 4. Every exit seen until the product grew the disk is kept.
