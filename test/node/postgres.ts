@@ -104,7 +104,10 @@ function insertRows(table: string, rows: number): string {
 }
 
 export interface FillOptions {
-  /** The share of the filesystem to reach, 0..1. */
+  /**
+   * The share of the filesystem to reach, 0..1, of its size when the fill began: a volume the product grows meanwhile
+   * does not call for more rows (else each grow would be filled again, up to the limit).
+   */
   usedShare: number;
   /** The tablespace to put the rows in (the data volume when absent). */
   tablespace?: string;
@@ -115,17 +118,18 @@ export interface FillOptions {
 }
 
 /**
- * Inserts rows in the primary until the volume holding them (data, or the tablespace's) is at least `usedShare` full by
- * `df` in the primary's pod; returns the last `df`.
+ * Inserts rows in the primary until the volume holding them (data, or the tablespace's) holds `usedShare` of its
+ * starting size by `df` in the primary's pod; returns the last `df`.
  */
 export async function fillWithRows(stack: RealStack, namespace: string, primary: string, options: FillOptions): Promise<DfUsage> {
   const table = options.tablespace ? `fill_${options.tablespace.replace(/\W/g, '_')}` : 'fill_data';
   const mountPath = options.tablespace ? mountPaths.tablespace(options.tablespace) : mountPaths.data;
   const where = options.tablespace ? ` TABLESPACE ${options.tablespace}` : '';
   await psql(stack, namespace, primary, `CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, payload text)${where};`);
+  const targetBytes = (await dfInPod(stack, namespace, primary, mountPath)).totalBytes * options.usedShare;
   for (;;) {
     const df = await dfInPod(stack, namespace, primary, mountPath);
-    const missing = df.totalBytes * options.usedShare - df.usedBytes;
+    const missing = targetBytes - df.usedBytes;
     if (missing <= 0 || (await options.until?.()) === true) return df;
     // About 1.2 KiB on disk per row with its index entry; never more than the step.
     const bytes = Math.min(missing, (options.stepMiB ?? 8) * MiB);
@@ -135,16 +139,17 @@ export async function fillWithRows(stack: RealStack, namespace: string, primary:
 
 /**
  * Generates WAL in the primary while a physical replication slot holds it (as a stuck archiver or a lagging consumer
- * would), until the WAL volume is at least `usedShare` full; the data written is truncated again each round.
+ * would), until the WAL volume holds `usedShare` of its starting size; the data written is truncated again each round.
  */
 export async function fillWal(stack: RealStack, namespace: string, primary: string, usedShare: number): Promise<DfUsage> {
   await psql(stack, namespace, primary, `
     SELECT pg_create_physical_replication_slot('e2e_hold_wal', true)
       WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'e2e_hold_wal');
     CREATE TABLE IF NOT EXISTS fill_wal (id bigserial PRIMARY KEY, payload text);`);
+  const targetBytes = (await dfInPod(stack, namespace, primary, mountPaths.wal)).totalBytes * usedShare;
   for (;;) {
     const df = await dfInPod(stack, namespace, primary, mountPaths.wal);
-    const missing = df.totalBytes * usedShare - df.usedBytes;
+    const missing = targetBytes - df.usedBytes;
     if (missing <= 0) return df;
     const rows = Math.max(100, Math.ceil(Math.min(missing, 4 * MiB) / 1100));
     await psql(stack, namespace, primary, `${insertRows('fill_wal', rows)} TRUNCATE fill_wal; SELECT pg_switch_wal();`);
