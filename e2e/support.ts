@@ -12,6 +12,7 @@ import { eventually } from '../test/harness/eventually.ts';
 import {
   readTargetSettings, startTarget, unitsQuantity, type Capability, type InstanceVolume, type Role, type StackHints, type TargetDriver, type TargetSettings,
 } from './targets/index.ts';
+import { roleName, roleSelector } from '../test/node/postgres.ts';
 
 export { sample, scrape } from './targets/metrics.ts';
 export type { Role } from './targets/index.ts';
@@ -181,15 +182,8 @@ export async function waitForActions(e2e: E2E, c: ScenarioCluster, count: number
   }, { timeoutMs: options.timeoutMs ?? e2e.timeouts.resizeMs, intervalMs: 100 });
 }
 
-export function roleName(role: Role): string {
-  return typeof role === 'string' ? role : `tablespace ${role.tablespace}`;
-}
-
-export function roleSelector(cluster: string, role: Role): string {
-  if (role === 'data') return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_DATA`;
-  if (role === 'wal') return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_WAL`;
-  return `cnpg.io/cluster=${cluster},cnpg.io/pvcRole=PG_TABLESPACE,cnpg.io/tablespaceName=${role.tablespace}`;
-}
+// One definition of a role's name and PVC selector, shared with the node tests.
+export { roleName, roleSelector };
 
 export interface PvcSize {
   name: string;
