@@ -17,7 +17,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import * as k8s from '@kubernetes/client-node';
 import { agentAudience } from '../../controller/agent-token.ts';
-import { GiB, MiB } from '../../shared/quantity.ts';
+import { formatQuantity, GiB, MiB, parseQuantity } from '../../shared/quantity.ts';
 import { eventually } from '../../test/harness/eventually.ts';
 import {
   supported, unsupported, type ClockControl, type ClusterShape, type FaultControls, type InstanceVolume, type Role, type Sentinels, type TargetDriver, type TargetSettings,
@@ -25,7 +25,7 @@ import {
 } from './index.ts';
 import { scrape } from './metrics.ts';
 
-export const aksSizes: TargetSizes = { unit: GiB / 8, storageClass: 'managed-csi-premium', allocationUnit: GiB, boundaryStorageClass: 'managed-csi' };
+export const aksSizes: TargetSizes = { unit: GiB / 8, storageClass: 'managed-csi-premium', allocationUnit: GiB, boundaryStorageClass: supported('managed-csi') };
 
 /**
  * Filling an 8Gi Premium SSD through PostgreSQL takes minutes (a P2 disk writes 25 MB/s, bursting to 170 MB/s, and WAL
@@ -61,6 +61,11 @@ export interface ClusterTuning {
    * filled to 97% has less room than one WAL segment, and PostgreSQL stops when it cannot write WAL.
    */
   walVolume?: boolean;
+  /**
+   * The size of that WAL volume when the scenario does not manage it, as a multiple of the data volume's: room for the WAL
+   * of a bulk load of the whole data volume (default 1).
+   */
+  walVolumeSizeFactor?: number;
 }
 
 /** A CNPG Cluster for a scenario shape. */
@@ -73,7 +78,8 @@ export function clusterManifest(namespace: string, name: string, shape: ClusterS
     postgresql: { parameters: { max_slot_wal_keep_size: '-1', ...tuning.parameters } },
   };
   if (tuning.walSegmentSizeMiB !== undefined) spec.bootstrap = { initdb: { database: 'app', owner: 'app', walSegmentSize: tuning.walSegmentSizeMiB } };
-  if (shape.walStorage || tuning.walVolume === true) spec.walStorage = { ...storage };
+  if (shape.walStorage) spec.walStorage = { ...storage };
+  else if (tuning.walVolume === true) spec.walStorage = { ...storage, size: formatQuantity(parseQuantity(shape.size) * (tuning.walVolumeSizeFactor ?? 1)) };
   if (shape.tablespaces.length > 0) spec.tablespaces = shape.tablespaces.map((t) => ({ name: t, storage: { ...storage } }));
   return { apiVersion: `${cnpgApi.group}/${cnpgApi.version}`, kind: 'Cluster', metadata: { name, namespace }, spec };
 }
@@ -152,15 +158,24 @@ export function freeSql(role: Role): string {
 }
 
 /**
- * How many MiB to write next to bring `usage` to `percent`: half the gap (at least 1 MiB), since rows written to the data
- * volume also write as much WAL until the checkpoint that ends the round (where WAL shares the volume), so a round never
- * takes the volume past the target, even for a moment. The rounds stop within half a point of the target.
+ * How many MiB to write next to bring `usage` to `percent`. Rows also write as much WAL, kept until the checkpoint that
+ * ends the round (and while a lagging replica has not replayed it):
+ * - WAL on the same volume (`walRoomBytes` undefined): half the gap (at least 1 MiB), so a round never takes the volume
+ *   past the target, even for a moment; the rounds stop within half a point of the target;
+ * - WAL on a volume of its own: the whole gap in one round, as far as the WAL volume has room (`walRoomBytes`), so the
+ *   fill is one step, as a bulk load is, and the WAL volume is not the one that fills.
  */
-export function nextFillMiB(usage: Usage, percent: number): number {
+export function nextFillMiB(usage: Usage, percent: number, walRoomBytes?: number): number {
   const total = usage.usedBytes + usage.availableBytes;
   const gap = Math.floor((percent / 100) * total) - usage.usedBytes;
   if (gap <= 0) return 0;
-  return Math.max(1, Math.floor(gap / 2 / MiB));
+  if (walRoomBytes === undefined) return Math.max(1, Math.floor(gap / 2 / MiB));
+  return Math.max(1, Math.floor(Math.min(gap, walRoomBytes) / MiB));
+}
+
+/** What a round may write while WAL has a volume of its own: up to three quarters of that volume, less what it holds. */
+export function walRoomBytes(wal: Usage): number {
+  return Math.max(0, 0.75 * (wal.usedBytes + wal.availableBytes) - wal.usedBytes);
 }
 
 /** The sentinel table of a volume (the data volume: no tablespace). */
@@ -227,7 +242,7 @@ export function runCommand(env: Readonly<Record<string, string | undefined>>): R
 // The driver
 
 interface CnpgCluster {
-  spec?: { instances?: number; tablespaces?: { name: string }[] };
+  spec?: { instances?: number; tablespaces?: { name: string }[]; walStorage?: { size?: string } };
   status?: { phase?: string; readyInstances?: number; currentPrimary?: string };
 }
 
@@ -424,7 +439,7 @@ class RealClusterTarget implements TargetDriver {
 
   /**
    * Writes on the primary until the instance's volume is at `percent` (replicas fill through replication), in rounds of
-   * half the gap (nextFillMiB); frees first when above.
+   * nextFillMiB; frees first when above.
    */
   async fill(volume: InstanceVolume, percent: number): Promise<void> {
     const primary = await this.currentPrimary(volume.namespace, volume.cluster);
@@ -440,8 +455,11 @@ class RealClusterTarget implements TargetDriver {
     // The percentage of the filesystem as it is now: the product may grow it during the rounds, and a fill that chased
     // the new size would make it grow again (the stand-in's fill is a single write, done before anything can grow).
     const start = usage;
+    const primaryVolume = { ...volume, instance: Number(primary.slice(volume.cluster.length + 1)), role: 'wal' as const };
+    const separateWal = volume.role !== 'wal' && (await this.cluster(volume.namespace, volume.cluster)).spec?.walStorage !== undefined;
     for (let round = 0; round < 40; round += 1) {
-      const mib = nextFillMiB({ ...usage, availableBytes: start.usedBytes + start.availableBytes - usage.usedBytes }, percent);
+      const room = separateWal ? walRoomBytes(await this.usage(primaryVolume)) : undefined;
+      const mib = nextFillMiB({ ...usage, availableBytes: start.usedBytes + start.availableBytes - usage.usedBytes }, percent, room);
       if (mib === 0 || Math.abs(usage.usedPercent - percent) <= 0.5 || usage.sizeBytes > start.sizeBytes) return;
       await this.psql(volume.namespace, primary, fillSql(volume.role, mib));
       usage = await this.settledUsage(volume, primary);

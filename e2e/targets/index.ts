@@ -103,8 +103,8 @@ export interface TargetSizes {
   readonly storageClass: string;
   /** The allocation unit of that class (sizes round up to it). */
   readonly allocationUnit: number;
-  /** A class of disks Azure cannot grow past 4 TiB while attached (the provider-boundary scenario). */
-  readonly boundaryStorageClass: string;
+  /** A class of disks Azure cannot grow past 4 TiB while attached, known as such to the product (the provider-boundary scenario). */
+  readonly boundaryStorageClass: Capability<string>;
 }
 
 /** `units` scenario units as a quantity (`64` -> `64Mi` on the stand-in, `8Gi` on AKS). */

@@ -15,7 +15,7 @@ import {
 } from './index.ts';
 import { scrape } from './metrics.ts';
 
-export const standinSizes: TargetSizes = { unit: MiB, storageClass: 'managed-csi-mib', allocationUnit: MiB, boundaryStorageClass: 'managed-csi' };
+export const standinSizes: TargetSizes = { unit: MiB, storageClass: 'managed-csi-mib', allocationUnit: MiB, boundaryStorageClass: supported('managed-csi') };
 
 export const standinTimeouts: TargetTimeouts = {
   clusterReadyMs: 120_000, resizeMs: 60_000, stateMs: 30_000, emergencyGrowMs: 20_000, podMs: 30_000, quietMs: 1_000, windowLeadMs: 45_000,

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, parseQuantity } from '../../../shared/quantity.ts';
 import {
-  aksSizes, clusterManifest, createAksDriver, fillSql, freeSql, leaderPod, mountPath, nextFillMiB, parseForwardedPort, parseStatfs, psqlArgs,
+  aksSizes, clusterManifest, createAksDriver, fillSql, freeSql, leaderPod, mountPath, nextFillMiB, parseForwardedPort, walRoomBytes, parseStatfs, psqlArgs,
   sentinelChecksumSql, sentinelWriteSql, statfsArgs, switchoverPatch, transientExecError,
 } from '../../../e2e/targets/aks.ts';
 import { readTargetSettings, unitsQuantity, type Usage } from '../../../e2e/targets/index.ts';
@@ -123,6 +123,15 @@ describe('e2e targets', function () {
       assert.equal(nextFillMiB(usage(10 * MiB, 90 * MiB), 10.5), 1, 'at least 1 MiB');
     });
 
+    it('with WAL on a volume of its own, fills the whole gap in one round as far as the WAL volume has room', function () {
+      assert.equal(nextFillMiB(usage(20 * MiB, 44 * MiB), 92, 200 * MiB), 38, 'the whole gap');
+      assert.equal(nextFillMiB(usage(20 * MiB, 44 * MiB), 92, 10.5 * MiB), 10, 'as far as the WAL volume has room');
+      assert.equal(nextFillMiB(usage(20 * MiB, 44 * MiB), 92, 0), 1, 'at least 1 MiB');
+      assert.equal(nextFillMiB(usage(60 * MiB, 4 * MiB), 92, 200 * MiB), 0);
+      assert.equal(walRoomBytes(usage(16 * MiB, 240 * MiB)), 176 * MiB, 'three quarters of the WAL volume, less what it holds');
+      assert.equal(walRoomBytes(usage(200 * MiB, 56 * MiB)), 0);
+    });
+
     it('writes sentinels per tablespace and reads their checksum back', function () {
       assert.match(sentinelWriteSql(undefined), /CREATE TABLE e2e_sentinel \(id int PRIMARY KEY, payload text\);/);
       assert.match(sentinelWriteSql('analytics'), /CREATE TABLE e2e_sentinel_analytics .* TABLESPACE "analytics";/);
@@ -155,7 +164,7 @@ describe('e2e targets', function () {
         assert.ok(!capability.supported && capability.reason.length > 20, 'a reason is given');
       }
       assert.ok(driver.faults.quota.supported && driver.faults.latency.supported && driver.drain.supported);
-      assert.equal(driver.sizes.boundaryStorageClass, 'managed-csi');
+      assert.deepEqual(driver.sizes.boundaryStorageClass, { supported: true, use: 'managed-csi' });
     });
   });
 });
