@@ -80,9 +80,17 @@ function compactVolume(volume: VolumeSizingStatus): CompactVolume {
   };
 }
 
-/** Drops undefined members, so that equal blocks serialize (and hash) the same. */
+/**
+ * Drops undefined members and sorts keys, so that equal blocks serialize (and hash) the same whether built in memory or
+ * read back from the API server (which stores custom resources with their keys sorted).
+ */
 function clean<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  const sort = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sort);
+    if (v === null || typeof v !== 'object') return v;
+    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, sort(x)]));
+  };
+  return sort(JSON.parse(JSON.stringify(value))) as T;
 }
 
 /** The compact block: per data / WAL / tablespace the sizes, state, last action, budget and next window. */

@@ -133,3 +133,14 @@ describe('storage sizing on the Cluster: the annotation', () => {
     assert.equal(readStatusAnnotation(undefined), undefined);
   });
 });
+
+describe('storage sizing on the Cluster: the revision', () => {
+  it('is the same for a status read back from the API server (keys sorted) as for the one built in memory', () => {
+    const built = status({ data: volume('Balanced') });
+    const sortKeys = (v: unknown): unknown => (Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object'
+      ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])])) : v);
+    const stored = sortKeys(built) as DynamicStorageStatus;
+    assert.notEqual(JSON.stringify(stored), JSON.stringify(built));
+    assert.equal(clusterSummary('pg', stored).revision, clusterSummary('pg', built).revision);
+  });
+});
