@@ -16,9 +16,10 @@ import * as protoLoader from '@grpc/proto-loader';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { PluginStatusBlock } from '../cluster-status.ts';
+import { cnpgiPluginName } from '../cnpg.ts';
 
 /** The plugin's name: the Service's `cnpg.io/pluginName` label and what a Cluster lists under `spec.plugins`. */
-export const pluginName = 'dynamicstorage.cnpg.io';
+export const pluginName = cnpgiPluginName;
 
 export const protoFiles = [
   fileURLToPath(new URL('./identity.proto', import.meta.url)),
