@@ -22,7 +22,8 @@ export const controllerDefaults = {
   agentTlsSecret: 'cnpg-dynamic-storage-agent-tls',
   listen: '0.0.0.0:8080',
   webhookListen: '0.0.0.0:9443',
-  pluginListen: '0.0.0.0:9090',
+  // Off unless asked for (the shipped Deployment sets 0.0.0.0:9090): local runs start several controllers on one host.
+  pluginListen: 'off',
   pluginService: 'cnpg-dynamic-storage-plugin',
   pluginServerSecret: 'cnpg-dynamic-storage-plugin-server',
   pluginClientSecret: 'cnpg-dynamic-storage-plugin-client',
@@ -78,7 +79,7 @@ function webhookConfig(problems: string[], env: Environment): ControllerConfig['
 
 /**
  * The CNPG-I plugin (status on Clusters that opt in): served on PLUGIN_ADDRESS by every replica, with the certificates
- * the controller keeps in the Secrets that the plugin Service names (controller/cnpgi/tls.ts); `off` turns it off.
+ * the controller keeps in the Secrets that the plugin Service names (controller/cnpgi/tls.ts); off when unset or `off`.
  */
 function pluginConfig(problems: string[], env: Environment, namespace: string): ControllerConfig['plugin'] {
   const address = listenAddress(problems, env.PLUGIN_ADDRESS || controllerDefaults.pluginListen, 'PLUGIN_ADDRESS');
