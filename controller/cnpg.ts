@@ -16,3 +16,6 @@ export const cnpgAnnotations = {
 } as const;
 
 export const pvcRoles = { data: 'PG_DATA', wal: 'PG_WAL', tablespace: 'PG_TABLESPACE' } as const;
+
+/** This product's CNPG-I plugin: the plugin Service's `cnpg.io/pluginName` label and what a Cluster lists under `spec.plugins`. */
+export const cnpgiPluginName = 'dynamicstorage.cnpg.io';

@@ -22,6 +22,11 @@ export const controllerDefaults = {
   agentTlsSecret: 'cnpg-dynamic-storage-agent-tls',
   listen: '0.0.0.0:8080',
   webhookListen: '0.0.0.0:9443',
+  // Off unless asked for (the shipped Deployment sets 0.0.0.0:9090): local runs start several controllers on one host.
+  pluginListen: 'off',
+  pluginService: 'cnpg-dynamic-storage-plugin',
+  pluginServerSecret: 'cnpg-dynamic-storage-plugin-server',
+  pluginClientSecret: 'cnpg-dynamic-storage-plugin-client',
   workers: 2,
   resyncMs: 30_000,
   busyRequeueMs: 2_000,
@@ -46,12 +51,12 @@ function flag(problems: string[], env: Environment, name: string, fallback: bool
   return text === 'true';
 }
 
-function listenAddress(problems: string[], text: string): { host: string; port: number } | undefined {
+function listenAddress(problems: string[], text: string, variable = 'LISTEN_ADDRESS'): { host: string; port: number } | undefined {
   if (text === 'off') return undefined;
   const match = /^(.*):(\d+)$/.exec(text);
   const port = Number(match?.[2]);
   if (!match || port > 65535) {
-    problems.push(`LISTEN_ADDRESS: ${JSON.stringify(text)} must be host:port, or off`);
+    problems.push(`${variable}: ${JSON.stringify(text)} must be host:port, or off`);
     return undefined;
   }
   return { host: match[1] || '0.0.0.0', port };
@@ -70,6 +75,24 @@ function webhookConfig(problems: string[], env: Environment): ControllerConfig['
   const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
   if (!address) return undefined;
   return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
+}
+
+/**
+ * The CNPG-I plugin (status on Clusters that opt in): served on PLUGIN_ADDRESS by every replica, with the certificates
+ * the controller keeps in the Secrets that the plugin Service names (controller/cnpgi/tls.ts); off when unset or `off`.
+ */
+function pluginConfig(problems: string[], env: Environment, namespace: string): ControllerConfig['plugin'] {
+  const address = listenAddress(problems, env.PLUGIN_ADDRESS || controllerDefaults.pluginListen, 'PLUGIN_ADDRESS');
+  if (!address) return undefined;
+  return {
+    ...address,
+    secrets: {
+      namespace,
+      serviceName: env.PLUGIN_SERVICE || controllerDefaults.pluginService,
+      serverSecret: env.PLUGIN_SERVER_SECRET || controllerDefaults.pluginServerSecret,
+      clientSecret: env.PLUGIN_CLIENT_SECRET || controllerDefaults.pluginClientSecret,
+    },
+  };
 }
 
 /** How the controller proves itself to the agents, and how it knows an agent when it sees one. */
@@ -150,6 +173,9 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
     listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),
     metricsAuth: flag(problems, env, 'METRICS_AUTH', true) ? { tokenAudiences: tokenAudiences(env.METRICS_TOKEN_AUDIENCES) } : undefined,
     webhook: webhookConfig(problems, env),
+    plugin: pluginConfig(problems, env, namespace),
+    // Without the plugin, the summary goes on every managed Cluster: a condition and an annotation (docs/controller.md).
+    clusterStatus: { condition: flag(problems, env, 'CLUSTER_CONDITION', true), annotation: flag(problems, env, 'CLUSTER_ANNOTATION', true) },
     logLevel: logLevel as LogLevel,
   };
   if (problems.length > 0) throw new InvalidInputError('InvalidControllerConfig', 'environment', problems.join('; '));

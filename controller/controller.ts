@@ -20,6 +20,10 @@ import { gateRequest, type GateOptions } from '../shared/auth.ts';
 import { ReadingsStore } from './readings.ts';
 import { Reconciler } from './reconcile.ts';
 import { StatusWriter } from './status.ts';
+import { ClusterStatusWriter, type ClusterStatusOptions } from './cluster-status-writer.ts';
+import { startPluginServer, type PluginServer } from './cnpgi/server.ts';
+import { dynamicStorageStatusSource } from './cnpgi/status-source.ts';
+import { ensurePluginTls, type PluginTls, type PluginTlsSecrets } from './cnpgi/tls.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
 import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
@@ -44,6 +48,13 @@ export interface ControllerConfig {
   clock?: (() => Date) | undefined;
   /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
   webhook?: { host: string; port: number; certPem: string; keyPem: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+  /**
+   * The CNPG-I plugin (status.pluginStatus on Clusters that opt in); served by every replica, leader or not. Its
+   * certificates come from `tls` when given, else from the Secrets the controller keeps (`secrets`).
+   */
+  plugin?: { host: string; port: number; secrets: PluginTlsSecrets; tls?: PluginTls | undefined } | undefined;
+  /** The summary on each managed Cluster (condition, annotation); undefined writes nothing there. */
+  clusterStatus?: ClusterStatusOptions | undefined;
 }
 
 export interface RunningController {
@@ -53,6 +64,8 @@ export interface RunningController {
   readonly address: { host: string; port: number } | undefined;
   /** Port of the admission webhook, when enabled. */
   readonly webhookPort: number | undefined;
+  /** Port of the CNPG-I plugin, when served. */
+  readonly pluginPort: number | undefined;
   isLeader(): boolean;
   /** Resolves when the controller stopped by itself (lost leadership). */
   readonly lost: Promise<void>;
@@ -77,6 +90,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const reconciler = new Reconciler({
     kubeConfig, readings, log, clock: config.clock ?? (() => new Date()), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
     status: new StatusWriter(kubeConfig),
+    clusterStatus: config.clusterStatus && (config.clusterStatus.condition || config.clusterStatus.annotation) ? new ClusterStatusWriter(kubeConfig, config.clusterStatus) : undefined,
     events: new EventRecorder(kubeConfig, { component: 'cnpg-dynamic-storage', instance: config.identity, log }),
     onVolumeStatus: (key, status) => { metrics.observeVolume(key, status); },
     onPolicy: (key, validity) => { metrics.observePolicy(key, validity); },
@@ -153,10 +167,12 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   // the cnpg_dynamic_storage_controller_leader metric.
   let server: Awaited<ReturnType<typeof serve>> | undefined;
   let webhook: WebhookServer | undefined;
+  let plugin: PluginServer | undefined;
   try {
     const gate = config.metricsAuth ? metricsGate(kubeConfig, config.metricsAuth, log.child({ component: 'metrics' })) : undefined;
     server = config.listen ? await serve(config.listen, metrics, gate) : undefined;
     webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+    plugin = config.plugin ? await startPlugin(kubeConfig, config.plugin, log.child({ component: 'cnpgi' })) : undefined;
   } catch (err) {
     // A port already taken: stop what was started rather than leave it running behind a failed start.
     queue.shutdown();
@@ -164,6 +180,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     await elector?.stop();
     for (const handle of handles.splice(0)) await handle.stop();
     await server?.close();
+    await webhook?.close();
     throw err;
   }
 
@@ -171,6 +188,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     metrics, readings,
     address: server?.address,
     webhookPort: webhook?.port,
+    pluginPort: plugin?.port,
     isLeader: () => leading,
     lost,
     async stop() {
@@ -181,9 +199,28 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
       for (const handle of handles.splice(0)) await handle.stop();
       await server?.close();
       await webhook?.close();
+      await plugin?.close();
     },
   };
 }
+
+/**
+ * The CNPG-I plugin. Its certificates could not be made or read (no RBAC for the Secrets, say): the controller runs
+ * without it, and says so; sizing does not depend on it.
+ */
+async function startPlugin(kubeConfig: k8s.KubeConfig, options: NonNullable<ControllerConfig['plugin']>, log: Logger): Promise<PluginServer | undefined> {
+  let tls = options.tls;
+  try {
+    tls ??= await ensurePluginTls(kubeConfig, options.secrets, new Date(), log);
+  } catch (err) {
+    log.error('CNPG-I plugin not served: its certificates are not available', { err, ...options.secrets });
+    return undefined;
+  }
+  return startPluginServer({ host: options.host, port: options.port, tls, statusFor: dynamicStorageStatusSource(kubeConfig), version: productVersion, log });
+}
+
+/** The version the plugin reports to the operator (GetPluginMetadata). */
+const productVersion = '0.1.0';
 
 /** The CA and name to check agents against: the Secret the controller keeps for them, unless a CA was given. */
 async function agentTrust(kubeConfig: k8s.KubeConfig, agents: AgentEndpoints, log: Logger): Promise<Pick<AgentEndpoints, 'ca' | 'tlsServerName'>> {

@@ -29,6 +29,8 @@ import { isOwnedByCluster } from './membership.ts';
 import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
+import { ClusterStatusConflict, type ClusterStatusSink } from './cluster-status-writer.ts';
+import type { ClusterLike } from './cluster-status.ts';
 import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
 import { ValidationCodes } from './validation/problems.ts';
 
@@ -37,6 +39,8 @@ export interface ReconcilerDeps {
   readings: ReadingsStore;
   events: EventSink;
   status: StatusSink;
+  /** Writes the summary on the CNPG Cluster (condition and annotation); none: nothing is written there. */
+  clusterStatus?: ClusterStatusSink | undefined;
   log: Logger;
   clock: () => Date;
   /** Look again at least this often, even when nothing changes (default 30 s). */
@@ -119,7 +123,8 @@ export class Reconciler {
     this.deps.onPolicy?.({ namespace, cluster: clusterName, dynamicStorage: name }, { valid: problems.length === 0, protection });
     if (!await this.admit({ object, target, log, policyStatus }, problems, valid)) {
       this.forgetVolumes(object, undefined);
-      return { requeueAfterMs: this.deps.resyncMs ?? 30_000 };
+      const published = await this.publishToCluster(cluster, name, { ...object.status, ...policyStatus }, { now, log });
+      return { requeueAfterMs: Math.min(published, this.deps.resyncMs ?? 30_000) };
     }
 
     const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
@@ -152,8 +157,31 @@ export class Reconciler {
       this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
     }
     this.forgetVolumes(object, plans);
-    await this.deps.status.write(current, { ...policyStatus, storageSizing: sizing });
+    const finalStatus: DynamicStorageStatus = { ...policyStatus, storageSizing: sizing };
+    await this.deps.status.write(current, finalStatus);
+    requeue = Math.min(requeue, await this.publishToCluster(cluster, name, finalStatus, { now, log }));
     return { requeueAfterMs: Math.max(requeue, 100) };
+  }
+
+  /**
+   * Puts the summary of the status just written on the Cluster (condition and annotation, when they changed). Never fails
+   * the reconcile: sizing goes on whatever happens to this write. Returns when to look again: soon after a conflict.
+   */
+  private async publishToCluster(cluster: ClusterObject | null, dynamicStorage: string, status: DynamicStorageStatus, context: { now: Date; log: Logger }): Promise<number> {
+    const sink = this.deps.clusterStatus;
+    if (!sink || !cluster) return Number.POSITIVE_INFINITY;
+    try {
+      const written = await sink.publish(cluster, dynamicStorage, status, context.now);
+      if (written.condition || written.annotation) context.log.debug('storage sizing summary written on the Cluster', written);
+      return Number.POSITIVE_INFINITY;
+    } catch (err) {
+      if (err instanceof ClusterStatusConflict) {
+        context.log.debug('Cluster changed while the summary was written; trying again', { err });
+        return this.deps.busyRequeueMs ?? 2_000;
+      }
+      context.log.warn('could not write the storage sizing summary on the Cluster', { err });
+      return this.deps.resyncMs ?? 30_000;
+    }
   }
 
   /**
@@ -435,7 +463,7 @@ function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], 
 }
 
 /** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
-type ClusterObject = CnpgCluster & { metadata?: { uid?: string } };
+type ClusterObject = CnpgCluster & ClusterLike & { metadata?: { uid?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string> } };
 
 interface SnapshotContext {
   namespace: string;

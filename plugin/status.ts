@@ -25,6 +25,8 @@ import {
 import { errorMessage } from '../shared/errors.ts';
 import { parseMaintenanceWindow } from '../controller/policy/window.ts';
 import { managersOf } from '../controller/validation/cluster.ts';
+import { clusterConditionType, clusterStatusAnnotation, readStatusAnnotation } from '../controller/cluster-status.ts';
+import { cnpgiPluginName as pluginName } from '../controller/cnpg.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from '../controller/cnpg.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
 
@@ -111,13 +113,55 @@ export interface StatusModel {
   lastValidPolicy: { generation: number; observedAt: string } | null;
   warnings: string[];
   hint: string | null;
+  /** Where the status comes from and where the Cluster shows it; absent when the Cluster could not be read. */
+  statusSource?: StatusSourceModel;
   volumes: VolumeModel[];
 }
 
 /** The parts of a CNPG Cluster read here. */
 export interface CnpgClusterObject {
-  metadata?: { name?: string; namespace?: string };
-  spec?: { instances?: number; storage?: { size?: string }; walStorage?: { size?: string } };
+  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: { instances?: number; storage?: { size?: string }; walStorage?: { size?: string }; plugins?: { name?: string; enabled?: boolean }[] };
+  status?: { conditions?: { type?: string; status?: string; reason?: string }[]; pluginStatus?: { name?: string; status?: string }[] };
+}
+
+/**
+ * Where the status comes from, and where else it shows: this command reads the DynamicStorage status (the source); the
+ * Cluster carries a copy in `status.pluginStatus` (when it opts in to the CNPG-I plugin), in the condition
+ * DynamicStorageReady and in the annotation dynamicstorage.cnpg.io/status.
+ */
+export interface StatusSourceModel {
+  source: 'DynamicStorage';
+  /** The plugin: not enabled on the Cluster, enabled but no status stored (yet), or its block stored. */
+  pluginStatus: 'NotEnabled' | 'Empty' | 'Present';
+  /** The condition on the Cluster, as `status (reason)`; null when absent. */
+  condition: string | null;
+  /** The annotation's summary, as `status (reason)`; null when absent. */
+  annotation: string | null;
+}
+
+/** Pure: what the Cluster shows of the status, for the "Status source" line. */
+export function statusSourceOf(cluster: CnpgClusterObject | undefined): StatusSourceModel {
+  const enabled = (cluster?.spec?.plugins ?? []).some((p) => p.name === pluginName && p.enabled !== false);
+  const stored = cluster?.status?.pluginStatus?.find((p) => p.name === pluginName)?.status;
+  const condition = cluster?.status?.conditions?.find((c) => c.type === clusterConditionType);
+  const annotation = readStatusAnnotation(cluster?.metadata?.annotations);
+  return {
+    source: 'DynamicStorage',
+    pluginStatus: !enabled ? 'NotEnabled' : stored ? 'Present' : 'Empty',
+    condition: condition ? `${condition.status ?? 'Unknown'} (${condition.reason ?? ''})` : null,
+    annotation: annotation ? `${annotation.status} (${annotation.reason})` : null,
+  };
+}
+
+/** The line, when the Cluster shows the status anywhere (nothing is added to the brief's layout otherwise). */
+function statusSourceLine(source: StatusSourceModel): string | undefined {
+  const copies = [
+    source.pluginStatus === 'Present' ? `status.pluginStatus[${pluginName}]` : source.pluginStatus === 'Empty' ? `status.pluginStatus[${pluginName}] (enabled, nothing stored yet)` : null,
+    source.condition === null ? null : `condition ${clusterConditionType}=${source.condition}`,
+    source.annotation === null ? null : `annotation ${clusterStatusAnnotation}=${source.annotation}`,
+  ].filter((c): c is string => c !== null);
+  return copies.length > 0 ? `Status Source: ${source.source}; on the Cluster: ${copies.join(', ')}` : undefined;
 }
 
 export interface BuildOptions {
@@ -366,6 +410,7 @@ export function buildStatusModel(
     lastValidPolicy: lastValidModel(dynamicStorage),
     warnings: [...warnings, ...statusWarnings(dynamicStorage)],
     hint: null,
+    ...(cluster ? { statusSource: statusSourceOf(cluster) } : {}),
     volumes: managedVolumes(dynamicStorage).map((volume) => volumeModel(volume, pvcs, now)),
   };
 }
@@ -501,6 +546,8 @@ function volumeLines(volume: VolumeModel, now: Date): string[] {
 function headerLines(model: StatusModel): string[] {
   const lines = [`Cluster: ${model.cluster.name}`, `Dynamic Sizing: ${model.dynamicSizing}`];
   if (model.dynamicStorage) lines.push(`DynamicStorage: ${model.cluster.namespace}/${model.dynamicStorage.name}`);
+  const source = model.statusSource && statusSourceLine(model.statusSource);
+  if (source) lines.push(source);
   const valid = model.valid;
   if (valid && valid.status !== 'True') {
     const consequence = valid.status === 'False' ? invalidConsequence(model) : 'the policy has not been checked yet';

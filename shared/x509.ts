@@ -1,7 +1,7 @@
 /**
  * A small certificate authority with Node's crypto only (no dependency, no openssl binary in the images): an ECDSA
  * P-256 CA and serving certificates it signs, DER-encoded by hand (RFC 5280) and returned as PEM. Enough for the
- * controller to issue the agents' serving certificate; not a general X.509 library.
+ * controller to issue the agents' serving certificate and the CNPG-I plugin's pair; not a general X.509 library.
  */
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 
@@ -68,6 +68,8 @@ export interface CertificateOptions {
   notAfter: Date;
   /** The signing CA; absent for a self-signed CA. */
   issuer?: IssuedCertificate & { commonName: string };
+  /** What a certificate signed by `issuer` is for (extendedKeyUsage): TLS server (default) or TLS client. */
+  usage?: 'server' | 'client';
 }
 
 function toPem(label: string, der: Buffer): string {
@@ -87,8 +89,9 @@ function extensionsFor(options: CertificateOptions, spki: Buffer, issuerSpki: Bu
     extension('2.5.29.35', false, sequence(tlv(0x80, keyIdentifier(issuerSpki)))),
   ];
   if (!ca) {
-    list.push(extension('2.5.29.37', false, sequence(oid('1.3.6.1.5.5.7.3.1'))));
-    list.push(extension('2.5.29.17', false, sequence(...(options.dnsNames ?? []).map((dns) => tlv(0x82, Buffer.from(dns, 'ascii'))))));
+    list.push(extension('2.5.29.37', false, sequence(oid(options.usage === 'client' ? '1.3.6.1.5.5.7.3.2' : '1.3.6.1.5.5.7.3.1'))));
+    const dnsNames = options.dnsNames ?? [];
+    if (dnsNames.length > 0) list.push(extension('2.5.29.17', false, sequence(...dnsNames.map((dns) => tlv(0x82, Buffer.from(dns, 'ascii'))))));
   }
   return explicit(3, sequence(...list));
 }

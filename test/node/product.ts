@@ -36,9 +36,9 @@ export async function installProduct(stack: RealStack): Promise<InstalledProduct
       await stack.kubectl(['delete', '-k', path.join(repoRoot, 'daemonset'), '--ignore-not-found', '--wait=true', '--timeout=120s']);
       await stack.kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', '-l', 'app.kubernetes.io/part-of=cnpg-dynamic-storage', '--ignore-not-found']);
       await stack.kubectl(['delete', 'mutatingwebhookconfiguration', 'cnpg-dynamic-storage', '--ignore-not-found']);
-      // The webhook's Secret (made by the test) and the agents' (made by the controller) outlive `delete -k`.
+      // The webhook's Secret (made by the test), the agents' and the plugin's (made by the controller) outlive `delete -k`.
       await stack.kubectl(['delete', '-n', systemNamespace, 'service/cnpg-dynamic-storage-webhook', 'secret/cnpg-dynamic-storage-webhook-tls',
-        'secret/cnpg-dynamic-storage-agent-tls', '--ignore-not-found']);
+        'secret/cnpg-dynamic-storage-agent-tls', 'secret/cnpg-dynamic-storage-plugin-server', 'secret/cnpg-dynamic-storage-plugin-client', '--ignore-not-found']);
       if (createdNamespace) await stack.kubectl(['delete', 'namespace', systemNamespace, '--ignore-not-found', '--wait=true', '--timeout=120s']);
       await stack.kubectl(['delete', '-f', path.join(repoRoot, 'crds'), '--ignore-not-found', '--wait=true', '--timeout=60s']);
     },

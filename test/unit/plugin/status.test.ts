@@ -3,6 +3,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { runCli, type CliIo } from '../../../plugin/cli.ts';
 import {
+  statusSourceOf,
   buildStatusModel,
   humanDuration,
   makeStatusSubcommand,
@@ -635,5 +636,19 @@ describe('kubectl cnpg storage status: command', () => {
     const yaml = await run(['status', 'pg', '--output=yaml'], load);
     assert.deepEqual(parse(yaml.out), expected);
     assert.match(yaml.out, /^generatedAt: 2026-02-08T13:00:00Z\ncluster:\n {2}name: pg\n/);
+  });
+});
+
+describe('kubectl cnpg storage status: where the status comes from', () => {
+  it('names the DynamicStorage as the source and what the Cluster shows of it', () => {
+    assert.deepEqual(statusSourceOf({ metadata: { name: 'pg' } }), { source: 'DynamicStorage', pluginStatus: 'NotEnabled', condition: null, annotation: null });
+    const annotation = JSON.stringify({ status: 'True', reason: 'Balanced', message: 'data: Balanced', revision: 'abc' });
+    assert.deepEqual(statusSourceOf({
+      metadata: { name: 'pg', annotations: { 'dynamicstorage.cnpg.io/status': annotation } },
+      spec: { plugins: [{ name: 'dynamicstorage.cnpg.io' }] },
+      status: { conditions: [{ type: 'Ready', status: 'True', reason: 'ClusterIsReady' }, { type: 'DynamicStorageReady', status: 'False', reason: 'Emergency' }], pluginStatus: [{ name: 'dynamicstorage.cnpg.io', status: '{"storageSizing":{}}' }] },
+    }), { source: 'DynamicStorage', pluginStatus: 'Present', condition: 'False (Emergency)', annotation: 'True (Balanced)' });
+    assert.equal(statusSourceOf({ spec: { plugins: [{ name: 'dynamicstorage.cnpg.io' }] } }).pluginStatus, 'Empty');
+    assert.equal(statusSourceOf({ spec: { plugins: [{ name: 'dynamicstorage.cnpg.io', enabled: false }] } }).pluginStatus, 'NotEnabled');
   });
 });
