@@ -1,11 +1,12 @@
 /**
  * The controller's Prometheus metrics on a private registry: per logical volume, the brief's
- * `cnpg_dynamic_storage_effective_size_bytes` and `cnpg_dynamic_storage_budget_remaining`, plus target size, limit,
- * state and actions. Gauges are computed at scrape time from the last status of each volume.
+ * `cnpg_dynamic_storage_effective_size_bytes` and `cnpg_dynamic_storage_budget_remaining`, plus target size, state
+ * and its reason, and actions. Gauges are computed at scrape time from the last status of each volume, so that what they
+ * say survives a controller restart (the status holds the actions of the last 24 hours).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
-import { volumeSizingStates } from '../shared/api/dynamicstorage.generated.ts';
+import { sizingActionKinds, volumeSizingStates } from '../shared/api/dynamicstorage.generated.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { policyProtections } from '../shared/api/dynamicstorage.generated.ts';
 import type { PolicyKey, PolicyValidity, VolumeKey } from './reconcile.ts';
@@ -32,6 +33,16 @@ export interface ControllerMetrics {
   setLeader(isLeader: () => boolean): void;
   expose(): Promise<string>;
   readonly contentType: string;
+}
+
+/** Milliseconds since the epoch of the latest action of `kind` in the status (lastAction or recentActions). */
+export function latestActionAt(status: VolumeSizingStatus, kind: (typeof sizingActionKinds)[number]): number | undefined {
+  let latest: number | undefined;
+  for (const action of [...(status.recentActions ?? []), ...(status.lastAction ? [status.lastAction] : [])]) {
+    const at = Date.parse(action.timestamp);
+    if (action.kind === kind && Number.isFinite(at) && (latest === undefined || at > latest)) latest = at;
+  }
+  return latest;
 }
 
 export function createControllerMetrics(): ControllerMetrics {
@@ -78,6 +89,31 @@ export function createControllerMetrics(): ControllerMetrics {
       this.reset();
       for (const { labels, status } of volumes.values()) {
         for (const state of volumeSizingStates) this.set({ ...labels, state }, status.state === state ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_state_reason',
+    help: 'Why the logical volume is in its state: 1 for the current state and reason (the status\'s state and reason), one series per volume.',
+    labelNames: [...labelNames, 'state', 'reason'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, status } of volumes.values()) {
+        if (status.state !== undefined) this.set({ ...labels, state: status.state, reason: status.reason ?? '' }, 1);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_last_action_timestamp_seconds',
+    help: 'When the latest resize action of each kind (EmergencyGrow, ScheduledGrow) was taken, seconds since the epoch; absent without one in the status.',
+    labelNames: [...labelNames, 'kind'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const { labels, status } of volumes.values()) {
+        for (const kind of sizingActionKinds) {
+          const latest = latestActionAt(status, kind);
+          if (latest !== undefined) this.set({ ...labels, kind }, latest / 1000);
+        }
       }
     },
   });

@@ -97,7 +97,7 @@ describe('agent on a real control plane', function () {
     for (const [namespace, name] of [[system, 'cnpg-dynamic-storage-agent'], [system, 'cnpg-dynamic-storage-controller'], ['monitoring', 'prometheus-k8s'], [ns, 'nosy']] as const) {
       await ensureServiceAccount(core, namespace, name);
     }
-    await applyManifests(cp.kubeConfig, ['rbac-agent.yaml', 'rbac-callers.yaml']);
+    await applyManifests(cp.kubeConfig, ['rbac-agent.yaml', 'rbac-callers.yaml', 'monitoring/rbac.yaml']);
     tokens = {
       controller: await cp.tokenFor(system, 'cnpg-dynamic-storage-controller'),
       prometheus: await cp.tokenFor('monitoring', 'prometheus-k8s'),
