@@ -180,12 +180,16 @@ describe('storage sizing status on Clusters of the real CloudNativePG operator',
     const recovered: Record<string, number | null> = { [opted]: null, [plain]: null };
     for (const name of [opted, plain]) await s.core.deleteNamespacedPod({ name: await replicaOf(name), namespace: ns() });
     const seen: Record<string, string[]> = { [opted]: [], [plain]: [] };
+    const wentDown = new Set<string>();
     while (Date.now() - downAt < downMs) {
       for (const name of [opted, plain]) {
         const cluster = await getCluster(s, name);
         const phase = `${cluster.status?.phase ?? ''} / ${cluster.status?.phaseReason ?? ''} / ready ${cluster.status?.readyInstances ?? 0}`;
         if (seen[name]?.at(-1) !== phase) seen[name]?.push(phase);
-        if (recovered[name] === null && cluster.status?.readyInstances === cluster.spec?.instances) recovered[name] = Date.now() - downAt;
+        // Recovered: all instances ready again after the deleted replica was seen missing.
+        const ready = cluster.status?.readyInstances === cluster.spec?.instances;
+        if (!ready) wentDown.add(name);
+        if (recovered[name] === null && ready && wentDown.has(name)) recovered[name] = Date.now() - downAt;
       }
       await new Promise((r) => setTimeout(r, 2000));
     }
