@@ -81,7 +81,9 @@ async function installWebhook(stack: RealStack): Promise<void> {
       commonName: `${service}.${systemNamespace}.svc`, serverAuth: true,
       dnsNames: [`${service}.${systemNamespace}.svc`, `${service}.${systemNamespace}.svc.cluster.local`],
     });
-    await stack.kubectl(['create', 'secret', 'tls', '-n', systemNamespace, 'cnpg-dynamic-storage-webhook-tls', `--cert=${serving.cert}`, `--key=${serving.key}`]);
+    // Applied, not created: an install over what a killed run left behind replaces its certificate.
+    const secret = await stack.kubectl(['create', 'secret', 'tls', '-n', systemNamespace, 'cnpg-dynamic-storage-webhook-tls', `--cert=${serving.cert}`, `--key=${serving.key}`, '--dry-run=client', '-o', 'json']);
+    await stack.kubectl(['apply', '-f', '-'], secret);
     const caBundle = Buffer.from(await readFile(ca.cert)).toString('base64');
     const docs = parseAllDocuments(await readFile(path.join(repoRoot, 'daemonset/webhook.yaml'), 'utf8'))
       .map((d) => d.toJS() as k8s.KubernetesObject & { webhooks?: { clientConfig: { caBundle?: string } }[] })
