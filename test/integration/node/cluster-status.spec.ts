@@ -54,7 +54,10 @@ describe('storage sizing status on Clusters of the real CloudNativePG operator',
       await s.kubectl(['apply', '-f', '-'], JSON.stringify(manifest));
       await custom(s).createNamespacedCustomObject({ ...dsApi, namespace: ns(), body: {
         apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name },
-        spec: { cluster: { name }, storage: { request: `${size / MiB}Mi`, limit: `${(4 * size) / MiB}Mi`, targetBuffer: 20, growth: { minimumStep: '16Mi' } } },
+        spec: { cluster: { name }, storage: {
+          request: `${size / MiB}Mi`, limit: `${(4 * size) / MiB}Mi`, targetBuffer: 20,
+          emergencyGrow: { criticalMinimumFree: '6Mi' }, growth: { minimumStep: '16Mi' },
+        } },
       } });
     }
     for (const name of [opted, plain]) await waitForHealthy(s, ns(), name, 2, 20 * 60_000);
