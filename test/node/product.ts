@@ -6,9 +6,11 @@
  * removes it again).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { agentAudience } from '../../controller/agent-token.ts';
@@ -26,7 +28,17 @@ export interface InstalledProduct {
   remove(): Promise<void>;
 }
 
+/**
+ * The product's images as the sources are now, in the node's containerd: a stack brought up before a change would
+ * otherwise run the images of the sources it started with (built again only when an input changed; same tags).
+ */
+async function importProductImages(stack: RealStack): Promise<void> {
+  await promisify(execFile)(path.join(repoRoot, 'hack/images/import.sh'), ['--address', stack.settings.CONTAINERD_SOCK, 'agent', 'controller'],
+    { cwd: repoRoot, maxBuffer: 16 * 1024 * 1024, timeout: 30 * 60_000 });
+}
+
 export async function installProduct(stack: RealStack): Promise<InstalledProduct> {
+  await importProductImages(stack);
   await stack.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
   const createdNamespace = await stack.kubectl(['create', 'namespace', systemNamespace]).then(() => true, () => false);
   await installWebhook(stack);
