@@ -74,7 +74,7 @@ describe('webhooks with the certificate the controller keeps (no cert-manager)',
       assert.equal(JSON.stringify(doc).includes('caBundle'), false);
     }
     await new Promise<void>((resolve, reject) => {
-      const child = execFile(path.join(plane.binDir, 'kubectl'), ['--kubeconfig', plane.kubeconfigPath, 'apply', '-f', '-'], (err) => { if (err) reject(err); else resolve(); });
+      const child = execFile(path.join(plane.binDir, 'kubectl'), ['--kubeconfig', plane.kubeconfigPath, 'apply', '-f', '-'], (err) => { if (err) reject(new Error(err.message)); else resolve(); });
       child.stdin?.end(JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
     });
   });
@@ -82,7 +82,7 @@ describe('webhooks with the certificate the controller keeps (no cert-manager)',
   after(async function () {
     this.timeout(60_000);
     await controller?.stop();
-    await plane?.stop();
+    if (address) await plane.stop();
   });
 
   async function caBundles(): Promise<string[]> {
@@ -165,7 +165,7 @@ describe('webhooks with the certificate the controller keeps (no cert-manager)',
     const madeAt = new Date(Date.now() - (webhookCertValidityMs - webhookCertRenewBeforeMs + 24 * 60 * 60 * 1000));
     const before = newWebhookTlsData(service, ns, madeAt);
     const current = await core.readNamespacedSecret({ name: secretName, namespace: ns });
-    await core.replaceNamespacedSecret({ name: secretName, namespace: ns, body: { ...current, data: before } });
+    await core.replaceNamespacedSecret({ name: secretName, namespace: ns, body: { apiVersion: 'v1', kind: 'Secret', metadata: current.metadata, type: current.type, data: before } });
     const after = await eventually(async () => {
       const d = await secretData();
       assert.notEqual(serial(d), serial(before), 'renewed');
