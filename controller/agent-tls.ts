@@ -7,10 +7,10 @@
  * A Secret that is missing, incomplete, unreadable or within 30 days of expiry is replaced by a new pair (a new CA too:
  * nothing else trusts it). Several replicas starting at once: the first create wins, the others read what it wrote.
  */
-import { X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../shared/log.ts';
 import { issueCertificate } from '../shared/x509.ts';
+import { base64, DAY_MS, decodeKey, newCertificateAuthority, readSecret, signedAndFresh, writeSecret, type SecretData } from './tls-secret.ts';
 
 export interface AgentTlsSecret {
   namespace: string;
@@ -25,69 +25,37 @@ export interface AgentTrust {
   serverName: string;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 /** Certificates are made for 5 years and replaced when fewer than 30 days are left. */
 const validityMs = 5 * 365 * DAY_MS;
 const renewBeforeMs = 30 * DAY_MS;
 
 /** Pure: whether the Secret's data holds a CA and a certificate it signed for `serverName`, valid well past `now`. */
-export function usableAgentTls(data: Record<string, string> | undefined, serverName: string, now: Date): boolean {
-  const decode = (key: string): string | undefined => (data?.[key] === undefined ? undefined : Buffer.from(data[key], 'base64').toString('utf8'));
-  const caPem = decode('ca.crt');
-  const certPem = decode('tls.crt');
-  if (!caPem || !certPem || !decode('tls.key')) return false;
-  try {
-    const ca = new X509Certificate(caPem);
-    const cert = new X509Certificate(certPem);
-    const horizon = now.getTime() + renewBeforeMs;
-    return cert.checkIssued(ca) && cert.verify(ca.publicKey) && cert.checkHost(serverName) === serverName
-      && Date.parse(cert.validTo) > horizon && Date.parse(ca.validTo) > horizon;
-  } catch {
-    return false;
-  }
+export function usableAgentTls(data: SecretData, serverName: string, now: Date): boolean {
+  const caPem = decodeKey(data, 'ca.crt');
+  const certPem = decodeKey(data, 'tls.crt');
+  if (!caPem || !certPem || !decodeKey(data, 'tls.key')) return false;
+  return signedAndFresh(certPem, caPem, now.getTime() + renewBeforeMs, serverName);
 }
 
 /** Pure but for the keys it generates: a new CA and serving certificate for `serverName`, as Secret data. */
 export function newAgentTlsData(serverName: string, now: Date): Record<string, string> {
-  const notBefore = new Date(now.getTime() - 60 * 60 * 1000);
-  const notAfter = new Date(now.getTime() + validityMs);
-  const ca = { ...issueCertificate({ commonName: 'cnpg-dynamic-storage-agent-ca', notBefore, notAfter }), commonName: 'cnpg-dynamic-storage-agent-ca' };
-  const serving = issueCertificate({ commonName: serverName, dnsNames: [serverName], notBefore, notAfter, issuer: ca });
-  const b64 = (text: string): string => Buffer.from(text).toString('base64');
-  return { 'ca.crt': b64(ca.certPem), 'tls.crt': b64(serving.certPem), 'tls.key': b64(serving.keyPem) };
-}
-
-function isCode(err: unknown, code: number): boolean {
-  return err instanceof k8s.ApiException && err.code === code;
+  const ca = newCertificateAuthority('cnpg-dynamic-storage-agent-ca', now, validityMs);
+  const serving = issueCertificate({ commonName: serverName, dnsNames: [serverName], notBefore: ca.notBefore, notAfter: ca.notAfter, issuer: ca });
+  return { 'ca.crt': base64(ca.certPem), 'tls.crt': base64(serving.certPem), 'tls.key': base64(serving.keyPem) };
 }
 
 /** Makes sure the Secret holds a usable pair and returns the CA to trust. Never writes a Secret that is usable. */
 export async function ensureAgentTls(kubeConfig: k8s.KubeConfig, secret: AgentTlsSecret, now: Date, log: Logger): Promise<AgentTrust> {
   const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
   const { namespace, name, serverName } = secret;
-  const trust = (data: Record<string, string> | undefined): AgentTrust => ({ caPem: Buffer.from(data?.['ca.crt'] ?? '', 'base64').toString('utf8'), serverName });
-  let existing: k8s.V1Secret | undefined;
-  try {
-    existing = await core.readNamespacedSecret({ name, namespace });
-  } catch (err) {
-    if (!isCode(err, 404)) throw err;
-  }
+  const trust = (data: SecretData): AgentTrust => ({ caPem: decodeKey(data, 'ca.crt') ?? '', serverName });
+  const existing = await readSecret(core, namespace, name);
   if (existing && usableAgentTls(existing.data, serverName, now)) return trust(existing.data);
   const data = newAgentTlsData(serverName, now);
-  const metadata = { name, namespace, labels: { 'app.kubernetes.io/part-of': 'cnpg-dynamic-storage' } };
-  if (existing) {
-    existing.data = data;
-    await core.replaceNamespacedSecret({ name, namespace, body: existing });
-    log.info('replaced the agents\' TLS certificate', { secret: name, serverName });
+  if (await writeSecret(core, namespace, existing, name, data)) {
+    log.info(existing ? 'replaced the agents\' TLS certificate' : 'created the agents\' TLS certificate', { secret: name, serverName });
     return trust(data);
   }
-  try {
-    await core.createNamespacedSecret({ namespace, body: { metadata, type: 'kubernetes.io/tls', data } });
-    log.info('created the agents\' TLS certificate', { secret: name, serverName });
-    return trust(data);
-  } catch (err) {
-    // Another replica created it first: use theirs.
-    if (!isCode(err, 409)) throw err;
-    return trust((await core.readNamespacedSecret({ name, namespace })).data);
-  }
+  // Another replica wrote it first: use theirs.
+  return trust((await core.readNamespacedSecret({ name, namespace })).data);
 }

@@ -27,6 +27,9 @@ export const controllerDefaults = {
   pluginService: 'cnpg-dynamic-storage-plugin',
   pluginServerSecret: 'cnpg-dynamic-storage-plugin-server',
   pluginClientSecret: 'cnpg-dynamic-storage-plugin-client',
+  webhookService: 'cnpg-dynamic-storage-webhook',
+  webhookSecret: 'cnpg-dynamic-storage-webhook-server',
+  webhookConfiguration: 'cnpg-dynamic-storage',
   workers: 2,
   resyncMs: 30_000,
   busyRequeueMs: 2_000,
@@ -63,17 +66,45 @@ function listenAddress(problems: string[], text: string, variable = 'LISTEN_ADDR
 }
 
 /**
- * The PVC webhook serves HTTPS only: it is on when WEBHOOK_CERT_DIR holds tls.crt and tls.key (the Secret is mounted
- * optionally, so an install without the webhook runs without it).
+ * Where the admission webhooks' certificate comes from (WEBHOOK_CERT_SOURCE):
+ * - `secret` (the default): the controller makes and renews its own, keeps it in the Secret WEBHOOK_SECRET and sets the
+ *   caBundle of the configurations WEBHOOK_MUTATING_CONFIGURATION and WEBHOOK_VALIDATING_CONFIGURATION
+ *   (controller/webhook-tls.ts);
+ * - `files`: tls.crt and tls.key in WEBHOOK_CERT_DIR (cert-manager's Secret, mounted; re-read when renewed). The
+ *   webhooks are served when both are there (the Secret is mounted optionally). The default when only WEBHOOK_CERT_DIR
+ *   is set, as before WEBHOOK_CERT_SOURCE existed;
+ * - `off`: no webhooks.
  */
-function webhookConfig(problems: string[], env: Environment): ControllerConfig['webhook'] {
+function webhookConfig(problems: string[], env: Environment, namespace: string): ControllerConfig['webhook'] {
   const dir = env.WEBHOOK_CERT_DIR ?? '';
-  if (dir === '') return undefined;
+  const source = env.WEBHOOK_CERT_SOURCE || (dir === '' ? 'secret' : 'files');
+  if (!['secret', 'files', 'off'].includes(source)) {
+    problems.push(`WEBHOOK_CERT_SOURCE: ${JSON.stringify(source)} must be secret, files or off`);
+    return undefined;
+  }
+  if (source === 'off') return undefined;
+  const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen, 'WEBHOOK_ADDRESS');
+  if (!address) return undefined;
+  if (source === 'secret') {
+    const configuration = env.WEBHOOK_CONFIGURATION || controllerDefaults.webhookConfiguration;
+    return {
+      ...address,
+      managed: {
+        namespace,
+        secret: env.WEBHOOK_SECRET || controllerDefaults.webhookSecret,
+        serviceName: env.WEBHOOK_SERVICE || controllerDefaults.webhookService,
+        mutatingConfiguration: env.WEBHOOK_MUTATING_CONFIGURATION || configuration,
+        validatingConfiguration: env.WEBHOOK_VALIDATING_CONFIGURATION || configuration,
+      },
+    };
+  }
+  if (dir === '') {
+    problems.push('WEBHOOK_CERT_DIR: must name the directory of tls.crt and tls.key when WEBHOOK_CERT_SOURCE is files');
+    return undefined;
+  }
   const certFile = path.join(dir, 'tls.crt');
   const keyFile = path.join(dir, 'tls.key');
   if (!existsSync(certFile) || !existsSync(keyFile)) return undefined;
-  const address = listenAddress(problems, env.WEBHOOK_ADDRESS || controllerDefaults.webhookListen);
-  if (!address) return undefined;
   return { ...address, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8'), certFile, keyFile };
 }
 
@@ -172,7 +203,7 @@ export function controllerConfigFromEnv(env: Environment): ControllerConfig & { 
     },
     listen: listenAddress(problems, env.LISTEN_ADDRESS || controllerDefaults.listen),
     metricsAuth: flag(problems, env, 'METRICS_AUTH', true) ? { tokenAudiences: tokenAudiences(env.METRICS_TOKEN_AUDIENCES) } : undefined,
-    webhook: webhookConfig(problems, env),
+    webhook: webhookConfig(problems, env, namespace),
     plugin: pluginConfig(problems, env, namespace),
     // Without the plugin, the summary goes on every managed Cluster: a condition and an annotation (docs/controller.md).
     clusterStatus: { condition: flag(problems, env, 'CLUSTER_CONDITION', true), annotation: flag(problems, env, 'CLUSTER_ANNOTATION', true) },

@@ -25,6 +25,7 @@ import { startPluginServer, type PluginServer } from './cnpgi/server.ts';
 import { dynamicStorageStatusSource } from './cnpgi/status-source.ts';
 import { ensurePluginTls, type PluginTls, type PluginTlsSecrets } from './cnpgi/tls.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
+import { ensureWebhookTls, syncCaBundles, type WebhookTls, type WebhookTlsOptions } from './webhook-tls.ts';
 import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
 export interface ControllerConfig {
@@ -46,8 +47,13 @@ export interface ControllerConfig {
   metricsAuth?: MetricsAuthConfig | undefined;
   /** The time decisions are made at; tests shift it to open windows or refill budgets without waiting. */
   clock?: (() => Date) | undefined;
-  /** The PVC admission webhook (new replicas at the effective size); served by every replica, leader or not. */
-  webhook?: { host: string; port: number; certPem: string; keyPem: string; certFile?: string | undefined; keyFile?: string | undefined } | undefined;
+  /**
+   * The admission webhooks (new replicas at the effective size, DynamicStorage validation); served by every replica,
+   * leader or not. The certificate: `managed`, the one the controller keeps in a Secret (and the configurations'
+   * caBundle with it, controller/webhook-tls.ts); else `certPem`/`keyPem`, re-read from `certFile`/`keyFile` when given
+   * (cert-manager).
+   */
+  webhook?: WebhookConfig | undefined;
   /**
    * The CNPG-I plugin (status.pluginStatus on Clusters that opt in); served by every replica, leader or not. Its
    * certificates come from `tls` when given, else from the Secrets the controller keeps (`secrets`).
@@ -55,6 +61,17 @@ export interface ControllerConfig {
   plugin?: { host: string; port: number; secrets: PluginTlsSecrets; tls?: PluginTls | undefined } | undefined;
   /** The summary on each managed Cluster (condition, annotation); undefined writes nothing there. */
   clusterStatus?: ClusterStatusOptions | undefined;
+}
+
+export interface WebhookConfig {
+  host: string;
+  port: number;
+  certPem?: string | undefined;
+  keyPem?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  /** The controller's own certificate: checked, renewed and its CA put on the configurations every `checkMs` (60 s). */
+  managed?: (WebhookTlsOptions & { checkMs?: number | undefined }) | undefined;
 }
 
 export interface RunningController {
@@ -171,7 +188,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   try {
     const gate = config.metricsAuth ? metricsGate(kubeConfig, config.metricsAuth, log.child({ component: 'metrics' })) : undefined;
     server = config.listen ? await serve(config.listen, metrics, gate) : undefined;
-    webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, log) : undefined;
+    webhook = config.webhook ? await startPvcWebhook(kubeConfig, config.webhook, config.clock ?? (() => new Date()), log.child({ component: 'webhook' })) : undefined;
     plugin = config.plugin ? await startPlugin(kubeConfig, config.plugin, log.child({ component: 'cnpgi' })) : undefined;
   } catch (err) {
     // A port already taken: stop what was started rather than leave it running behind a failed start.
@@ -229,10 +246,40 @@ async function agentTrust(kubeConfig: k8s.KubeConfig, agents: AgentEndpoints, lo
   return { ca: trust.caPem, tlsServerName: trust.serverName };
 }
 
-function startPvcWebhook(kubeConfig: k8s.KubeConfig, options: NonNullable<ControllerConfig['webhook']>, log: Logger): Promise<WebhookServer> {
+/**
+ * The controller's own webhook certificate, checked (and renewed) now and the configurations' caBundle set; a
+ * configuration that cannot be patched yet is tried again at the next check.
+ */
+async function managedCertificate(kubeConfig: k8s.KubeConfig, options: WebhookTlsOptions, clock: () => Date, log: Logger): Promise<WebhookTls> {
+  const tls = await ensureWebhookTls(kubeConfig, options, clock(), log);
+  try {
+    await syncCaBundles(kubeConfig, options, tls.caBundlePem, log);
+  } catch (err) {
+    log.warn('could not set the webhook configurations\' caBundle; trying again at the next check', { err, mutating: options.mutatingConfiguration, validating: options.validatingConfiguration });
+  }
+  return tls;
+}
+
+/**
+ * The admission webhooks. The controller's own certificate could not be made or read (no RBAC for the Secret, say):
+ * the controller runs without the webhooks, and says so; sizing does not depend on them (failurePolicy Ignore).
+ */
+async function startPvcWebhook(kubeConfig: k8s.KubeConfig, options: WebhookConfig, clock: () => Date, log: Logger): Promise<WebhookServer | undefined> {
   const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const { managed, ...served } = options;
+  let pair = { certPem: served.certPem ?? '', keyPem: served.keyPem ?? '' };
+  if (managed) {
+    try {
+      pair = await managedCertificate(kubeConfig, managed, clock, log);
+    } catch (err) {
+      log.error('webhooks not served: their certificate is not available', { err, namespace: managed.namespace, secret: managed.secret });
+      return undefined;
+    }
+  }
   return startWebhookServer({
-    ...options, log: log.child({ component: 'webhook' }),
+    ...served, ...pair, log,
+    certificate: managed ? () => managedCertificate(kubeConfig, managed, clock, log) : undefined,
+    reloadMs: managed ? managed.checkMs ?? 60_000 : undefined,
     listDynamicStorages: async (namespace) => {
       const list = await custom.listNamespacedCustomObject({ group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace }) as { items: DynamicStorage[] };
       return list.items;

@@ -182,6 +182,11 @@ export interface WebhookServerOptions {
   /** When given, re-read every `reloadMs` (default 30 s) and served from then on: cert-manager renews the Secret in place. */
   certFile?: string | undefined;
   keyFile?: string | undefined;
+  /**
+   * Else, when given, asked every `reloadMs` for the pair to serve (the controller's own certificate, which it renews);
+   * a failure keeps the previous pair.
+   */
+  certificate?: (() => Promise<{ certPem: string; keyPem: string }>) | undefined;
   reloadMs?: number | undefined;
   /** The DynamicStorage objects of a namespace (read at request time). */
   listDynamicStorages: (namespace: string) => Promise<DynamicStorage[]>;
@@ -273,18 +278,33 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
   };
 }
 
+/** Where a renewed pair comes from: the files cert-manager renews, or the controller's own source. */
+function certificateSource(options: WebhookServerOptions): { source: () => Promise<{ certPem: string; keyPem: string }>; origin: string } | undefined {
+  const { certFile, keyFile } = options;
+  if (certFile && keyFile) {
+    return {
+      origin: certFile,
+      source: async () => {
+        const [certPem, keyPem] = await Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+        return { certPem, keyPem };
+      },
+    };
+  }
+  return options.certificate ? { source: options.certificate, origin: 'controller' } : undefined;
+}
+
 /** Serves a renewed certificate from the next handshake on; a half-written pair (cert and key not matching) is skipped. */
 function watchCertificate(server: https.Server, options: WebhookServerOptions): NodeJS.Timeout | undefined {
-  const { certFile, keyFile } = options;
-  if (!certFile || !keyFile) return undefined;
+  const from = certificateSource(options);
+  if (!from) return undefined;
   let current = `${options.certPem}\u0000${options.keyPem}`;
   const timer = setInterval(() => {
-    void Promise.all([readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]).then(([cert, key]) => {
+    void from.source().then(({ certPem: cert, keyPem: key }) => {
       if (`${cert}\u0000${key}` === current) return;
       server.setSecureContext({ cert, key });
       current = `${cert}\u0000${key}`;
-      options.log.info('webhook certificate reloaded', { certFile });
-    }).catch((err: unknown) => { options.log.warn('could not reload the webhook certificate; serving the previous one', { err, certFile }); });
+      options.log.info('webhook certificate reloaded', { source: from.origin });
+    }).catch((err: unknown) => { options.log.warn('could not reload the webhook certificate; serving the previous one', { err, source: from.origin }); });
   }, options.reloadMs ?? 30_000);
   timer.unref();
   return timer;

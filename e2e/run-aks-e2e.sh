@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the end-to-end scenarios on a real AKS cluster (E2E_TARGET=aks): creates (or reuses) a resource group, an AKS
 # cluster with the Azure Disk CSI driver and a container registry, builds and pushes the product's images, installs
-# cert-manager, CloudNativePG and the product, runs the suite, collects artifacts when it fails, and deletes what it
+# CloudNativePG and the product, runs the suite, collects artifacts when it fails, and deletes what it
 # created. See e2e/README.md ("On AKS") for the inputs; `--help` lists them too.
 set -euo pipefail
 
@@ -29,7 +29,6 @@ Inputs (environment variables):
   ACR_NAME               name of the registry to create when REGISTRY is empty (5-50 letters and digits, unique in Azure)
   IMAGE_TAG              tag of the built images (default: e2e-<UTC time>)
   CNPG_VERSION           CloudNativePG release to install (default: 1.27.1)
-  CERT_MANAGER_VERSION   cert-manager release, for the PVC webhook's certificate (default: v1.16.2)
   ARTIFACTS_DIR          where logs, events and status go when the suite fails (default: e2e-artifacts/aks)
   E2E_MOCHA_ARGS         extra mocha arguments (e.g. "--grep growth")
 EOF
@@ -75,7 +74,6 @@ fi
 image_tag="${IMAGE_TAG:-}"
 if [[ -z "$image_tag" ]]; then printf -v image_tag 'e2e-%(%Y%m%d%H%M%S)T' -1; fi
 cnpg_version="${CNPG_VERSION:-1.27.1}"
-cert_manager_version="${CERT_MANAGER_VERSION:-v1.16.2}"
 artifacts_dir="${ARTIFACTS_DIR:-e2e-artifacts/aks}"
 read -r -a mocha_args <<<"${E2E_MOCHA_ARGS:-}"
 
@@ -91,7 +89,6 @@ agent_image="${registry}/cnpg-dynamic-storage/agent:${image_tag}"
 controller_image="${registry}/cnpg-dynamic-storage/controller:${image_tag}"
 cnpg_minor="${cnpg_version%.*}"
 cnpg_manifest="https://raw.githubusercontent.com/cloudnative-pg/cloudnative-pg/release-${cnpg_minor}/releases/cnpg-${cnpg_version}.yaml"
-cert_manager_manifest="https://github.com/cert-manager/cert-manager/releases/download/${cert_manager_version}/cert-manager.yaml"
 kubeconfig="${artifacts_dir}/kubeconfig"
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -215,17 +212,12 @@ run docker push "$agent_image"
 run docker push "$controller_image"
 
 # ---------------------------------------------------------------------------------------------------------------------
-# cert-manager (the PVC webhook's certificate), CloudNativePG, the product
+# CloudNativePG, the product (the webhooks included: the controller makes their certificate, no cert-manager)
 
-run kubectl apply -f "$cert_manager_manifest"
-run kubectl -n cert-manager rollout status deployment/cert-manager-webhook --timeout=300s
 run kubectl apply --server-side -f "$cnpg_manifest"
 run kubectl -n cnpg-system rollout status deployment/cnpg-controller-manager --timeout=300s
 run kubectl apply -f crds/
 run_sh "kubectl kustomize daemonset/ | sed -e 's|ghcr.io/cnpg-dynamic-storage/agent:[^\"[:space:]]*|${agent_image}|' -e 's|ghcr.io/cnpg-dynamic-storage/controller:[^\"[:space:]]*|${controller_image}|' | kubectl apply -f -"
-run kubectl apply -f daemonset/webhook.yaml
-run kubectl -n cnpg-system wait --for=condition=Ready certificate/cnpg-dynamic-storage-webhook --timeout=300s
-run kubectl -n cnpg-system rollout restart deployment/cnpg-dynamic-storage-controller
 run kubectl -n cnpg-system rollout status deployment/cnpg-dynamic-storage-controller --timeout=300s
 run kubectl -n cnpg-system rollout status daemonset/cnpg-dynamic-storage-agent --timeout=300s
 

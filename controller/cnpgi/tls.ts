@@ -9,12 +9,12 @@
  * starting at once: writes are guarded (create, or replace at the resourceVersion read), and a replica that loses a race
  * reads again what the winner wrote.
  */
-import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
 import { DynamicStorageError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { issueCertificate } from '../../shared/x509.ts';
+import { base64, DAY_MS, decodeKey, newCertificateAuthority, readSecret, signedAndFresh, writeSecret, type SecretData } from '../tls-secret.ts';
 
 export interface PluginTlsSecrets {
   namespace: string;
@@ -34,7 +34,6 @@ export interface PluginTls {
   clientCaPem: string;
 }
 
-const DAY_MS = 24 * 60 * 60 * 1000;
 const validityMs = 5 * 365 * DAY_MS;
 const renewBeforeMs = 30 * DAY_MS;
 const caName = 'cnpg-dynamic-storage-plugin-ca';
@@ -44,68 +43,28 @@ export function pluginDnsNames(serviceName: string, namespace: string): string[]
   return [serviceName, `${serviceName}.${namespace}`, `${serviceName}.${namespace}.svc`, `${serviceName}.${namespace}.svc.cluster.local`];
 }
 
-type Data = Record<string, string> | undefined;
-const decode = (data: Data, key: string): string | undefined => (data?.[key] === undefined ? undefined : Buffer.from(data[key], 'base64').toString('utf8'));
-const b64 = (text: string): string => Buffer.from(text).toString('base64');
-
 /** Pure: whether the two Secrets hold a matching set (same CA, names, usable well past `now`); the TLS material if so. */
-export function usablePluginTls(server: Data, client: Data, serviceName: string, now: Date): PluginTls | undefined {
-  const caPem = decode(server, 'ca.crt');
-  const certPem = decode(server, 'tls.crt');
-  const keyPem = decode(server, 'tls.key');
-  const clientPem = decode(client, 'tls.crt');
-  if (!caPem || !certPem || !keyPem || !clientPem || !decode(client, 'tls.key') || decode(client, 'ca.crt') !== caPem) return undefined;
-  try {
-    const ca = new X509Certificate(caPem);
-    const serving = new X509Certificate(certPem);
-    const operator = new X509Certificate(clientPem);
-    const horizon = now.getTime() + renewBeforeMs;
-    const signed = (cert: X509Certificate): boolean => cert.checkIssued(ca) && cert.verify(ca.publicKey) && Date.parse(cert.validTo) > horizon;
-    if (!signed(serving) || !signed(operator) || Date.parse(ca.validTo) <= horizon) return undefined;
-    if (serving.checkHost(serviceName) !== serviceName) return undefined;
-    return { certPem, keyPem, clientCaPem: caPem };
-  } catch {
-    return undefined;
-  }
+export function usablePluginTls(server: SecretData, client: SecretData, serviceName: string, now: Date): PluginTls | undefined {
+  const caPem = decodeKey(server, 'ca.crt');
+  const certPem = decodeKey(server, 'tls.crt');
+  const keyPem = decodeKey(server, 'tls.key');
+  const clientPem = decodeKey(client, 'tls.crt');
+  if (!caPem || !certPem || !keyPem || !clientPem || !decodeKey(client, 'tls.key') || decodeKey(client, 'ca.crt') !== caPem) return undefined;
+  const horizon = now.getTime() + renewBeforeMs;
+  if (!signedAndFresh(certPem, caPem, horizon, serviceName) || !signedAndFresh(clientPem, caPem, horizon)) return undefined;
+  return { certPem, keyPem, clientCaPem: caPem };
 }
 
 /** Pure but for the keys it generates: a new CA, serving and client certificate, as the two Secrets' data. */
 export function newPluginTlsData(serviceName: string, namespace: string, now: Date): { server: Record<string, string>; client: Record<string, string> } {
-  const notBefore = new Date(now.getTime() - 60 * 60 * 1000);
-  const notAfter = new Date(now.getTime() + validityMs);
-  const ca = { ...issueCertificate({ commonName: caName, notBefore, notAfter }), commonName: caName };
+  const ca = newCertificateAuthority(caName, now, validityMs);
+  const { notBefore, notAfter } = ca;
   const serving = issueCertificate({ commonName: serviceName, dnsNames: pluginDnsNames(serviceName, namespace), notBefore, notAfter, issuer: ca });
   const operator = issueCertificate({ commonName: 'cnpg-operator', notBefore, notAfter, issuer: ca, usage: 'client' });
   return {
-    server: { 'ca.crt': b64(ca.certPem), 'tls.crt': b64(serving.certPem + ca.certPem), 'tls.key': b64(serving.keyPem) },
-    client: { 'ca.crt': b64(ca.certPem), 'tls.crt': b64(operator.certPem), 'tls.key': b64(operator.keyPem) },
+    server: { 'ca.crt': base64(ca.certPem), 'tls.crt': base64(serving.certPem + ca.certPem), 'tls.key': base64(serving.keyPem) },
+    client: { 'ca.crt': base64(ca.certPem), 'tls.crt': base64(operator.certPem), 'tls.key': base64(operator.keyPem) },
   };
-}
-
-function isCode(err: unknown, ...codes: number[]): boolean {
-  return err instanceof k8s.ApiException && codes.includes(err.code);
-}
-
-async function readSecret(core: k8s.CoreV1Api, namespace: string, name: string): Promise<k8s.V1Secret | undefined> {
-  try {
-    return await core.readNamespacedSecret({ name, namespace });
-  } catch (err) {
-    if (isCode(err, 404)) return undefined;
-    throw err;
-  }
-}
-
-/** Creates the Secret, or replaces it at the resourceVersion read; false when another writer came first. */
-async function writeSecret(core: k8s.CoreV1Api, namespace: string, existing: k8s.V1Secret | undefined, name: string, data: Record<string, string>): Promise<boolean> {
-  const metadata = { name, namespace, labels: { 'app.kubernetes.io/part-of': 'cnpg-dynamic-storage' } };
-  try {
-    if (existing) await core.replaceNamespacedSecret({ name, namespace, body: { apiVersion: 'v1', kind: 'Secret', metadata: existing.metadata, type: existing.type ?? 'kubernetes.io/tls', data } });
-    else await core.createNamespacedSecret({ namespace, body: { metadata, type: 'kubernetes.io/tls', data } });
-    return true;
-  } catch (err) {
-    if (isCode(err, 409)) return false;
-    throw err;
-  }
 }
 
 /** Makes sure both Secrets hold a usable, matching set and returns what the plugin serves with. */

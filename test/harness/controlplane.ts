@@ -74,6 +74,11 @@ export interface ControlPlaneOptions {
   controllerManager?: boolean;
   /** Where the binaries are; default: built or found by hack/controlplane/build.sh. */
   binDir?: string;
+  /**
+   * The API server reaches a Service (an admission webhook's, say) at an address of its EndpointSlice instead of its
+   * ClusterIP (`--enable-aggregator-routing`): there is no kube-proxy here. Default false.
+   */
+  endpointRouting?: boolean;
 }
 
 export async function controlPlaneBinDir(): Promise<string> {
@@ -181,7 +186,7 @@ class LocalControlPlane implements ControlPlane {
     this.versions = await controlPlaneVersions(this.binDir);
 
     await this.startEtcd();
-    this.apiArgs = this.apiServerArgs(pki);
+    this.apiArgs = [...this.apiServerArgs(pki), ...(options.endpointRouting ? ['--enable-aggregator-routing=true'] : [])];
     await this.startApiServer();
     if (options.controllerManager !== false) await this.startControllerManager(pki);
   }

@@ -1,21 +1,15 @@
 /**
  * The product installed on the real stack the way a user installs it (`kubectl apply -f crds/ && kubectl apply -k
- * daemonset/`, and daemonset/webhook.yaml), and removed again. The webhook's certificate comes from a CA made by the test
- * instead of cert-manager (webhook.yaml is applied without its Issuer and Certificate, with that CA as caBundle).
+ * daemonset/`: the webhooks included, their certificate and caBundle made by the controller), and removed again.
  * CloudNativePG's install creates the cnpg-system namespace; when the operator is not there, the test creates it (and
  * removes it again).
  */
-import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { agentAudience } from '../../controller/agent-token.ts';
 import { eventually } from '../harness/eventually.ts';
-import { createCertificateAuthority, issueCertificate } from '../harness/pki.ts';
 import { repoRoot, type RealStack } from './stack.ts';
 
 export const systemNamespace = 'cnpg-system';
@@ -41,16 +35,16 @@ export async function installProduct(stack: RealStack): Promise<InstalledProduct
   await importProductImages(stack);
   await stack.kubectl(['apply', '-f', path.join(repoRoot, 'crds')]);
   const createdNamespace = await stack.kubectl(['create', 'namespace', systemNamespace]).then(() => true, () => false);
-  await installWebhook(stack);
   await stack.kubectl(['apply', '-k', path.join(repoRoot, 'daemonset')]);
   return {
     async remove() {
       await stack.kubectl(['delete', '-k', path.join(repoRoot, 'daemonset'), '--ignore-not-found', '--wait=true', '--timeout=120s']);
       await stack.kubectl(['delete', 'mutatingwebhookconfiguration,validatingwebhookconfiguration', '-l', 'app.kubernetes.io/part-of=cnpg-dynamic-storage', '--ignore-not-found']);
       await stack.kubectl(['delete', 'mutatingwebhookconfiguration', 'cnpg-dynamic-storage', '--ignore-not-found']);
-      // The webhook's Secret (made by the test), the agents' and the plugin's (made by the controller) outlive `delete -k`.
+      // The Secrets the controller made (the webhooks', the agents', the plugin's) outlive `delete -k`; so do the webhook
+      // Service and Secret an install before the controller made its own certificate left behind.
       await stack.kubectl(['delete', '-n', systemNamespace, 'service/cnpg-dynamic-storage-webhook', 'secret/cnpg-dynamic-storage-webhook-tls',
-        'secret/cnpg-dynamic-storage-agent-tls', 'secret/cnpg-dynamic-storage-plugin-server', 'secret/cnpg-dynamic-storage-plugin-client', '--ignore-not-found']);
+        'secret/cnpg-dynamic-storage-webhook-server', 'secret/cnpg-dynamic-storage-agent-tls', 'secret/cnpg-dynamic-storage-plugin-server', 'secret/cnpg-dynamic-storage-plugin-client', '--ignore-not-found']);
       if (createdNamespace) await stack.kubectl(['delete', 'namespace', systemNamespace, '--ignore-not-found', '--wait=true', '--timeout=120s']);
       await stack.kubectl(['delete', '-f', path.join(repoRoot, 'crds'), '--ignore-not-found', '--wait=true', '--timeout=60s']);
     },
@@ -82,29 +76,4 @@ export async function agentToken(stack: RealStack, namespace: string, serviceAcc
   const token = response.status?.token;
   if (!token) throw new Error(`no token for ${namespace}/${serviceAccount}`);
   return token;
-}
-
-async function installWebhook(stack: RealStack): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-node-webhook-'));
-  try {
-    const ca = await createCertificateAuthority(dir, 'webhook-ca');
-    const service = 'cnpg-dynamic-storage-webhook';
-    const serving = await issueCertificate(dir, ca, 'webhook', {
-      commonName: `${service}.${systemNamespace}.svc`, serverAuth: true,
-      dnsNames: [`${service}.${systemNamespace}.svc`, `${service}.${systemNamespace}.svc.cluster.local`],
-    });
-    // Applied, not created: an install over what a killed run left behind replaces its certificate.
-    const secret = await stack.kubectl(['create', 'secret', 'tls', '-n', systemNamespace, 'cnpg-dynamic-storage-webhook-tls', `--cert=${serving.cert}`, `--key=${serving.key}`, '--dry-run=client', '-o', 'json']);
-    await stack.kubectl(['apply', '-f', '-'], secret);
-    const caBundle = Buffer.from(await readFile(ca.cert)).toString('base64');
-    const docs = parseAllDocuments(await readFile(path.join(repoRoot, 'daemonset/webhook.yaml'), 'utf8'))
-      .map((d) => d.toJS() as k8s.KubernetesObject & { webhooks?: { clientConfig: { caBundle?: string } }[] })
-      .filter((o) => o.kind === 'Service' || o.kind === 'MutatingWebhookConfiguration' || o.kind === 'ValidatingWebhookConfiguration');
-    for (const doc of docs) for (const hook of doc.webhooks ?? []) hook.clientConfig.caBundle = caBundle;
-    assert.ok(docs.some((d) => d.kind === 'Service') && docs.some((d) => d.kind === 'MutatingWebhookConfiguration'),
-      'webhook.yaml has the Service and the MutatingWebhookConfiguration');
-    await stack.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs }));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }

@@ -6,8 +6,7 @@
  * server reaches the PVC webhook through its Service, and a new PVC of the Cluster is created at the grown size.
  *
  * CloudNativePG's install creates the cnpg-system namespace; without the operator here, the test creates it. The
- * webhook's certificate comes from a CA made by the test instead of cert-manager (daemonset/webhook.yaml is applied
- * without its Issuer and Certificate, with that CA as caBundle).
+ * webhook's certificate and the configurations' caBundle are the controller's own (the default install, no cert-manager).
  */
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';

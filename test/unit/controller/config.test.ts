@@ -23,7 +23,13 @@ describe('controllerConfigFromEnv', () => {
     assert.equal(config.agents.port, 9100);
     assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(config.metricsAuth, { tokenAudiences: ['cnpg-dynamic-storage-agent'] }, '/metrics is authenticated by default');
-    assert.equal(config.webhook, undefined);
+    assert.deepEqual(config.webhook, {
+      host: '0.0.0.0', port: 9443,
+      managed: {
+        namespace: 'cnpg-system', secret: 'cnpg-dynamic-storage-webhook-server', serviceName: 'cnpg-dynamic-storage-webhook',
+        mutatingConfiguration: 'cnpg-dynamic-storage', validatingConfiguration: 'cnpg-dynamic-storage',
+      },
+    }, 'the webhooks are served with the certificate the controller keeps, without cert-manager');
     assert.equal(config.workers, 2);
     assert.equal(config.resyncMs, 30_000);
     assert.equal(config.readingIntervalMs, 5_000);
@@ -43,6 +49,15 @@ describe('controllerConfigFromEnv', () => {
         + 'LEADER_ELECT: "yes" must be true or false; WORKERS: "0" must be a whole number from 1 to 64; LISTEN_ADDRESS: "nowhere" must be host:port, or off');
       return true;
     });
+  });
+
+  it('takes the webhooks\' certificate from the controller, from files (cert-manager), or serves none', () => {
+    const named = controllerConfigFromEnv({ POD_NAMESPACE: 'ops', WEBHOOK_SECRET: 's', WEBHOOK_SERVICE: 'svc', WEBHOOK_CONFIGURATION: 'c', WEBHOOK_VALIDATING_CONFIGURATION: 'v' });
+    assert.deepEqual(named.webhook?.managed, { namespace: 'ops', secret: 's', serviceName: 'svc', mutatingConfiguration: 'c', validatingConfiguration: 'v' });
+    assert.equal(controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'off' }).webhook, undefined);
+    assert.equal(controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'files', WEBHOOK_CERT_DIR: dir }).webhook, undefined, 'files not there yet: no webhooks');
+    assert.throws(() => controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'cert-manager' }), /WEBHOOK_CERT_SOURCE: "cert-manager" must be secret, files or off/);
+    assert.throws(() => controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'files' }), /WEBHOOK_CERT_DIR: must name the directory/);
   });
 
   it('serves the webhook only when the certificate directory holds a certificate and key', async () => {
