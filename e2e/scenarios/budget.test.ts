@@ -55,12 +55,14 @@ describe('e2e: daily budget', function () {
     const scenario = await beginScenario(e2e(), c);
     const target = instanceTarget(c, 2);
 
-    await e2e().fill(target, 92);
+    // 90%: past the buffer, clear of the critical threshold and of the critical minimum free space (4 units) on every
+    // target, including a real instance whose filesystem is a few percent smaller than its disk.
+    await e2e().fill(target, 90);
     const planned = await waitForActions(e2e(), c, 1, { result: 'Success' });
     assert.equal(planned.lastAction?.kind, 'ScheduledGrow');
     assert.deepEqual([planned.budget?.availableForPlanned, planned.budget?.availableForEmergency], [0, 1]);
 
-    await e2e().fill(target, 92);
+    await e2e().fill(target, 90);
     const pending = await waitForState(e2e(), c, 'PendingGrowth', { reason: 'PlannedBudgetExhausted' });
     assert.equal(pending.recentActions?.length, 1);
     await waitForEvent(e2e(), c, 'PlannedBudgetExhausted', 'Normal');
