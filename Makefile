@@ -16,10 +16,13 @@ test: deps controlplane
 	npx mocha --config e2e/.mocharc.json
 	@echo "== the README's first command, unattended: CI=true make demo"
 	CI=true node hack/demo.ts
-	@echo "== the product installed from its manifests on a real node (kubelet, containerd, CSI resize flow)"
-	npx mocha --config test/.mocharc.node.json
-	@echo "== the end-to-end growth scenarios on the real node, with the real CloudNativePG (e2e/README.md: why only these)"
-	$(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts E2E_GREP='^e2e: growth grows'
+	@echo "== on a real node (kubelet, containerd, CSI resize flow, CloudNativePG): the product installed from its manifests,"
+	@echo "== real PostgreSQL grown, the status on the Cluster; then end-to-end growth scenarios (e2e/README.md: why only these)"
+	@hack/node/stack.sh status >/dev/null 2>&1 && up_before=1 || up_before=0; \
+	  [ $$up_before = 1 ] || trap 'hack/node/stack.sh down >/dev/null' EXIT; \
+	  hack/node/stack.sh up >/dev/null; \
+	  npx mocha --config test/.mocharc.node.json; \
+	  $(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts E2E_GREP='$(NODE_E2E_GREP)'
 	hack/leftovers.sh --since $(STARTED)
 
 ## check: type-check, ESLint, spelling, inclusive language
@@ -35,6 +38,9 @@ integration: deps controlplane
 ## e2e: the end-to-end scenarios on the local AKS stand-in (e2e/README.md)
 e2e: deps controlplane
 	npx mocha --config e2e/.mocharc.json
+
+# The end-to-end scenarios make test runs on the real node: planned growth on 2 instances and emergency growth.
+NODE_E2E_GREP := ^e2e: growth grows (every data PVC .*\(2 instances\)|at once)
 
 ## e2e-node: the end-to-end scenarios on the real node with the real CloudNativePG (E2E_FILES: which; default all)
 E2E_FILES ?= e2e/scenarios/*.test.ts
