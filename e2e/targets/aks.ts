@@ -173,9 +173,12 @@ export function nextFillMiB(usage: Usage, percent: number, walRoomBytes?: number
   return Math.max(1, Math.floor(Math.min(gap, walRoomBytes) / MiB));
 }
 
-/** What a round may write while WAL has a volume of its own: up to three quarters of that volume, less what it holds. */
+/**
+ * What a round may write while WAL has a volume of its own: half of that volume, less what it holds, so the WAL of a
+ * round (kept until its checkpoint, and by a lagging replica's slot) stays below the buffer of a managed WAL volume.
+ */
 export function walRoomBytes(wal: Usage): number {
-  return Math.max(0, 0.75 * (wal.usedBytes + wal.availableBytes) - wal.usedBytes);
+  return Math.max(0, 0.5 * (wal.usedBytes + wal.availableBytes) - wal.usedBytes);
 }
 
 /** The sentinel table of a volume (the data volume: no tablespace). */

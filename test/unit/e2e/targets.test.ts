@@ -128,8 +128,8 @@ describe('e2e targets', function () {
       assert.equal(nextFillMiB(usage(20 * MiB, 44 * MiB), 92, 10.5 * MiB), 10, 'as far as the WAL volume has room');
       assert.equal(nextFillMiB(usage(20 * MiB, 44 * MiB), 92, 0), 1, 'at least 1 MiB');
       assert.equal(nextFillMiB(usage(60 * MiB, 4 * MiB), 92, 200 * MiB), 0);
-      assert.equal(walRoomBytes(usage(16 * MiB, 240 * MiB)), 176 * MiB, 'three quarters of the WAL volume, less what it holds');
-      assert.equal(walRoomBytes(usage(200 * MiB, 56 * MiB)), 0);
+      assert.equal(walRoomBytes(usage(16 * MiB, 240 * MiB)), 112 * MiB, 'half the WAL volume, less what it holds');
+      assert.equal(walRoomBytes(usage(130 * MiB, 126 * MiB)), 0);
     });
 
     it('writes sentinels per tablespace and reads their checksum back', function () {
