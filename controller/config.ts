@@ -67,17 +67,18 @@ function listenAddress(problems: string[], text: string, variable = 'LISTEN_ADDR
 
 /**
  * Where the admission webhooks' certificate comes from (WEBHOOK_CERT_SOURCE):
- * - `secret` (the default): the controller makes and renews its own, keeps it in the Secret WEBHOOK_SECRET and sets the
+ * - `secret` (what the shipped Deployment sets): the controller makes and renews its own, keeps it in the Secret WEBHOOK_SECRET and sets the
  *   caBundle of the configurations WEBHOOK_MUTATING_CONFIGURATION and WEBHOOK_VALIDATING_CONFIGURATION
  *   (controller/webhook-tls.ts);
  * - `files`: tls.crt and tls.key in WEBHOOK_CERT_DIR (cert-manager's Secret, mounted; re-read when renewed). The
  *   webhooks are served when both are there (the Secret is mounted optionally). The default when only WEBHOOK_CERT_DIR
  *   is set, as before WEBHOOK_CERT_SOURCE existed;
- * - `off`: no webhooks.
+ * - `off`: no webhooks; the default when neither WEBHOOK_CERT_SOURCE nor WEBHOOK_CERT_DIR is set.
  */
 function webhookConfig(problems: string[], env: Environment, namespace: string): ControllerConfig['webhook'] {
   const dir = env.WEBHOOK_CERT_DIR ?? '';
-  const source = env.WEBHOOK_CERT_SOURCE || (dir === '' ? 'secret' : 'files');
+  // Off unless asked for (the shipped Deployment sets `secret`): local runs start several controllers on one host.
+  const source = env.WEBHOOK_CERT_SOURCE || (dir === '' ? 'off' : 'files');
   if (!['secret', 'files', 'off'].includes(source)) {
     problems.push(`WEBHOOK_CERT_SOURCE: ${JSON.stringify(source)} must be secret, files or off`);
     return undefined;

@@ -23,13 +23,14 @@ describe('controllerConfigFromEnv', () => {
     assert.equal(config.agents.port, 9100);
     assert.deepEqual(config.listen, { host: '0.0.0.0', port: 8080 });
     assert.deepEqual(config.metricsAuth, { tokenAudiences: ['cnpg-dynamic-storage-agent'] }, '/metrics is authenticated by default');
-    assert.deepEqual(config.webhook, {
+    assert.equal(config.webhook, undefined, 'no webhooks unless asked for: local runs start several controllers on one host');
+    assert.deepEqual(controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'secret' }).webhook, {
       host: '0.0.0.0', port: 9443,
       managed: {
         namespace: 'cnpg-system', secret: 'cnpg-dynamic-storage-webhook-server', serviceName: 'cnpg-dynamic-storage-webhook',
         mutatingConfiguration: 'cnpg-dynamic-storage', validatingConfiguration: 'cnpg-dynamic-storage',
       },
-    }, 'the webhooks are served with the certificate the controller keeps, without cert-manager');
+    }, 'the webhooks served with the certificate the controller keeps, without cert-manager (as the shipped Deployment asks)');
     assert.equal(config.workers, 2);
     assert.equal(config.resyncMs, 30_000);
     assert.equal(config.readingIntervalMs, 5_000);
@@ -52,7 +53,7 @@ describe('controllerConfigFromEnv', () => {
   });
 
   it('takes the webhooks\' certificate from the controller, from files (cert-manager), or serves none', () => {
-    const named = controllerConfigFromEnv({ POD_NAMESPACE: 'ops', WEBHOOK_SECRET: 's', WEBHOOK_SERVICE: 'svc', WEBHOOK_CONFIGURATION: 'c', WEBHOOK_VALIDATING_CONFIGURATION: 'v' });
+    const named = controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'secret', POD_NAMESPACE: 'ops', WEBHOOK_SECRET: 's', WEBHOOK_SERVICE: 'svc', WEBHOOK_CONFIGURATION: 'c', WEBHOOK_VALIDATING_CONFIGURATION: 'v' });
     assert.deepEqual(named.webhook?.managed, { namespace: 'ops', secret: 's', serviceName: 'svc', mutatingConfiguration: 'c', validatingConfiguration: 'v' });
     assert.equal(controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'off' }).webhook, undefined);
     assert.equal(controllerConfigFromEnv({ WEBHOOK_CERT_SOURCE: 'files', WEBHOOK_CERT_DIR: dir }).webhook, undefined, 'files not there yet: no webhooks');
