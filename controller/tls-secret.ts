@@ -16,6 +16,11 @@ export const DAY_MS = 24 * 60 * 60 * 1000;
 export const secretLabels = { 'app.kubernetes.io/part-of': 'cnpg-dynamic-storage' } as const;
 
 /** A key of a Secret's data, decoded; undefined when absent. */
+/** A Service's names, from the short one (what CloudNativePG checks for a plugin) to the cluster-local DNS name. */
+export function serviceDnsNames(serviceName: string, namespace: string): string[] {
+  return [serviceName, `${serviceName}.${namespace}`, `${serviceName}.${namespace}.svc`, `${serviceName}.${namespace}.svc.cluster.local`];
+}
+
 export function decodeKey(data: SecretData, key: string): string | undefined {
   return data?.[key] === undefined ? undefined : Buffer.from(data[key], 'base64').toString('utf8');
 }

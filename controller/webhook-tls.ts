@@ -15,7 +15,7 @@ import * as k8s from '@kubernetes/client-node';
 import { DynamicStorageError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { issueCertificate } from '../shared/x509.ts';
-import { base64, DAY_MS, decodeKey, isApiCode, newCertificateAuthority, pemBlocks, readSecret, signedAndFresh, writeSecret, type SecretData } from './tls-secret.ts';
+import { base64, DAY_MS, decodeKey, isApiCode, newCertificateAuthority, pemBlocks, readSecret, serviceDnsNames, signedAndFresh, writeSecret, type SecretData } from './tls-secret.ts';
 
 export interface WebhookTlsOptions {
   namespace: string;
@@ -40,11 +40,6 @@ export const webhookCertValidityMs = 365 * DAY_MS;
 export const webhookCertRenewBeforeMs = 30 * DAY_MS;
 const caName = 'cnpg-dynamic-storage-webhook-ca';
 
-/** The names in the serving certificate: the Service's DNS names (the API server checks `<service>.<namespace>.svc`). */
-export function webhookDnsNames(serviceName: string, namespace: string): string[] {
-  return [serviceName, `${serviceName}.${namespace}`, `${serviceName}.${namespace}.svc`, `${serviceName}.${namespace}.svc.cluster.local`];
-}
-
 /** Pure: the Secret's pair when it is usable well past `now` for the Service's `.svc` name. */
 export function usableWebhookTls(data: SecretData, serviceName: string, namespace: string, now: Date): WebhookTls | undefined {
   const caBundlePem = decodeKey(data, 'ca.crt');
@@ -65,7 +60,7 @@ function stillValid(bundlePem: string | undefined, now: Date): string[] {
 export function newWebhookTlsData(serviceName: string, namespace: string, now: Date, previousBundlePem?: string): Record<string, string> {
   const ca = newCertificateAuthority(caName, now, webhookCertValidityMs);
   const serving = issueCertificate({
-    commonName: `${serviceName}.${namespace}.svc`, dnsNames: webhookDnsNames(serviceName, namespace), notBefore: ca.notBefore, notAfter: ca.notAfter, issuer: ca,
+    commonName: `${serviceName}.${namespace}.svc`, dnsNames: serviceDnsNames(serviceName, namespace), notBefore: ca.notBefore, notAfter: ca.notAfter, issuer: ca,
   });
   const [previous] = stillValid(previousBundlePem, now);
   return { 'ca.crt': base64(ca.certPem + (previous ?? '')), 'tls.crt': base64(serving.certPem), 'tls.key': base64(serving.keyPem) };

@@ -14,7 +14,7 @@ import * as k8s from '@kubernetes/client-node';
 import { DynamicStorageError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { issueCertificate } from '../../shared/x509.ts';
-import { base64, DAY_MS, decodeKey, newCertificateAuthority, readSecret, signedAndFresh, writeSecret, type SecretData } from '../tls-secret.ts';
+import { base64, DAY_MS, decodeKey, newCertificateAuthority, readSecret, serviceDnsNames, signedAndFresh, writeSecret, type SecretData } from '../tls-secret.ts';
 
 export interface PluginTlsSecrets {
   namespace: string;
@@ -38,11 +38,6 @@ const validityMs = 5 * 365 * DAY_MS;
 const renewBeforeMs = 30 * DAY_MS;
 const caName = 'cnpg-dynamic-storage-plugin-ca';
 
-/** The names in the serving certificate: the Service's short name (what the operator checks) and its DNS names. */
-export function pluginDnsNames(serviceName: string, namespace: string): string[] {
-  return [serviceName, `${serviceName}.${namespace}`, `${serviceName}.${namespace}.svc`, `${serviceName}.${namespace}.svc.cluster.local`];
-}
-
 /** Pure: whether the two Secrets hold a matching set (same CA, names, usable well past `now`); the TLS material if so. */
 export function usablePluginTls(server: SecretData, client: SecretData, serviceName: string, now: Date): PluginTls | undefined {
   const caPem = decodeKey(server, 'ca.crt');
@@ -59,7 +54,7 @@ export function usablePluginTls(server: SecretData, client: SecretData, serviceN
 export function newPluginTlsData(serviceName: string, namespace: string, now: Date): { server: Record<string, string>; client: Record<string, string> } {
   const ca = newCertificateAuthority(caName, now, validityMs);
   const { notBefore, notAfter } = ca;
-  const serving = issueCertificate({ commonName: serviceName, dnsNames: pluginDnsNames(serviceName, namespace), notBefore, notAfter, issuer: ca });
+  const serving = issueCertificate({ commonName: serviceName, dnsNames: serviceDnsNames(serviceName, namespace), notBefore, notAfter, issuer: ca });
   const operator = issueCertificate({ commonName: 'cnpg-operator', notBefore, notAfter, issuer: ca, usage: 'client' });
   return {
     server: { 'ca.crt': base64(ca.certPem), 'tls.crt': base64(serving.certPem + ca.certPem), 'tls.key': base64(serving.keyPem) },

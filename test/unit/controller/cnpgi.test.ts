@@ -6,7 +6,8 @@ import { createLogger } from '../../../shared/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 import { clusterKeyOf, loadCnpgiServices, pluginName, protoFiles, protoLoaderOptions, startPluginServer, type PluginServer } from '../../../controller/cnpgi/server.ts';
 import { blockForCluster } from '../../../controller/cnpgi/status-source.ts';
-import { newPluginTlsData, pluginDnsNames, usablePluginTls } from '../../../controller/cnpgi/tls.ts';
+import { newPluginTlsData, usablePluginTls } from '../../../controller/cnpgi/tls.ts';
+import { serviceDnsNames } from '../../../controller/tls-secret.ts';
 import type { PluginStatusBlock } from '../../../controller/cluster-status.ts';
 
 const quiet = createLogger({ component: 'test' }, { level: 'error', sink: () => undefined });
@@ -81,7 +82,7 @@ describe('CNPG-I: the plugin\'s certificates', () => {
     const other = newPluginTlsData('cnpg-dynamic-storage-plugin', 'cnpg-system', now);
     assert.equal(usablePluginTls(data.server, other.client, 'cnpg-dynamic-storage-plugin', now), undefined, 'two CAs');
     assert.equal(usablePluginTls(data.server, data.client, 'cnpg-dynamic-storage-plugin', new Date(now.getTime() + 5 * 365 * 86_400_000)), undefined, 'about to expire');
-    assert.deepEqual(pluginDnsNames('p', 'ns'), ['p', 'p.ns', 'p.ns.svc', 'p.ns.svc.cluster.local']);
+    assert.deepEqual(serviceDnsNames('p', 'ns'), ['p', 'p.ns', 'p.ns.svc', 'p.ns.svc.cluster.local']);
   });
 });
 

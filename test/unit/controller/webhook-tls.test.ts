@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { pemBlocks } from '../../../controller/tls-secret.ts';
+import { pemBlocks, serviceDnsNames } from '../../../controller/tls-secret.ts';
 import {
-  caBundlePatch, newWebhookTlsData, usableWebhookTls, webhookCertRenewBeforeMs, webhookCertValidityMs, webhookDnsNames,
+  caBundlePatch, newWebhookTlsData, usableWebhookTls, webhookCertRenewBeforeMs, webhookCertValidityMs,
 } from '../../../controller/webhook-tls.ts';
 
 const now = new Date('2026-03-01T00:00:00Z');
@@ -14,7 +14,7 @@ describe('webhook certificate (controller-kept)', () => {
 
   it('makes a CA and a serving certificate for the Service DNS names, usable until 30 days before expiry', () => {
     const cert = new X509Certificate(decode(data, 'tls.crt'));
-    for (const name of webhookDnsNames(service.name, service.namespace)) assert.equal(cert.checkHost(name), name);
+    for (const name of serviceDnsNames(service.name, service.namespace)) assert.equal(cert.checkHost(name), name);
     assert.equal(cert.checkHost('elsewhere.cnpg-system.svc'), undefined);
     const tls = usableWebhookTls(data, service.name, service.namespace, now);
     assert.ok(tls);
