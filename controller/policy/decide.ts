@@ -391,9 +391,11 @@ function emergency(ctx: Context): Outcome | undefined {
 /**
  * At least the target (unclamped, so an allowed overshoot can serve it) and one emergency step (max(25%, 1Gi)). When the
  * disk is filling, also room for the runway (see runwayMs): the long-term growth until then, and the current fill rate for
- * as long as a resize takes — a burst or a ramp is not extrapolated for hours while actions remain. When they are scarce
- * (one more at most after this), the current rate is extrapolated over the whole runway: bounded to twice the current size
- * while one action remains, by the ceiling alone for the day's last action, since nothing can follow it.
+ * as long as this resize takes (the prediction still looks `safetyFactor` resizes ahead, so a fill that goes on triggers
+ * the next action in time) — a burst or a ramp is not extrapolated for hours while actions remain. When they are scarce
+ * (one more at most after this), the current rate is extrapolated over the whole runway: bounded to 1.5 times the current
+ * size while one action remains (that last one can still follow), by the ceiling alone for the day's last action, since
+ * nothing can follow it.
  */
 function emergencySize(ctx: Context, trigger: Trigger): number {
   const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
@@ -402,14 +404,14 @@ function emergencySize(ctx: Context, trigger: Trigger): number {
   const growth = Math.max(0, usage.growthRate ?? 0);
   if (fill <= 0 && growth <= 0) return Math.max(ctx.targets.desired, step);
   const prediction = ctx.tuning.prediction;
-  const horizonMs = resizeHorizonMs(ctx.input.history, prediction);
+  const horizonMs = resizeLatencyMs(ctx.input.history, prediction);
   const runway = runwayMs(ctx);
   const actionsAfterThis = Math.max(0, ctx.budget.availableForEmergency - 1);
   const scarce = actionsAfterThis <= 1;
   const projected = usage.usedBytes + (fill * (scarce ? runway : horizonMs) + growth * runway) / 1000;
   const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
   const runwaySize = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
-  const bound = actionsAfterThis === 0 ? Number.POSITIVE_INFINITY : roundForProvider(2 * ctx.current, ctx.provider);
+  const bound = actionsAfterThis === 0 ? Number.POSITIVE_INFINITY : roundForProvider((scarce ? 1.5 : 2) * ctx.current, ctx.provider);
   return Math.max(ctx.targets.desired, step, Math.min(runwaySize, bound));
 }
 

@@ -365,24 +365,24 @@ const cases: Case[] = [
     expect: { action: 'EmergencyGrow', newSize: 13 * G, patched: ['pg-1', 'pg-2'] },
   },
   {
-    name: 'predicted full before a resize could finish: while actions remain, sized for the fill over the resize horizon',
+    name: 'predicted full before a resize could finish: while actions remain, sized for the fill while the resize runs',
     input: input({
       policy: policy({ limit: 400 * G }),
       instances: [{ ...instance({ size: 100 * G, used: 70 * G }), recentReadings: rising(70 * G, 100 * G, 60 * MiB, IN_WINDOW) }],
     }),
     expect: {
-      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 132 * G,
-      message: 'data: emergency grow from 100Gi to 132Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
+      state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 125 * G,
+      message: 'data: emergency grow from 100Gi to 125Gi: instance pg-1 will be full in about 8m32s at 60Mi/s, sooner than 2 x the 5m a resize takes',
     },
   },
   {
-    name: 'with one action left after this, the fill is extrapolated over the runway, at most doubled',
+    name: 'with one action left after this, the fill is extrapolated over the runway, at most 1.5 times the size (the last action can still follow)',
     input: input({
       policy: policy({ limit: 400 * G }),
       history: [action({ timestamp: new Date(IN_WINDOW.getTime() - 10 * HOUR) }), action({ timestamp: new Date(IN_WINDOW.getTime() - 9 * HOUR) })],
       instances: [{ ...instance({ size: 100 * G, used: 70 * G }), recentReadings: rising(70 * G, 100 * G, 60 * MiB, IN_WINDOW) }],
     }),
-    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 200 * G },
+    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 150 * G },
   },
   {
     name: 'the day\'s last action buys the runway until planned growth can take over again, bounded by the limit alone',

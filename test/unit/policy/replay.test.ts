@@ -23,9 +23,9 @@ describe('policy/replay', () => {
       report.resizes.map((r) => `${r.at.toISOString()} ${r.kind} ${r.from / GiB}->${r.to / GiB} ${r.reason}`),
       [
         '2024-06-01T03:00:00.000Z ScheduledGrow 10->18 ExpectedGrowth',
-        '2024-06-01T14:01:00.000Z EmergencyGrow 18->31 PredictedCritical',
-        '2024-06-02T02:11:00.000Z EmergencyGrow 31->39 PredictedCritical',
-        '2024-06-02T03:00:00.000Z ScheduledGrow 39->66 ExpectedGrowth',
+        '2024-06-01T14:01:00.000Z EmergencyGrow 18->29 PredictedCritical',
+        '2024-06-01T23:13:00.000Z EmergencyGrow 29->42 PredictedCritical',
+        '2024-06-02T03:00:00.000Z ScheduledGrow 42->66 ExpectedGrowth',
       ],
     );
     assert.equal(report.secondsOutOfSpace, 0);
