@@ -78,6 +78,12 @@ describe('Helm chart', function () {
       });
     }
 
+    it('has the product\'s version as its appVersion (package.json)', async () => {
+      const chart = parse(await readFile(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+      const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+      assert.equal(chart.appVersion, pkg.version);
+    });
+
     it('refuses an unknown certificate source', async () => {
       await assert.rejects(helmTemplate(helmBin, { 'webhook.certSource': 'vault' }), /webhook\.certSource: "vault" must be secret or cert-manager/);
     });
