@@ -5,10 +5,10 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # When this make started: the leftovers check looks only at what this run could have left behind.
 STARTED := $(shell date +%s)
 
-.PHONY: test check unit integration e2e e2e-node deps controlplane cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
+.PHONY: test check unit integration e2e e2e-node deps controlplane helm cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
 
 ## test: every check and every test (the CI command)
-test: deps controlplane
+test: deps controlplane helm
 	@echo "== node $$(node --version); control plane $$(hack/controlplane/build.sh)"
 	npm run --silent check
 	npm run --silent test:unit
@@ -32,7 +32,7 @@ check: deps
 unit: deps
 	npm run --silent test:unit
 
-integration: deps controlplane
+integration: deps controlplane helm
 	npm run --silent test:integration
 
 ## e2e: the end-to-end scenarios on the local AKS stand-in (e2e/README.md)
@@ -56,6 +56,10 @@ deps:
 
 controlplane:
 	@hack/controlplane/build.sh >/dev/null
+
+## helm: the helm CLI, built from its Go module (cached), for the chart's tests (charts/cnpg-dynamic-storage/)
+helm:
+	@hack/helm/build.sh >/dev/null
 
 ## demo: the product on its embedded default: local control plane, simulated AKS nodes, real agents and controller
 demo: deps controlplane
