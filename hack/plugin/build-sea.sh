@@ -29,16 +29,17 @@ node=${NODE:-}
 if [ -z "$node" ]; then
   if [ -x "$root/node_modules/.bin/node" ]; then node="$root/node_modules/.bin/node"; else node=$(command -v node); fi
 fi
-node=$(cd "$(dirname "$node")" && pwd -P)/$(basename "$node")
-node=$(readlink -f "$node" 2>/dev/null || python3 -c 'import os,sys; print(os.path.realpath(sys.argv[1]))' "$node")
+node=$(python3 -c 'import os, sys; print(os.path.realpath(sys.argv[1]))' "$node")
 if [ "$("$node" --version)" != "v$NODE_VERSION" ]; then
   echo "build-sea.sh: $node is $("$node" --version), versions.env pins v$NODE_VERSION" >&2
   exit 1
 fi
 
-mapfile -t tools < <("$here/tools.sh")
-esbuild=${tools[0]}
-python=${tools[1]}
+tools=$("$here/tools.sh")
+esbuild=$(sed -n 1p <<<"$tools")
+python=$(sed -n 2p <<<"$tools")
+# macOS has shasum, not sha256sum.
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
 
 name="kubectl-cnpg-storage-$os-$arch"
 out="$root/dist/plugin/$name"
@@ -49,8 +50,8 @@ key=$(
     echo "$release $os $arch"
     find plugin shared controller -name '*.ts' -type f | LC_ALL=C sort | xargs cat
     cat package-lock.json "$here"/versions.env "$here"/build-sea.sh "$here"/inject.py
-    sha256sum <"$node"
-  } | sha256sum | cut -c1-16
+    sha256 <"$node"
+  } | sha256 | cut -c1-16
 )
 cache=${PLUGIN_SEA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cnpg-dynamic-storage/plugin-sea}/$key
 if [ ! -x "$cache/$name" ]; then

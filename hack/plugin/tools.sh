@@ -10,7 +10,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/versions.env"
 
 cache_root=${PLUGIN_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cnpg-dynamic-storage/plugin-tools}
-key=$(cat "$here/versions.env" "$here/tools.sh" | sha256sum | cut -c1-16)
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }  # macOS has only shasum
+key=$(cat "$here/versions.env" "$here/tools.sh" | sha256 | cut -c1-16)
 dir="$cache_root/$key"
 log() { echo "plugin-tools: $*" >&2; }
 
