@@ -43,6 +43,7 @@ describe('the release workflow', () => {
       assert.equal(options.provenance, 'mode=max');
       assert.equal(options.sbom, true);
       assert.equal(options.push, true);
+      assert.equal(options['build-args'], 'BUILD_IMAGE=${{ steps.base.outputs.image }}', 'the base image pinned by digest');
     }
   });
 
