@@ -42,7 +42,7 @@ def inject_elf(binary: lief.ELF.Binary, blob: bytes) -> None:
     load = lief.ELF.Segment()
     load.type = lief.ELF.Segment.TYPE.LOAD
     load.flags = lief.ELF.Segment.FLAGS.R
-    load.alignment = 0x1000
+    load.alignment = 0x10000  # 64 KiB: also loads where the kernel uses 16 or 64 KiB pages (arm64)
     load.content = list(note)
     load = binary.add(load)
     header = lief.ELF.Segment()
