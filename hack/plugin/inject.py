@@ -61,7 +61,11 @@ def inject_macho(binary: lief.MachO.Binary, blob: bytes) -> None:
     if binary.get_segment("__NODE_SEA") is not None:
         sys.exit("inject.py: the binary already holds a __NODE_SEA segment")
     segment = lief.MachO.SegmentCommand("__NODE_SEA")
-    segment.add_section(lief.MachO.Section("__NODE_SEA_BLOB", list(blob)))
+    segment.init_protection = segment.max_protection = 1  # VM_PROT_READ: Node.js reads the blob where it is mapped
+    section = lief.MachO.Section.create("__NODE_SEA_BLOB", list(blob))
+    if section is None:
+        sys.exit("inject.py: LIEF could not make the Mach-O section")
+    segment.add_section(section)
     binary.add(segment)
 
 
