@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # When this make started: the leftovers check looks only at what this run could have left behind.
 STARTED := $(shell date +%s)
 
-.PHONY: test check unit integration e2e e2e-node deps controlplane helm cluster-up cluster-down demo build leftovers clean stack-up stack-down test-node
+.PHONY: test check unit integration e2e e2e-node deps controlplane helm cluster-up cluster-down demo build plugin leftovers clean stack-up stack-down test-node
 
 ## test: every check and every test (the CI command)
 test: deps controlplane helm
@@ -86,6 +86,10 @@ test-node: deps controlplane
 
 build: deps
 	npm run --silent build
+
+## plugin: the kubectl plugin as a self-contained executable for this machine, in dist/plugin/ (docs/plugin.md)
+plugin: deps
+	hack/plugin/build-sea.sh
 
 ## leftovers: remove anything an interrupted test run left behind
 leftovers:

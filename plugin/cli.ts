@@ -21,7 +21,7 @@ function help(commands: readonly Subcommand[]): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    `Run "${programName} <command> --help" for a command's options.`,
+    `Run "${programName} <command> --help" for a command's options, "${programName} version" for the version.`,
     '',
   ].join('\n');
 }
@@ -31,6 +31,10 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
   if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
     io.stdout(help(commands));
     return name === undefined ? 2 : 0;
+  }
+  if (name === 'version' || name === '--version') {
+    io.stdout(`${programName} ${io.version ?? 'unknown'}\n`);
+    return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {

@@ -9,6 +9,8 @@ export interface CliIo {
   readStdin(): Promise<string>;
   /** Entries of a directory, or undefined when `path` is not a directory. */
   listDirectory(path: string): Promise<string[] | undefined>;
+  /** What `version` prints: the release and the Node.js that runs the plugin. */
+  readonly version?: string;
 }
 
 export interface Subcommand {

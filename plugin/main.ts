@@ -4,9 +4,14 @@ import path from 'node:path';
 import { text } from 'node:stream/consumers';
 import { runCli, type CliIo } from './cli.ts';
 
+// Set by the build of the self-contained executable (esbuild --define); a checkout runs without it.
+declare const PLUGIN_RELEASE: string | undefined;
+const release = typeof PLUGIN_RELEASE === 'string' ? PLUGIN_RELEASE : 'dev';
+
 const io: CliIo = {
   stdout: (output) => { process.stdout.write(output); },
   stderr: (output) => { process.stderr.write(output); },
+  version: `${release} (Node.js ${process.version})`,
   readFile: (file) => readFile(file, 'utf8'),
   readStdin: () => text(process.stdin),
   listDirectory: async (dir) => {
@@ -16,4 +21,5 @@ const io: CliIo = {
   },
 };
 
-process.exitCode = await runCli(process.argv.slice(2), io);
+// A promise chain, not top-level await: the self-contained executable runs this file bundled as CommonJS, which has none.
+void runCli(process.argv.slice(2), io).then((code) => { process.exitCode = code; });

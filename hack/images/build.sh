@@ -144,46 +144,7 @@ build_base_recipe() { # rootfs-tar npm-tgz name
   rm -rf "$dir"
 }
 
-# The runtime stage: only Node.js, glibc, libstdc++ and libgcc_s (what node and koffi link), the CA bundle, and the
-# users root and nonroot (65532). No shell, no package manager.
-runtime_libs=(ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libstdc++.so.6 libgcc_s.so.1)
-runtime_packages=(libc6 libgcc-s1 libstdc++6 gcc-12-base ca-certificates)
-runtime_base_recipe() { # rootfs-tar name
-  local dir src dst lib pkg ctr
-  dir=$(mktemp -d -p "$work")
-  src="$dir/debian"
-  dst="$dir/root"
-  unpack_rootfs "$1" "$src"
-  mkdir -p "$dst"/usr/lib/x86_64-linux-gnu "$dst"/usr/lib64 "$dst"/usr/local/bin "$dst"/etc/ssl/certs "$dst"/tmp \
-    "$dst"/root "$dst"/home/nonroot "$dst"/usr/share/doc
-  ln -s usr/lib "$dst/lib"
-  ln -s usr/lib64 "$dst/lib64"
-  for lib in "${runtime_libs[@]}"; do
-    cp -L "$src/usr/lib/x86_64-linux-gnu/$lib" "$dst/usr/lib/x86_64-linux-gnu/$lib"
-  done
-  ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$dst/usr/lib64/ld-linux-x86-64.so.2"
-  for pkg in "${runtime_packages[@]}"; do
-    [ -f "$src/usr/share/doc/$pkg/copyright" ] && install -D -m 0644 "$src/usr/share/doc/$pkg/copyright" "$dst/usr/share/doc/$pkg/copyright"
-  done
-  cp -L "$src/etc/ssl/certs/ca-certificates.crt" "$dst/etc/ssl/certs/ca-certificates.crt"
-  cp "$src/usr/lib/os-release" "$dst/etc/os-release"
-  install -m 0755 "$(node_binary)" "$dst/usr/local/bin/node"
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$dst/etc/passwd"
-  printf 'root:x:0:\nnonroot:x:65532:\n' >"$dst/etc/group"
-  printf 'hosts: files dns\n' >"$dst/etc/nsswitch.conf"
-  chmod 1777 "$dst/tmp"
-  chmod 0700 "$dst/root"
-  chown 65532:65532 "$dst/home/nonroot"
-  from_scratch
-  buildah copy --quiet "$ctr" "$dst" / >/dev/null
-  buildah config --env PATH=/usr/local/bin:/usr/bin:/bin --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
-    --user 65532:65532 --workingdir /home/nonroot --cmd '["node"]' "$ctr"
-  buildah commit --quiet --rm "$ctr" "$2" >/dev/null
-  rm -rf "$dir"
-}
-
 build_base_name() { printf '%s/node-build:%s\n' "$base_repo" "$({ recipe build_base_recipe unpack_rootfs; rootfs_hash; node_hash; echo "$npm_version"; sha256sum <"$host_ca_bundle"; } | hash_of)"; }
-runtime_base_name() { printf '%s/node-runtime:%s\n' "$base_repo" "$({ recipe runtime_base_recipe unpack_rootfs; declare -p runtime_libs runtime_packages; rootfs_hash; node_hash; } | hash_of)"; }
 
 ensure_build_base() {
   local name
@@ -197,18 +158,6 @@ ensure_build_base() {
   fi
   printf '%s\n' "$name"
 }
-ensure_runtime_base() {
-  local name
-  name=$(runtime_base_name)
-  if ! image_present "$name"; then
-    local rootfs
-    rootfs=$(ensure_rootfs)
-    log "building $name"
-    runtime_base_recipe "$rootfs" "$name"
-  fi
-  printf '%s\n' "$name"
-}
-
 # --- archives --------------------------------------------------------------------------------------------------------
 # Writes an image from buildah's store as an OCI layout tar whose index names it both ways containerd reads
 # (io.containerd.image.name, org.opencontainers.image.ref.name).
@@ -239,28 +188,27 @@ manifest_image() { # component manifest
 }
 
 # --- agent and controller: from Dockerfile.agent and Dockerfile.controller ------------------------------------------
-product_recipe() { # component dockerfile name build-base runtime-base out
+product_recipe() { # component dockerfile name build-base out
   # The host's npm cache serves `npm ci` the tarballs it already has (npm checks their integrity against the lock file).
   local npm_cache
   npm_cache=$(npm config get cache)
   mkdir -p "$npm_cache"
   buildah build --quiet --layers --force-rm --pull=never --network=host --volume "$npm_cache:/root/.npm" \
-    --build-arg "BUILD_IMAGE=$4" --build-arg "RUNTIME_IMAGE=$5" \
-    -f "$2" -t "$3" . >&2
-  export_archive "$3" "$6"
+    --build-arg "BUILD_IMAGE=$4" -f "$2" -t "$3" . >&2
+  export_archive "$3" "$5"
 }
 build_product() { # component dockerfile manifest
-  local name build_base runtime_base h out files
+  local name build_base h out files
   name=$(manifest_image "$1" "$3")
   build_base=$(ensure_build_base)
-  runtime_base=$(ensure_runtime_base)
   mapfile -t files < <(context_files "$1" shared)
-  h=$({ recipe product_recipe export_archive; echo "$name $build_base $runtime_base"; \
-    files_hash "$2" .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json "${files[@]}"; } | hash_of)
+  h=$({ recipe product_recipe export_archive; echo "$name $build_base"; \
+    files_hash "$2" .dockerignore package.json package-lock.json tsconfig.json tsconfig.build.json \
+      hack/images/runtime-root.sh "${files[@]}"; } | hash_of)
   out="$cache/$1-$h.tar"
   if [ ! -f "$out" ]; then
     log "building $name from $2"
-    product_recipe "$1" "$2" "$name" "$build_base" "$runtime_base" "$out"
+    product_recipe "$1" "$2" "$name" "$build_base" "$out"
     prune_archives "$1" "$out"
   fi
   printf '%s %s\n' "$1" "$out"

@@ -102,4 +102,15 @@ describe('kubectl cnpg storage validate', () => {
     assert.equal(await runCli(['validate', '--help'], io), 0);
     assert.match(io.out.join(''), /--require-cluster/);
   });
+
+  it('prints the version it was given, under both spellings', async () => {
+    for (const arg of ['version', '--version']) {
+      const io = { ...memoryIo({}), version: '1.2.3 (Node.js v24.21.0)' };
+      assert.equal(await runCli([arg], io), 0);
+      assert.equal(io.out.join(''), 'kubectl cnpg storage 1.2.3 (Node.js v24.21.0)\n');
+    }
+    const io = memoryIo({});
+    assert.equal(await runCli(['version'], io), 0);
+    assert.equal(io.out.join(''), 'kubectl cnpg storage unknown\n');
+  });
 });
