@@ -80,7 +80,7 @@ JSON
   macho=()
   [ "$os" = darwin ] && macho=(--macho-segment-name NODE_SEA)
   "$root/node_modules/.bin/postject" "$work/$name" NODE_SEA_BLOB "$work/sea.blob" \
-    --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 "${macho[@]}" >&2
+    --sentinel-fuse NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2 ${macho[@]+"${macho[@]}"} >&2
   [ "$os" = darwin ] && codesign --sign - "$work/$name"
   chmod 755 "$work/$name"
   # A broken injection shows here, before anything is cached: the executable must answer without any Node.js around.
