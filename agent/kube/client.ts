@@ -96,6 +96,11 @@ export interface HttpKubeClientOptions {
   requestTimeoutMs?: number;
   /** Items per list page (default 500). */
   pageSize?: number;
+  /**
+   * An idle kept-alive connection is closed after this long (default 4 s, as undici did): closing before the API server
+   * does avoids sending a request on a connection the server is closing at that moment.
+   */
+  keepAliveMs?: number;
 }
 
 /** A transport failure or timeout, with a stable code (the HTTP status ones are KubeApiError). */
@@ -139,10 +144,12 @@ export class HttpKubeClient implements KubeClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.pageSize = options.pageSize ?? 500;
+    // An Agent's `timeout` closes only its free (idle) sockets; requests in flight have their own timeouts (send()).
+    const keepAlive = { keepAlive: true, timeout: options.keepAliveMs ?? 4000 };
     this.agent = this.server.startsWith('http:')
-      ? new http.Agent({ keepAlive: true })
+      ? new http.Agent(keepAlive)
       : new https.Agent({
-        keepAlive: true,
+        ...keepAlive,
         ...(connection.ca ? { ca: connection.ca } : {}),
         ...(connection.cert ? { cert: connection.cert } : {}),
         ...(connection.key ? { key: connection.key } : {}),

@@ -36,8 +36,9 @@ class FakeApi {
   readonly requests: Seen[] = [];
   readonly watches: http.ServerResponse[] = [];
   handler: Handler = (_req, res) => { res.writeHead(404).end(); };
-  /** TCP connections accepted. */
+  /** TCP connections accepted, and closed. */
   connections = 0;
+  closed = 0;
   private readonly server: http.Server;
 
   constructor() {
@@ -52,7 +53,10 @@ class FakeApi {
         this.handler(seen, res);
       });
     });
-    this.server.on('connection', () => { this.connections++; });
+    this.server.on('connection', (socket) => {
+      this.connections++;
+      socket.on('close', () => { this.closed++; });
+    });
   }
 
   async start(): Promise<string> {
@@ -85,6 +89,8 @@ function pod(name: string, resourceVersion: string, extra: { phase?: string; cla
     status: { phase: extra.phase ?? 'Running', conditions: [{ type: 'Ready' }] } as Pod['status'],
   };
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -172,6 +178,22 @@ describe('agent Kubernetes client', () => {
     await client.create('/apis/authentication.k8s.io/v1/tokenreviews', { kind: 'TokenReview' });
     assert.equal(api.requests.length, 4);
     assert.equal(api.connections, 1);
+    assert.equal(api.closed, 0);
+  });
+
+  it('closes a kept-alive connection that stays idle, and opens a new one for the next request', async () => {
+    const brief = createKubeClient({ server: apiUrl }, { keepAliveMs: 100 });
+    try {
+      api.handler = (_req, res) => { json(res, 200, { metadata: { name: 'x' } }); };
+      await brief.get('/api/v1/persistentvolumes/pv-1');
+      await sleep(30);
+      assert.equal(api.closed, 0, 'still open right after the request');
+      await until('the idle connection closed', () => api.closed === 1, 2000);
+      await brief.get('/api/v1/persistentvolumes/pv-1');
+      assert.equal(api.connections, 2);
+    } finally {
+      await brief.close();
+    }
   });
 
   it('gives up on a watch whose response does not start in time, and ends a watch when aborted', async function () {
