@@ -1,12 +1,16 @@
 /**
- * A thin Kubernetes API client for the agent, on undici: GET, LIST (paged), WATCH (newline-delimited events) and CREATE of
- * plain JSON objects. It speaks to one API server with a bearer token (asked for on every request: projected ServiceAccount
- * tokens rotate) or a client certificate, and checks the server against a CA.
+ * A thin Kubernetes API client for the agent, on Node's own `node:https` (and `node:http` for plain test servers): GET,
+ * LIST (paged), WATCH (newline-delimited events) and CREATE of plain JSON objects. It speaks to one API server over kept-alive
+ * connections with a bearer token (asked for on every request: projected ServiceAccount tokens rotate) or a client
+ * certificate, and checks the server against a CA.
  *
  * The agent needs five calls (list and watch pods and PVCs, get a PV, create TokenReviews and SubjectAccessReviews); this
- * keeps @kubernetes/client-node, whose generated API surface alone costs ~80 MiB of memory, out of the agent process.
+ * keeps @kubernetes/client-node, whose generated API surface alone costs ~80 MiB of memory, out of the agent process, and
+ * undici too (~13 MiB): the agent's server loads `node:http` and `node:https` anyway.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
 import { DynamicStorageError } from '../../shared/errors.ts';
 import type { KubeList, Status, WatchEvent } from './types.ts';
 import { ndjsonLines } from '../../shared/ndjson.ts';
@@ -92,8 +96,31 @@ export interface HttpKubeClientOptions {
   requestTimeoutMs?: number;
   /** Items per list page (default 500). */
   pageSize?: number;
-  /** Overrides the connection pool (tests). */
-  dispatcher?: Dispatcher;
+  /**
+   * An idle kept-alive connection is closed after this long (default 4 s, as undici did): closing before the API server
+   * does avoids sending a request on a connection the server is closing at that moment.
+   */
+  keepAliveMs?: number;
+}
+
+/** A transport failure or timeout, with a stable code (the HTTP status ones are KubeApiError). */
+export class KubeTransportError extends DynamicStorageError {
+  constructor(code: 'KubeConnectTimeout' | 'KubeHeadersTimeout' | 'KubeBodyTimeout', message: string) {
+    super(code, message);
+    this.name = 'KubeTransportError';
+  }
+}
+
+interface Exchange {
+  method: 'GET' | 'POST';
+  url: URL;
+  headers: Record<string, string>;
+  body?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Time allowed from the request to the response's headers. */
+  headersTimeoutMs: number;
+  /** Time the response may stay silent before the connection counts as dead. */
+  bodyTimeoutMs: number;
 }
 
 function query(params: Record<string, string | undefined>): string {
@@ -106,26 +133,28 @@ function query(params: Record<string, string | undefined>): string {
 export class HttpKubeClient implements KubeClient {
   private readonly server: string;
   private readonly connection: KubeConnection;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly agent: http.Agent;
+  private readonly connectTimeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly pageSize: number;
 
   constructor(connection: KubeConnection, options: HttpKubeClientOptions = {}) {
     this.connection = connection;
     this.server = connection.server.replace(/\/+$/, '');
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.pageSize = options.pageSize ?? 500;
-    this.ownsDispatcher = options.dispatcher === undefined;
-    this.dispatcher = options.dispatcher ?? new Agent({
-      connectTimeout: options.connectTimeoutMs ?? 5000,
-      connect: {
+    // An Agent's `timeout` closes only its free (idle) sockets; requests in flight have their own timeouts (send()).
+    const keepAlive = { keepAlive: true, timeout: options.keepAliveMs ?? 4000 };
+    this.agent = this.server.startsWith('http:')
+      ? new http.Agent(keepAlive)
+      : new https.Agent({
+        ...keepAlive,
         ...(connection.ca ? { ca: connection.ca } : {}),
         ...(connection.cert ? { cert: connection.cert } : {}),
         ...(connection.key ? { key: connection.key } : {}),
         rejectUnauthorized: connection.insecureSkipTlsVerify !== true,
-      },
-    });
+      });
   }
 
   async get<T>(path: string, signal?: AbortSignal): Promise<T> {
@@ -152,27 +181,27 @@ export class HttpKubeClient implements KubeClient {
   }
 
   async *watch<T>(path: string, options: WatchRequest): AsyncGenerator<WatchEvent<T>, void, undefined> {
-    const url = this.server + path + query({
+    const url = new URL(this.server + path + query({
       watch: 'true', allowWatchBookmarks: 'true', resourceVersion: options.resourceVersion, timeoutSeconds: String(options.timeoutSeconds),
       labelSelector: options.labelSelector, fieldSelector: options.fieldSelector,
-    });
-    const response = await request(url, {
-      method: 'GET', dispatcher: this.dispatcher, headers: await this.headers(false), signal: options.signal,
-      headersTimeout: this.requestTimeoutMs,
+    }));
+    const response = await this.send({
+      method: 'GET', url, headers: await this.headers(false), signal: options.signal, headersTimeoutMs: this.requestTimeoutMs,
       // Nothing at all (not even a bookmark) for well past the server's own timeout: the connection is dead.
-      bodyTimeout: (options.timeoutSeconds + 60) * 1000,
+      bodyTimeoutMs: (options.timeoutSeconds + 60) * 1000,
     });
-    if (response.statusCode !== 200) throw statusError(response.statusCode, await response.body.text());
-    options.onConnect?.();
     try {
-      for await (const line of ndjsonLines(response.body as AsyncIterable<Uint8Array>)) yield JSON.parse(line) as WatchEvent<T>;
+      if (response.statusCode !== 200) throw statusError(response.statusCode ?? 0, await readText(response));
+      options.onConnect?.();
+      for await (const line of ndjsonLines(response)) yield JSON.parse(line) as WatchEvent<T>;
     } finally {
-      response.body.destroy();
+      response.destroy();
     }
   }
 
-  async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.destroy();
+  close(): Promise<void> {
+    this.agent.destroy();
+    return Promise.resolve();
   }
 
   private async headers(withBody: boolean): Promise<Record<string, string>> {
@@ -184,15 +213,65 @@ export class HttpKubeClient implements KubeClient {
 
   private async call(method: 'GET' | 'POST', path: string, body: string | undefined, signal?: AbortSignal): Promise<string> {
     const deadline = AbortSignal.timeout(this.requestTimeoutMs);
-    const response = await request(this.server + path, {
-      method, dispatcher: this.dispatcher, headers: await this.headers(body !== undefined), body,
-      signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
-      headersTimeout: this.requestTimeoutMs, bodyTimeout: this.requestTimeoutMs,
+    const headers = await this.headers(body !== undefined);
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    const response = await this.send({
+      method, url: new URL(this.server + path), headers, body, signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+      headersTimeoutMs: this.requestTimeoutMs, bodyTimeoutMs: this.requestTimeoutMs,
     });
-    const text = await response.body.text();
-    if (response.statusCode < 200 || response.statusCode > 299) throw statusError(response.statusCode, text);
+    const text = await readText(response);
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status > 299) throw statusError(status, text);
     return text;
   }
+
+  /** One request; resolves with the response once its headers are in, the body still to read. */
+  private send(exchange: Exchange): Promise<http.IncomingMessage> {
+    const { url } = exchange;
+    const transport = url.protocol === 'http:' ? http : https;
+    return new Promise((resolve, reject) => {
+      const req = transport.request(url, {
+        method: exchange.method, agent: this.agent, headers: exchange.headers, ...(exchange.signal ? { signal: exchange.signal } : {}),
+      });
+      const fail = (err: Error): void => { req.destroy(err); };
+      const headersTimer = setTimeout(() => {
+        fail(new KubeTransportError('KubeHeadersTimeout', `no response from ${url.host} within ${exchange.headersTimeoutMs} ms`));
+      }, exchange.headersTimeoutMs);
+      req.once('socket', (socket: Socket) => { this.guardConnect(socket, url.protocol === 'https:', fail); });
+      req.once('error', (err) => {
+        clearTimeout(headersTimer);
+        reject(err);
+      });
+      req.once('response', (response) => {
+        clearTimeout(headersTimer);
+        req.setTimeout(exchange.bodyTimeoutMs, () => {
+          fail(new KubeTransportError('KubeBodyTimeout', `${url.host} sent nothing for ${exchange.bodyTimeoutMs} ms`));
+        });
+        // A request destroyed while its body is read (abort, timeout) fails the body with the same error.
+        req.once('error', (err) => { response.destroy(err); });
+        resolve(response);
+      });
+      req.end(exchange.body);
+    });
+  }
+
+  /** A new connection must be up (TLS handshake included) within the connect timeout; a kept-alive one is. */
+  private guardConnect(socket: Socket, tls: boolean, fail: (err: Error) => void): void {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => {
+      fail(new KubeTransportError('KubeConnectTimeout', `could not connect to the API server within ${this.connectTimeoutMs} ms`));
+    }, this.connectTimeoutMs);
+    const done = (): void => { clearTimeout(timer); };
+    socket.once(tls ? 'secureConnect' : 'connect', done);
+    socket.once('close', done);
+  }
+}
+
+/** The whole body as text (UTF-8). */
+async function readText(response: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of response) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A client for one API server: `createKubeClient({ server, ca, token })`. */

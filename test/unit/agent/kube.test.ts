@@ -1,7 +1,7 @@
 /**
  * The agent's thin Kubernetes client against a fake API server on port 0: paged lists with selectors, watches with
  * bookmarks, 410 Gone and other failures, the supervised informer, kubeconfig and in-cluster connections (token re-read,
- * client certificates over TLS), the reviews, and that nothing in the agent loads @kubernetes/client-node.
+ * client certificates over TLS), the reviews, and that nothing in the agent loads @kubernetes/client-node or undici.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -21,6 +21,7 @@ import { Informer } from '../../../agent/kube/informer.ts';
 import { connectionFromKubeconfig, kubeClientFromKubeconfig } from '../../../agent/kube/kubeconfig.ts';
 import { trimPod, trimPvc } from '../../../agent/kube/trim.ts';
 import type { Pod, PersistentVolumeClaim } from '../../../agent/kube/types.ts';
+import { errorCode } from '../../../shared/errors.ts';
 import { createLogger, type Logger } from '../../../shared/log.ts';
 import { createCertificateAuthority, issueCertificate } from '../../harness/pki.ts';
 
@@ -35,6 +36,9 @@ class FakeApi {
   readonly requests: Seen[] = [];
   readonly watches: http.ServerResponse[] = [];
   handler: Handler = (_req, res) => { res.writeHead(404).end(); };
+  /** TCP connections accepted, and closed. */
+  connections = 0;
+  closed = 0;
   private readonly server: http.Server;
 
   constructor() {
@@ -48,6 +52,10 @@ class FakeApi {
         if (url.searchParams.get('watch') === 'true') this.watches.push(res);
         this.handler(seen, res);
       });
+    });
+    this.server.on('connection', (socket) => {
+      this.connections++;
+      socket.on('close', () => { this.closed++; });
     });
   }
 
@@ -82,6 +90,8 @@ function pod(name: string, resourceVersion: string, extra: { phase?: string; cla
   };
 }
 
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 3000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -101,12 +111,13 @@ describe('agent Kubernetes client', () => {
   let api: FakeApi;
   let client: KubeClient;
   let tokens: number;
+  let apiUrl: string;
 
   beforeEach(async () => {
     api = new FakeApi();
-    const server = await api.start();
+    apiUrl = await api.start();
     tokens = 0;
-    client = createKubeClient({ server, token: () => `token-${++tokens}` }, { pageSize: 2, requestTimeoutMs: 2000 });
+    client = createKubeClient({ server: apiUrl, token: () => `token-${++tokens}` }, { pageSize: 2, requestTimeoutMs: 2000 });
   });
   afterEach(async () => {
     await client.close();
@@ -159,6 +170,50 @@ describe('agent Kubernetes client', () => {
       ['POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', { apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview',
         spec: { user: 'x', groups: ['g'], uid: 'u1', nonResourceAttributes: { path: '/v1/volumes', verb: 'get' } } }],
     ]);
+  });
+
+  it('keeps its connection to the API server alive between requests', async () => {
+    api.handler = (_req, res) => { json(res, 200, { metadata: { name: 'x' } }); };
+    for (let i = 0; i < 3; i++) await client.get('/api/v1/persistentvolumes/pv-1');
+    await client.create('/apis/authentication.k8s.io/v1/tokenreviews', { kind: 'TokenReview' });
+    assert.equal(api.requests.length, 4);
+    assert.equal(api.connections, 1);
+    assert.equal(api.closed, 0);
+  });
+
+  it('closes a kept-alive connection that stays idle, and opens a new one for the next request', async () => {
+    const brief = createKubeClient({ server: apiUrl }, { keepAliveMs: 100 });
+    try {
+      api.handler = (_req, res) => { json(res, 200, { metadata: { name: 'x' } }); };
+      await brief.get('/api/v1/persistentvolumes/pv-1');
+      await sleep(30);
+      assert.equal(api.closed, 0, 'still open right after the request');
+      await until('the idle connection closed', () => api.closed === 1, 2000);
+      await brief.get('/api/v1/persistentvolumes/pv-1');
+      assert.equal(api.connections, 2);
+    } finally {
+      await brief.close();
+    }
+  });
+
+  it('gives up on a watch whose response does not start in time, and ends a watch when aborted', async function () {
+    this.timeout(10_000);
+    const quick = createKubeClient({ server: apiUrl }, { requestTimeoutMs: 200 });
+    try {
+      api.handler = () => undefined; // never answers
+      await assert.rejects(quick.watch('/api/v1/pods', { resourceVersion: '1', timeoutSeconds: 60 }).next(), (err: unknown) => errorCode(err) === 'KubeHeadersTimeout');
+      api.handler = (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).flushHeaders(); };
+      const abort = new AbortController();
+      const events = quick.watch<Pod>('/api/v1/pods', { resourceVersion: '1', timeoutSeconds: 60, signal: abort.signal });
+      const first = events.next();
+      event(await until('the second watch', () => api.watches[1]), 'ADDED', pod('a', '2'));
+      assert.equal((await first).value?.object.metadata?.name, 'a');
+      const second = events.next();
+      abort.abort();
+      await assert.rejects(second, (err: unknown) => (err as Error).name === 'AbortError');
+    } finally {
+      await quick.close();
+    }
   });
 
   describe('informer', () => {
@@ -353,7 +408,7 @@ describe('agent Kubernetes connections', () => {
     assert.deepEqual(trimPvc(pvc), { metadata: { name: 'pg-1', namespace: 'db', uid: 'u', resourceVersion: '3', labels: { a: 'b' } }, spec: { volumeName: 'pv-1', volumeMode: 'Filesystem' } });
   });
 
-  it('nothing the agent loads imports @kubernetes/client-node', async function () {
+  it('nothing the agent loads imports @kubernetes/client-node or undici', async function () {
     this.timeout(30_000);
     // Every agent module is imported (main.ts last: its static graph is linked before it runs, then it exits on the missing
     // NODE_NAME); a resolve hook records every module resolved.
@@ -372,7 +427,9 @@ describe('agent Kubernetes connections', () => {
       return { stdout: failed.stdout ?? '' };
     });
     const urls = JSON.parse(stdout) as string[];
-    assert.ok(urls.some((u) => u.endsWith('/agent/main.ts')) && urls.some((u) => u.includes('/node_modules/undici/')), 'the hook saw the graph');
+    assert.ok(urls.some((u) => u.endsWith('/agent/main.ts')) && urls.some((u) => u.endsWith('/agent/kube/client.ts')), 'the hook saw the graph');
     assert.deepEqual(urls.filter((u) => u.includes('@kubernetes')), []);
+    // The API server client is on node:https, which the agent's server loads anyway: undici would cost ~13 MiB more.
+    assert.deepEqual(urls.filter((u) => u.includes('/node_modules/undici/')), []);
   });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createAgentMetrics } from '../../../agent/metrics.ts';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createAgentMetrics, volumeLabelNames, type AgentMetricsSource } from '../../../agent/metrics.ts';
 import type { VolumeReading } from '../../../shared/readings.ts';
 import { identity } from './fakes.ts';
 
@@ -66,8 +67,89 @@ describe('agent metrics', () => {
     assert.match(after, /# TYPE cnpg_disk_total_bytes gauge\n\n# HELP cnpg_disk_used_bytes/);
   });
 
+  it('writes the same text as prom-client would: escaped label values, odd numbers, several codes, slow passes', async () => {
+    const odd = (pvc: string, usage: Partial<NonNullable<VolumeReading['usage']>>, extra = {}): VolumeReading => ({
+      ...identity(pvc, 'tablespace', extra), status: 'ok', sampledAt: at, changedAt: at,
+      usage: { totalBytes: 1, usedBytes: 1, availableBytes: 0, freeBytes: 0, percentUsed: 100, inodesTotal: 1, inodesUsed: 1, inodesFree: 0, inodesPercentUsed: 100, ...usage },
+    });
+    const tricky: VolumeReading[] = [
+      ...readings,
+      odd('pg-2-tbs-a', { totalBytes: 2 ** 53 + 2, usedBytes: 1e21, availableBytes: 0.1 + 0.2 }, { tablespace: 'quote"back\\slash\nnew' }),
+      odd('pg-3-tbs-b', { percentUsed: NaN, inodesTotal: Infinity, inodesFree: -Infinity }, { namespace: 'ns-ü' }),
+      { ...identity('pg-4'), status: 'unsupported', unsupported: { reason: 'block' }, sampledAt: at, changedAt: at } as VolumeReading,
+    ];
+    let lastPassAt: number | undefined;
+    const source: AgentMetricsSource = { readings: () => tricky, get lastPassAt() { return lastPassAt; }, streamClients: () => 0 };
+    const ours = createAgentMetrics(source, { processMetrics: false });
+    const reference = promClientReference(source);
+    const passes = [0.00005, 0.0001, 0.00025, 0.0007, 0.3, 1, 2.5, 0.1 + 0.2];
+    const codes = ['ENOENT', 'NotMounted', 'ENOENT', 'EIO', 'with"quote'];
+    assert.equal(await ours.expose(), await reference.metrics(), 'before any pass');
+    for (const [i, seconds] of passes.entries()) {
+      for (const target of [ours, reference]) {
+        target.observePass({ durationSeconds: seconds, volumes: 1, errors: 0 });
+        const code = codes[i % codes.length] ?? '';
+        if (i % 2 === 0) target.countProbeError(code);
+      }
+      if (i === 3) lastPassAt = 1_700_000_123_456;
+      assert.equal(await ours.expose(), await reference.metrics(), `after pass ${i}`);
+    }
+  });
+
   it('adds process metrics on request', async () => {
     const metrics = createAgentMetrics({ readings: () => [], lastPassAt: undefined, streamClients: () => 0 }, { processMetrics: true });
     assert.match(await metrics.expose(), /^process_resident_memory_bytes \d+/m);
   });
 });
+
+/** The agent's metrics as prom-client gauges, counter and histogram (what the agent used before writing the text itself). */
+function promClientReference(source: AgentMetricsSource): Registry & Pick<ReturnType<typeof createAgentMetrics>, 'observePass' | 'countProbeError'> {
+  const registry = new Registry();
+  const fields = ['totalBytes', 'usedBytes', 'availableBytes', 'percentUsed', 'inodesTotal', 'inodesUsed', 'inodesFree'] as const;
+  const helps = ['Size of the volume\'s filesystem in bytes (f_blocks x f_frsize).', 'Bytes used on the volume\'s filesystem (total - free).',
+    'Bytes available to unprivileged writers (f_bavail x f_frsize).', 'Percent of the filesystem used, as df computes it: ceil(used x 100 / (used + available)).',
+    'Inodes of the volume\'s filesystem.', 'Inodes in use on the volume\'s filesystem.', 'Free inodes on the volume\'s filesystem.'];
+  const gaugeNames = ['total_bytes', 'used_bytes', 'available_bytes', 'percent_used', 'inodes_total', 'inodes_used', 'inodes_free'];
+  fields.forEach((field, i) => {
+    new Gauge({
+      name: `cnpg_disk_${gaugeNames[i] ?? ''}`, help: helps[i] ?? '', labelNames: volumeLabelNames, registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of source.readings()) {
+          if (r.usage) {
+            this.set({ namespace: r.namespace, cluster: r.cluster, instance: r.instance, volume_type: r.role, tablespace: r.tablespace ?? '',
+              persistentvolumeclaim: r.pvc, node: r.node }, r.usage[field]);
+          }
+        }
+      },
+    });
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_agent_volumes', help: 'Volumes the agent watches on its node, by status.', labelNames: ['status'], registers: [registry],
+    collect() {
+      const counts = new Map<string, number>([['ok', 0], ['error', 0], ['unsupported', 0]]);
+      for (const r of source.readings()) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+      for (const [status, count] of counts) this.set({ status }, count);
+    },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_agent_last_probe_timestamp_seconds', help: 'When the last probe pass ended, seconds since the epoch.', registers: [registry],
+    collect() { if (source.lastPassAt !== undefined) this.set(source.lastPassAt / 1000); },
+  });
+  new Gauge({
+    name: 'cnpg_dynamic_storage_agent_stream_clients', help: 'Consumers connected to the change stream.', registers: [registry],
+    collect() { this.set(source.streamClients()); },
+  });
+  const duration = new Histogram({
+    name: 'cnpg_dynamic_storage_agent_probe_duration_seconds', help: 'Duration of a probe pass over every volume on the node.',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1], registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'cnpg_dynamic_storage_agent_probe_errors_total', help: 'Failed volume probes, by error code (errno name or NotMounted).',
+    labelNames: ['code'], registers: [registry],
+  });
+  return Object.assign(registry, {
+    observePass: (stats: { durationSeconds: number }) => { duration.observe(stats.durationSeconds); },
+    countProbeError: (code: string) => { errors.inc({ code }); },
+  });
+}

@@ -31,7 +31,7 @@ async function manifestEnv(file: string, kind: string): Promise<Record<string, s
 function exportedNames(): Set<string> {
   const agent = createAgentMetrics({ readings: () => [], lastPassAt: undefined, streamClients: () => 0 }, { processMetrics: false });
   const controller = createControllerMetrics();
-  return new Set([...agent.registry.getMetricsAsArray(), ...controller.registry.getMetricsAsArray()].map((m) => m.name));
+  return new Set([...agent.familyNames, ...controller.registry.getMetricsAsArray().map((m) => m.name)]);
 }
 
 function monitor(component: Component, name: string): ServiceMonitor {
