@@ -14,6 +14,7 @@ import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts
 import { EventRecorder } from './kube/events.ts';
 import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
 import { WorkQueue } from './kube/workqueue.ts';
+import { reuseConnections } from './kube/connections.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { metricsGate, type MetricsAuthConfig } from './metrics-auth.ts';
 import { gateRequest, type GateOptions } from '../shared/auth.ts';
@@ -92,6 +93,7 @@ export interface RunningController {
 type Handle = { stop(): Promise<void> | void };
 
 export async function startController(kubeConfig: k8s.KubeConfig, config: ControllerConfig, log: Logger): Promise<RunningController> {
+  if (!reuseConnections(kubeConfig)) log.warn('this @kubernetes/client-node cannot share connections: one connection per API request');
   const metrics = createControllerMetrics();
   const readings = new ReadingsStore();
   const queue = new WorkQueue();
