@@ -11,7 +11,8 @@ export interface SimulatedVolume {
   namespace: string;
   cluster: string;
   instance: string;
-  role: 'data' | 'wal';
+  role: 'data' | 'wal' | 'tablespace';
+  tablespace?: string | undefined;
   pvc: string;
   node: string;
   totalBytes: number;
@@ -39,6 +40,7 @@ function usageOf(volume: SimulatedVolume): FilesystemUsage {
 function readingOf(volume: SimulatedVolume, sampledAt: string, changedAt: string): VolumeReading {
   return {
     key: `${volume.namespace}/${volume.pvc}`, namespace: volume.namespace, cluster: volume.cluster, instance: volume.instance, role: volume.role,
+    ...(volume.tablespace === undefined ? {} : { tablespace: volume.tablespace }),
     pvc: volume.pvc, pv: `pv-${volume.pvc}`, podName: volume.instance, podUid: `uid-${volume.instance}`, node: volume.node,
     path: `/var/lib/kubelet/pods/uid-${volume.instance}/volumes/kubernetes.io~csi/pv-${volume.pvc}/mount`,
     status: 'ok', usage: usageOf(volume), sampledAt, changedAt,

@@ -4,8 +4,12 @@
  * agent pod per node, and the agents' change streams served from this process (bench/fleet/agents.ts). The controller
  * runs in its own process with its production settings (bench/fleet/controller-child.ts), compiled to JavaScript.
  *
- *   node bench/fleet/run.ts --clusters 60 [--instances 3] [--nodes 30] [--idle-seconds 60] [--load-seconds 60]
- *                           [--controller-root <a checkout to measure instead of this one>] [--json <file>]
+ *   node bench/fleet/run.ts --clusters 60 [--instances 3] [--nodes 30] [--tablespaces 2 --tablespace-share 0.667]
+ *                           [--idle-seconds 60] [--load-seconds 60] [--json <file>]
+ *                           [--controller-root <another checkout, to measure its controller instead of this one's>]
+ *
+ * The issue's full size, 1,000 DynamicStorages, 3,000 instances, ~10,000 PVCs, 500 agents:
+ *   node bench/fleet/run.ts --clusters 1000 --tablespaces 2 --tablespace-share 0.667
  *
  * Measures: API requests per minute by verb and resource while nothing changes (kube-apiserver's
  * apiserver_request_total, less what it counts with no controller running); the controller's RSS and CPU; the time
@@ -35,6 +39,8 @@ const { values: args } = parseArgs({
     clusters: { type: 'string', default: '60' },
     instances: { type: 'string', default: '3' },
     nodes: { type: 'string' },
+    tablespaces: { type: 'string', default: '0' },
+    'tablespace-share': { type: 'string', default: '1' },
     'idle-seconds': { type: 'string', default: '60' },
     'load-seconds': { type: 'string', default: '60' },
     'controller-root': { type: 'string', default: repoRoot },
@@ -44,6 +50,10 @@ const { values: args } = parseArgs({
 const clusters = Number(args.clusters);
 const instances = Number(args.instances);
 const nodes = Number(args.nodes ?? Math.max(3, Math.ceil((clusters * instances) / 6)));
+const tablespaces = Number(args.tablespaces);
+const tablespaceShare = Number(args['tablespace-share']);
+/** Whether cluster i has the tablespaces: a share of the clusters, spread evenly. */
+const hasTablespaces = (i: number): boolean => tablespaces > 0 && Math.floor((i + 1) * tablespaceShare) > Math.floor(i * tablespaceShare);
 const idleMs = Number(args['idle-seconds']) * 1000;
 const loadMs = Number(args['load-seconds']) * 1000;
 const controllerRoot = path.resolve(args['controller-root']);
@@ -165,38 +175,52 @@ async function createFleet(plane: ControlPlane): Promise<Fleet> {
   await pool(Array.from({ length: clusters }, (_, i) => i), 8, async (i) => {
     const namespace = `fleet-${Math.floor(i / clustersPerNamespace)}`;
     const name = `pg-${i}`;
+    const spaces = hasTablespaces(i) ? Array.from({ length: tablespaces }, (_, t) => `tbs${t}`) : [];
     const cluster = await custom.createNamespacedCustomObject({ group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace, body: {
       apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name },
-      spec: { instances, storage: { size: '10Gi', storageClass: 'bench' }, walStorage: { size: '2Gi', storageClass: 'bench' } },
+      spec: {
+        instances, storage: { size: '10Gi', storageClass: 'bench' }, walStorage: { size: '2Gi', storageClass: 'bench' },
+        ...(spaces.length > 0 ? { tablespaces: spaces.map((t) => ({ name: t, storage: { size: '4Gi', storageClass: 'bench' } })) } : {}),
+      },
     } }) as k8s.KubernetesObject;
     const owner: k8s.V1OwnerReference = { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name, uid: cluster.metadata?.uid ?? '', controller: true };
     for (let n = 1; n <= instances; n += 1) {
       const instance = `${name}-${n}`;
       const node = `node-${(i * instances + n) % nodes}`;
-      for (const [role, pvc, size, pgRole] of [['data', instance, 10, 'PG_DATA'], ['wal', `${instance}-wal`, 2, 'PG_WAL']] as const) {
+      const members: { role: SimulatedVolume['role']; pvc: string; size: number; pgRole: string; volume: string; tablespace?: string }[] = [
+        { role: 'data', pvc: instance, size: 10, pgRole: 'PG_DATA', volume: 'pgdata' },
+        { role: 'wal', pvc: `${instance}-wal`, size: 2, pgRole: 'PG_WAL', volume: 'pg-wal' },
+        ...spaces.map((t) => ({ role: 'tablespace' as const, pvc: `${instance}-tbs-${t}`, size: 4, pgRole: 'PG_TABLESPACE', volume: `tbs-${t}`, tablespace: t })),
+      ];
+      for (const { role, pvc, size, pgRole, tablespace } of members) {
+        const labels: Record<string, string> = { 'cnpg.io/cluster': name, 'cnpg.io/instanceName': instance, 'cnpg.io/pvcRole': pgRole };
+        if (tablespace !== undefined) labels['cnpg.io/tablespaceName'] = tablespace;
         const body: k8s.V1PersistentVolumeClaim = {
-          metadata: { name: pvc, labels: { 'cnpg.io/cluster': name, 'cnpg.io/instanceName': instance, 'cnpg.io/pvcRole': pgRole }, annotations: { 'cnpg.io/pvcStatus': 'ready' }, ownerReferences: [owner] },
+          metadata: { name: pvc, labels, annotations: { 'cnpg.io/pvcStatus': 'ready' }, ownerReferences: [owner] },
           spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'bench', resources: { requests: { storage: `${size}Gi` } } },
         };
         const made = await core.createNamespacedPersistentVolumeClaim({ namespace, body });
         await core.replaceNamespacedPersistentVolumeClaimStatus({ name: pvc, namespace, body: { metadata: made.metadata, spec: made.spec, status: { phase: 'Bound', capacity: { storage: `${size}Gi` } } } });
         const total = Math.round(size * GiB * 0.97);
-        volumes.push({ namespace, cluster: name, instance, role, pvc, node, totalBytes: total, usedBytes: Math.round(total * 0.4) });
+        volumes.push({ namespace, cluster: name, instance, role, tablespace, pvc, node, totalBytes: total, usedBytes: Math.round(total * 0.4) });
       }
       await core.createNamespacedPod({ namespace, body: {
         metadata: { name: instance, labels: { 'cnpg.io/cluster': name, 'cnpg.io/instanceName': instance, 'cnpg.io/podRole': 'instance' }, ownerReferences: [owner] },
         spec: {
           nodeName: node, containers: [{ name: 'postgres', image: 'postgres' }],
-          volumes: [{ name: 'pgdata', persistentVolumeClaim: { claimName: instance } }, { name: 'pg-wal', persistentVolumeClaim: { claimName: `${instance}-wal` } }],
+          volumes: members.map((m) => ({ name: m.volume, persistentVolumeClaim: { claimName: m.pvc } })),
         },
       } });
     }
     await custom.createNamespacedCustomObject({ group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages', namespace, body: {
       apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name },
-      spec: { cluster: { name }, storage: { request: '10Gi', limit: '100Gi' }, walStorage: { request: '2Gi', limit: '20Gi' } },
+      spec: {
+        cluster: { name }, storage: { request: '10Gi', limit: '100Gi' }, walStorage: { request: '2Gi', limit: '20Gi' },
+        ...(spaces.length > 0 ? { tablespaces: spaces.map((t) => ({ name: t, storage: { request: '4Gi', limit: '40Gi' } })) } : {}),
+      },
     } });
     created += 1;
-    if (created % 50 === 0) log(`created ${created}/${clusters} clusters`);
+    if (created % 100 === 0) log(`created ${created}/${clusters} clusters`);
   });
   return { volumes, dynamicStorages: clusters };
 }
@@ -234,7 +258,7 @@ async function fullPass(running: Running, dynamicStorages: number, timeoutMs: nu
 }
 
 /** A steady window: API requests per minute, the controller's RSS (max of samples) and CPU. */
-async function window(plane: ControlPlane, pid: number, ms: number, baseline: Map<string, number>, during?: () => Promise<void>): Promise<{ requests: Map<string, number>; rssMiB: number; cpuPercent: number; reconciles: number }> {
+async function window(plane: ControlPlane, pid: number, ms: number, baseline: Map<string, number>, during?: () => Promise<void>): Promise<{ requests: Map<string, number>; rssMiB: number; rssEndMiB: number; cpuPercent: number }> {
   const metricsUrl = `${plane.server}/metrics`;
   const before = requestCounts(await rawGet(plane.kubeConfig, metricsUrl));
   const cpu0 = processStats(pid).cpuTicks;
@@ -250,8 +274,9 @@ async function window(plane: ControlPlane, pid: number, ms: number, baseline: Ma
   const elapsed = performance.now() - started;
   const after = requestCounts(await rawGet(plane.kubeConfig, metricsUrl));
   const cpu = ((processStats(pid).cpuTicks - cpu0) / ticksPerSecond) * 1000;
-  rss = Math.max(rss, processStats(pid).rssMiB);
-  return { requests: perMinute(before, after, elapsed, baseline), rssMiB: Math.round(rss), cpuPercent: Math.round((cpu / elapsed) * 1000) / 10, reconciles: 0 };
+  const end = processStats(pid).rssMiB;
+  rss = Math.max(rss, end);
+  return { requests: perMinute(before, after, elapsed, baseline), rssMiB: Math.round(rss), rssEndMiB: Math.round(end), cpuPercent: Math.round((cpu / elapsed) * 1000) / 10 };
 }
 
 /**
@@ -311,7 +336,8 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
     }
     await sleep(Math.max(0, started + second * 1000 - performance.now()));
   }
-  await sleep(5_000);
+  // A reaction slower than this counts as missed.
+  await sleep(15_000);
   clearInterval(resizer);
   await pvcs.stop();
   return { reactions, missed: pending.size };
@@ -323,7 +349,7 @@ function table(requests: Map<string, number>): string {
 }
 
 async function main(): Promise<void> {
-  log(`fleet: ${clusters} clusters x ${instances} instances (data + WAL: ${clusters * instances * 2} PVCs), ${nodes} agents; controller from ${controllerRoot}`);
+  log(`fleet: ${clusters} clusters x ${instances} instances, ${nodes} agents; controller from ${controllerRoot}`);
   const script = compileChild(controllerRoot);
   const plane = await startControlPlane({ controllerManager: false });
   let agents: SimulatedAgents | undefined;
@@ -332,7 +358,7 @@ async function main(): Promise<void> {
     await applyCrds(plane, ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml'].map((f) => path.join(repoRoot, f)));
     const setupStarted = performance.now();
     const fleet = await createFleet(plane);
-    log(`fleet created in ${Math.round((performance.now() - setupStarted) / 1000)} s`);
+    log(`fleet created in ${Math.round((performance.now() - setupStarted) / 1000)} s: ${fleet.volumes.length} PVCs`);
     agents = await startSimulatedAgents(fleet.volumes);
 
     // What kube-apiserver counts with no controller (its own leases, this script's scrapes): taken off the figures.
@@ -347,7 +373,7 @@ async function main(): Promise<void> {
     await sleep(45_000);
     const pid = running.child.pid ?? 0;
     const idle = await window(plane, pid, idleMs, baseline);
-    log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, cpuPercent: idle.cpuPercent })}\n${table(idle.requests)}`);
+    log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent })}\n${table(idle.requests)}`);
 
     let reaction: { reactions: number[]; missed: number } = { reactions: [], missed: 0 };
     const busy = await window(plane, pid, loadMs, baseline, async () => { reaction = await load(plane, agents as SimulatedAgents, fleet, loadMs); });
@@ -363,9 +389,10 @@ async function main(): Promise<void> {
     const result = {
       clusters, instances, pvcs: fleet.volumes.length, nodes, controllerRoot,
       firstPassMs: Math.round(firstPassMs), restartPassMs: Math.round(restartPassMs),
-      idle: { rssMiB: idle.rssMiB, cpuPercent: idle.cpuPercent, requestsPerMinute: Object.fromEntries(idle.requests) },
+      tablespaces: tablespaces > 0 ? { perCluster: tablespaces, share: tablespaceShare } : undefined,
+      idle: { rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent, requestsPerMinute: Object.fromEntries(idle.requests) },
       load: {
-        rssMiB: busy.rssMiB, cpuPercent: busy.cpuPercent, crossings: reaction.reactions.length, missed: reaction.missed,
+        rssMiB: busy.rssMiB, rssEndMiB: busy.rssEndMiB, cpuPercent: busy.cpuPercent, crossings: reaction.reactions.length, missed: reaction.missed,
         reactionP50Ms: Math.round(p50), reactionP99Ms: Math.round(p99), reactionMaxMs: Math.round(Math.max(...reaction.reactions)),
         requestsPerMinute: Object.fromEntries(busy.requests),
       },

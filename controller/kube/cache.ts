@@ -183,6 +183,10 @@ export function supervised<T extends k8s.KubernetesObject>(name: string, informe
   };
 }
 
+function dropManagedFields(object: k8s.KubernetesObject): void {
+  if (object.metadata?.managedFields) delete object.metadata.managedFields;
+}
+
 function hasLabels(object: k8s.KubernetesObject, labels: Readonly<Record<string, string>>): boolean {
   const own = object.metadata?.labels ?? {};
   return Object.entries(labels).every(([k, v]) => own[k] === v);
@@ -226,7 +230,13 @@ export class ClusterCache implements StateReader {
       ['persistentvolumeclaims', this.pvcInformer], ['pods', this.podInformer],
       ['storageclasses', this.storageClassInformer],
     ];
-    for (const [name, informer] of all) this.handles.push(supervised(name, informer, log));
+    for (const [name, informer] of all) {
+      // managedFields are most of a PVC's or pod's bytes, and nothing here reads them (nor sends them back: a status
+      // replace without them leaves them as they are). The object handed to handlers is the one the cache keeps.
+      informer.on('add', dropManagedFields);
+      informer.on('update', dropManagedFields);
+      this.handles.push(supervised(name, informer, log));
+    }
     await Promise.all(this.handles.map((h) => h.synced));
   }
 
