@@ -130,7 +130,8 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const enqueueForReading = (namespace: string, cluster: string, reading: VolumeReading | undefined): void => {
     const urgent = reading?.usage === undefined || isNearlyFull(reading.usage);
     for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) {
-      if (urgent) queue.add(key);
+      // Ahead of the routine reconciles (readings, resyncs): an emergency does not wait behind them.
+      if (urgent) queue.addFirst(key);
       else queue.addAfter(key, Math.max(0, (lastStarted.get(key) ?? 0) + config.readingIntervalMs - Date.now()));
     }
   };

@@ -30,6 +30,13 @@ const controller = await startController(kubeConfig, {
   listen: { host: '127.0.0.1', port: options.metricsPort },
 }, log);
 process.send?.({ ready: true });
+// The bench asks where the memory is: V8's heap (after a full GC when exposed) against the RSS.
+process.on('message', (message: { memory?: boolean }) => {
+  if (!message.memory) return;
+  (globalThis as { gc?: () => void }).gc?.();
+  const usage = process.memoryUsage();
+  process.send?.({ memory: { rss: usage.rss, heapTotal: usage.heapTotal, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: usage.arrayBuffers } });
+});
 const stop = (): void => { controller.stop().then(() => process.exit(0), () => process.exit(1)); };
 process.on('SIGTERM', stop);
 process.on('disconnect', stop);

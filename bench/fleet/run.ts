@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     'load-seconds': { type: 'string', default: '60' },
     'controller-root': { type: 'string', default: repoRoot },
     json: { type: 'string' },
+    /** Writes V8 CPU profiles of the controller (one per process) into this directory. */
+    profile: { type: 'string' },
   },
 });
 const clusters = Number(args.clusters);
@@ -235,8 +237,23 @@ async function startChild(script: string, plane: ControlPlane, agents: Simulated
   const metricsPort = await freePort();
   const options = { kubeconfig: plane.kubeconfigPath, agentsUrl: agents.url, agentNamespace, agentLabelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', metricsPort };
   const startedAt = performance.now();
-  const child = fork(script, [JSON.stringify(options)], { cwd: path.dirname(script), stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const execArgv = ['--expose-gc', ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profile)}`] : [])];
+  const child = fork(script, [JSON.stringify(options)], { cwd: path.dirname(script), execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   return { child, metricsPort, startedAt };
+}
+
+/** The controller's memory as Node sees it, after a full GC (MiB). */
+async function memoryOf(running: Running): Promise<Record<string, number>> {
+  const answer = new Promise<Record<string, number>>((resolve) => {
+    const onMessage = (message: { memory?: Record<string, number> }): void => {
+      if (!message.memory) return;
+      running.child.off('message', onMessage);
+      resolve(Object.fromEntries(Object.entries(message.memory).map(([k, v]) => [k, Math.round(v / 1024 / 1024)])));
+    };
+    running.child.on('message', onMessage);
+  });
+  running.child.send({ memory: true });
+  return await Promise.race([answer, sleep(10_000).then(() => ({}))]);
 }
 
 async function stopChild(running: Running): Promise<void> {
@@ -340,6 +357,17 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
   await sleep(15_000);
   clearInterval(resizer);
   await pvcs.stop();
+  // What the controller says about the volumes it did not grow.
+  const custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const unanswered: string[] = [];
+  for (const key of pending.keys()) {
+    const volume = agents.volume(key);
+    if (!volume) continue;
+    const object = await custom.getNamespacedCustomObject({ group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages', namespace: volume.namespace, name: volume.cluster }) as { status?: { storageSizing?: { data?: { state?: string; reason?: string; message?: string } } } };
+    const data = object.status?.storageSizing?.data;
+    unanswered.push(`${key}: ${data?.state ?? '?'} ${data?.reason ?? ''} ${data?.message ?? ''}`);
+  }
+  if (unanswered.length > 0) log(`not grown:\n  ${unanswered.join('\n  ')}`);
   return { reactions, missed: pending.size };
 }
 
@@ -373,7 +401,8 @@ async function main(): Promise<void> {
     await sleep(45_000);
     const pid = running.child.pid ?? 0;
     const idle = await window(plane, pid, idleMs, baseline);
-    log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent })}\n${table(idle.requests)}`);
+    const memory = await memoryOf(running);
+    log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent, afterGc: memory })}\n${table(idle.requests)}`);
 
     let reaction: { reactions: number[]; missed: number } = { reactions: [], missed: 0 };
     const busy = await window(plane, pid, loadMs, baseline, async () => { reaction = await load(plane, agents as SimulatedAgents, fleet, loadMs); });
@@ -390,7 +419,7 @@ async function main(): Promise<void> {
       clusters, instances, pvcs: fleet.volumes.length, nodes, controllerRoot,
       firstPassMs: Math.round(firstPassMs), restartPassMs: Math.round(restartPassMs),
       tablespaces: tablespaces > 0 ? { perCluster: tablespaces, share: tablespaceShare } : undefined,
-      idle: { rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent, requestsPerMinute: Object.fromEntries(idle.requests) },
+      idle: { rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, afterGcMiB: memory, cpuPercent: idle.cpuPercent, requestsPerMinute: Object.fromEntries(idle.requests) },
       load: {
         rssMiB: busy.rssMiB, rssEndMiB: busy.rssEndMiB, cpuPercent: busy.cpuPercent, crossings: reaction.reactions.length, missed: reaction.missed,
         reactionP50Ms: Math.round(p50), reactionP99Ms: Math.round(p99), reactionMaxMs: Math.round(Math.max(...reaction.reactions)),
