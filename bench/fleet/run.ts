@@ -26,6 +26,7 @@ import * as k8s from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../test/harness/controlplane.ts';
 import { applyCrds } from '../../test/harness/crds.ts';
 import { freePort } from '../../test/harness/ports.ts';
+import { parseQuantity } from '../../shared/quantity.ts';
 import { startSimulatedAgents, type SimulatedAgents, type SimulatedVolume } from './agents.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -321,10 +322,14 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
   });
   pvcs.on('add', (pvc) => { requests.set(`${pvc.metadata?.namespace ?? ''}/${pvc.metadata?.name ?? ''}`, pvc.spec?.resources?.requests?.storage ?? ''); });
   await pvcs.start();
-  // The resizer's part: a grown PVC reports its new capacity, and its filesystem the new size.
+  // The resizer's and the kubelet's part: a grown PVC reports its new capacity, and its filesystem the new size (the
+  // same bytes used).
   const resizer = setInterval(() => {
     for (const pvc of grown.splice(0)) {
       const request = pvc.spec?.resources?.requests?.storage ?? '';
+      const key = `${pvc.metadata?.namespace ?? ''}/${pvc.metadata?.name ?? ''}`;
+      const volume = agents.volume(key);
+      if (volume) agents.set(key, { totalBytes: Math.round(parseQuantity(request) * 0.97), usedBytes: volume.usedBytes });
       void core.replaceNamespacedPersistentVolumeClaimStatus({ name: pvc.metadata?.name ?? '', namespace: pvc.metadata?.namespace ?? '', body: {
         metadata: { name: pvc.metadata?.name, namespace: pvc.metadata?.namespace }, spec: pvc.spec, status: { phase: 'Bound', capacity: { storage: request } },
       } }).catch(() => undefined);
