@@ -331,7 +331,8 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
       const volume = agents.volume(key);
       if (volume) agents.set(key, { totalBytes: Math.round(parseQuantity(request) * 0.97), usedBytes: volume.usedBytes });
       void core.replaceNamespacedPersistentVolumeClaimStatus({ name: pvc.metadata?.name ?? '', namespace: pvc.metadata?.namespace ?? '', body: {
-        metadata: { name: pvc.metadata?.name, namespace: pvc.metadata?.namespace }, spec: pvc.spec, status: { phase: 'Bound', capacity: { storage: request } },
+        // The whole metadata: a status replace also writes labels and annotations.
+        metadata: { name: pvc.metadata?.name, namespace: pvc.metadata?.namespace, labels: pvc.metadata?.labels, annotations: pvc.metadata?.annotations, ownerReferences: pvc.metadata?.ownerReferences }, spec: pvc.spec, status: { phase: 'Bound', capacity: { storage: request } },
       } }).catch(() => undefined);
     }
   }, 500);
