@@ -11,6 +11,8 @@ import type { VolumeEvent, VolumeIdentity, VolumeReading } from '../shared/readi
 import { agentAudience, audienceTokenSource } from './agent-token.ts';
 import { ReadingsStore } from './readings.ts';
 import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
+import { supervised, type Handle } from './kube/cache.ts';
+import { readingChangesDecision } from './triggers.ts';
 
 export interface AgentEndpoints {
   /** Namespace of the agent DaemonSet; all namespaces when empty. */
@@ -37,11 +39,16 @@ export interface AgentEndpoints {
 export interface AgentFleetOptions extends AgentEndpoints {
   kubeConfig: k8s.KubeConfig;
   store: ReadingsStore;
-  /** Called for every volume whose reading changed (with the reading) or went away (without). */
+  /**
+   * Called for every volume whose reading changed something a reconcile decides from (with the reading) or went away
+   * (without). A reading that only repeats the previous one is stored, and not reported.
+   */
   onChange: (volume: VolumeIdentity, reading: VolumeReading | undefined) => void;
   log: Logger;
-  /** How often the pod list is refreshed (default 10 s). */
+  /** How long after the last one the agent DaemonSet is read again while it could not be read (default 10 s). */
   resyncMs?: number;
+  /** A repeated reading is reported anyway when the one it replaces is this old (default 60 s). */
+  refreshReadingAfterMs?: number;
   /** Readings dated further than this ahead of the controller's clock are refused (default 30 s). */
   maxFutureSkewMs?: number;
   now?: () => number;
@@ -69,6 +76,13 @@ export class AgentFleet {
   private readonly refused = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private pods: (k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>) | undefined;
+  private podWatch: (Handle & { synced: Promise<void> }) | undefined;
+  /** The agent DaemonSet's UID, read once and again only when a pod names another one (a re-created DaemonSet). */
+  private daemonSetUid: string | undefined;
+  private daemonSetReadAt = Number.NEGATIVE_INFINITY;
+  private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
 
   constructor(options: AgentFleetOptions) {
     this.options = options;
@@ -84,43 +98,88 @@ export class AgentFleet {
     return [...this.connections.keys()].sort();
   }
 
+  /** Watches the agent pods (no polling: a pod event refreshes the connections) and connects to those listed. */
   async start(): Promise<void> {
-    await this.refresh();
+    const { namespace, labelSelector, kubeConfig } = this.options;
+    const path = namespace ? `/api/v1/namespaces/${namespace}/pods` : '/api/v1/pods';
+    const pods = k8s.makeInformer<k8s.V1Pod>(kubeConfig, path, () =>
+      namespace ? this.core.listNamespacedPod({ namespace, labelSelector }) : this.core.listPodForAllNamespaces({ labelSelector }), labelSelector);
+    for (const event of ['add', 'update', 'delete'] as const) pods.on(event, () => { this.scheduleRefresh(); });
+    this.pods = pods;
+    this.podWatch = supervised('agent pods', pods, this.options.log);
+    // Not waited for when the pods cannot be listed (RBAC, say): the watch is retried, and says why, meanwhile.
+    await Promise.race([this.podWatch.synced, new Promise<void>((resolve) => { setTimeout(resolve, 10_000).unref(); })]);
+    this.scheduleRefresh();
+    await this.refreshing;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.podWatch?.stop();
+    await this.refreshing;
     const all = [...this.connections.values()];
     this.connections.clear();
     for (const c of all) c.abort.abort();
     await Promise.all(all.map((c) => c.done));
   }
 
-  private async refresh(): Promise<void> {
-    try {
-      const { namespace, labelSelector } = this.options;
-      const list = namespace
-        ? await this.core.listNamespacedPod({ namespace, labelSelector })
-        : await this.core.listPodForAllNamespaces({ labelSelector });
-      this.reconcileConnections(await this.agentPods(list.items));
-    } catch (err) {
-      this.options.log.warn('could not list agent pods', { err });
+  /** One refresh at a time; events during one cause one more after it. */
+  private scheduleRefresh(): void {
+    if (this.stopped) return;
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
     }
-    if (!this.stopped) this.timer = setTimeout(() => { void this.refresh(); }, this.options.resyncMs ?? 10_000);
+    this.refreshing = this.refresh().finally(() => {
+      this.refreshing = undefined;
+      if (this.refreshAgain) {
+        this.refreshAgain = false;
+        this.scheduleRefresh();
+      }
+    });
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    try {
+      this.reconcileConnections(await this.agentPods(this.pods?.list() ?? []));
+    } catch (err) {
+      this.options.log.warn('could not refresh the agent connections', { err });
+    }
+    // The DaemonSet could not be read: no agent is trusted until it can; try again later (pod events also do).
+    if (!this.stopped && this.options.daemonSet && this.daemonSetUid === undefined) {
+      this.timer = setTimeout(() => { this.scheduleRefresh(); }, this.options.resyncMs ?? 10_000);
+    }
+  }
+
+  /**
+   * The agent DaemonSet's UID: read when not known yet, or when a pod says it is controlled by a DaemonSet of that name
+   * with another UID (re-created), at most once per resync period.
+   */
+  private async daemonSetIdentity(pods: readonly k8s.V1Pod[], name: string): Promise<string | undefined> {
+    const owners = pods.flatMap((pod) => (pod.metadata?.ownerReferences ?? []).filter((ref) => ref.kind === 'DaemonSet' && ref.name === name));
+    const unknownOwner = owners.some((ref) => ref.uid !== this.daemonSetUid);
+    const now = Date.now();
+    if ((this.daemonSetUid === undefined || unknownOwner) && now - this.daemonSetReadAt >= (this.options.resyncMs ?? 10_000)) {
+      this.daemonSetReadAt = now;
+      try {
+        const ds = await this.apps.readNamespacedDaemonSet({ name, namespace: this.options.namespace });
+        this.daemonSetUid = ds.metadata?.uid;
+      } catch (err) {
+        this.daemonSetUid = undefined;
+        this.options.log.warn('could not read the agent DaemonSet; no agent is trusted', { err, daemonSet: name });
+      }
+    }
+    return this.daemonSetUid;
   }
 
   /** The pods that are really our agents; any other pod with the label is refused (and logged once). */
   private async agentPods(pods: readonly k8s.V1Pod[]): Promise<k8s.V1Pod[]> {
     const wanted = this.options.daemonSet;
     if (!wanted) return [...pods];
-    let uid: string | undefined;
-    try {
-      const ds = await this.apps.readNamespacedDaemonSet({ name: wanted.name, namespace: this.options.namespace });
-      uid = ds.metadata?.uid;
-    } catch (err) {
-      this.options.log.warn('could not read the agent DaemonSet; no agent is trusted', { err, daemonSet: wanted.name });
-    }
+    const uid = await this.daemonSetIdentity(pods, wanted.name);
     const identity = { ...wanted, uid };
     return pods.filter((pod) => {
       if (isAgentPod(pod, identity)) return true;
@@ -210,6 +269,14 @@ export class AgentFleet {
     return true;
   }
 
+  /** Stores the reading (history for fill rates) and reports it when it changes a decision input. */
+  private store(node: string, volume: VolumeReading): void {
+    const { store, onChange } = this.options;
+    const before = store.forPvc(volume.namespace, volume.pvc, new Set([node])).raw;
+    store.update(volume);
+    if (readingChangesDecision(before, volume, this.options.refreshReadingAfterMs ?? 60_000)) onChange(volume, volume);
+  }
+
   private apply(node: string, event: VolumeEvent, log: Logger): void {
     const { store, onChange } = this.options;
     switch (event.type) {
@@ -221,16 +288,12 @@ export class AgentFleet {
           const gone = store.removeKey(key, node);
           if (gone) onChange(gone, undefined);
         }
-        for (const volume of volumes) {
-          store.update(volume);
-          onChange(volume, volume);
-        }
+        for (const volume of volumes) this.store(node, volume);
         return;
       }
       case 'UPDATED':
         if (!this.acceptable(node, event.volume, log)) return;
-        store.update(event.volume);
-        onChange(event.volume, event.volume);
+        this.store(node, event.volume);
         return;
       case 'REMOVED': {
         // Only what this node reported may be removed by it.

@@ -39,10 +39,13 @@ function isCode(err: unknown, ...codes: number[]): boolean {
 export class ClusterStatusWriter implements ClusterStatusSink {
   private readonly api: k8s.CustomObjectsApi;
   private readonly options: ClusterStatusOptions;
+  private readonly onWritten: ((cluster: k8s.KubernetesObject) => void) | undefined;
 
-  constructor(kubeConfig: k8s.KubeConfig, options: ClusterStatusOptions = { condition: true, annotation: true }) {
+  /** `onWritten` is told of the Cluster as each write returned it (the caches read it back before their watch does). */
+  constructor(kubeConfig: k8s.KubeConfig, options: ClusterStatusOptions = { condition: true, annotation: true }, onWritten?: (cluster: k8s.KubernetesObject) => void) {
     this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
     this.options = options;
+    this.onWritten = onWritten;
   }
 
   async publish(cluster: ClusterLike & { metadata?: { name?: string; namespace?: string; generation?: number } }, dynamicStorage: string, status: DynamicStorageStatus, now: Date): Promise<{ condition: boolean; annotation: boolean }> {
@@ -56,7 +59,7 @@ export class ClusterStatusWriter implements ClusterStatusSink {
     const patch = this.options.condition ? conditionPatch(cluster, summary, cluster.metadata?.generation, now) : undefined;
     if (patch) {
       try {
-        await this.api.patchNamespacedCustomObjectStatus({ ...base, body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+        this.onWritten?.(await this.api.patchNamespacedCustomObjectStatus({ ...base, body: patch }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch)) as k8s.KubernetesObject);
         written.condition = true;
       } catch (err) {
         // 422: a `test` failed (the Cluster changed since it was read); 409: a conflicting write.
@@ -66,7 +69,7 @@ export class ClusterStatusWriter implements ClusterStatusSink {
     }
     const annotation = this.options.annotation ? annotationPatch(cluster, summary) : undefined;
     if (annotation) {
-      await this.api.patchNamespacedCustomObject({ ...base, body: annotation }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+      this.onWritten?.(await this.api.patchNamespacedCustomObject({ ...base, body: annotation }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)) as k8s.KubernetesObject);
       written.annotation = true;
     }
     if (conflict) throw conflict;

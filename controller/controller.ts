@@ -10,10 +10,13 @@ import type { Logger } from '../shared/log.ts';
 import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
-import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from './cnpg.ts';
+import { cnpgLabels } from './cnpg.ts';
 import { EventRecorder } from './kube/events.ts';
 import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
 import { WorkQueue } from './kube/workqueue.ts';
+import { reuseConnections } from './kube/connections.ts';
+import { ClusterCache, type Handle } from './kube/cache.ts';
+import { ChangeFilter, clusterFingerprint, podFingerprint, pvcFingerprint } from './triggers.ts';
 import { createControllerMetrics, type ControllerMetrics } from './metrics.ts';
 import { metricsGate, type MetricsAuthConfig } from './metrics-auth.ts';
 import { gateRequest, type GateOptions } from '../shared/auth.ts';
@@ -26,7 +29,6 @@ import { dynamicStorageStatusSource } from './cnpgi/status-source.ts';
 import { ensurePluginTls, type PluginTls, type PluginTlsSecrets } from './cnpgi/tls.ts';
 import { startWebhookServer, type WebhookServer } from './webhook.ts';
 import { ensureWebhookTls, syncCaBundles, type WebhookTls, type WebhookTlsOptions } from './webhook-tls.ts';
-import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
 
 export interface ControllerConfig {
   /** Identity used for the lease and events. */
@@ -89,9 +91,8 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-type Handle = { stop(): Promise<void> | void };
-
 export async function startController(kubeConfig: k8s.KubeConfig, config: ControllerConfig, log: Logger): Promise<RunningController> {
+  if (!reuseConnections(kubeConfig)) log.warn('this @kubernetes/client-node cannot share connections: one connection per API request');
   const metrics = createControllerMetrics();
   const readings = new ReadingsStore();
   const queue = new WorkQueue();
@@ -104,10 +105,15 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   /** namespace/name -> the last spec generation seen by the DynamicStorage watch. */
   const generations = new Map<string, number>();
 
+  // Reconciles read from these caches (started when leading); writes go to the API server.
+  const cache = new ClusterCache(kubeConfig, config.watchNamespace);
   const reconciler = new Reconciler({
     kubeConfig, readings, log, clock: config.clock ?? (() => new Date()), resyncMs: config.resyncMs, busyRequeueMs: config.busyRequeueMs,
+    state: cache,
     status: new StatusWriter(kubeConfig),
-    clusterStatus: config.clusterStatus && (config.clusterStatus.condition || config.clusterStatus.annotation) ? new ClusterStatusWriter(kubeConfig, config.clusterStatus) : undefined,
+    clusterStatus: config.clusterStatus && (config.clusterStatus.condition || config.clusterStatus.annotation)
+      ? new ClusterStatusWriter(kubeConfig, config.clusterStatus, (cluster) => { cache.wrote('clusters', cluster); })
+      : undefined,
     events: new EventRecorder(kubeConfig, { component: 'cnpg-dynamic-storage', instance: config.identity, log }),
     onVolumeStatus: (key, status) => { metrics.observeVolume(key, status); },
     onPolicy: (key, validity) => { metrics.observePolicy(key, validity); },
@@ -124,7 +130,8 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const enqueueForReading = (namespace: string, cluster: string, reading: VolumeReading | undefined): void => {
     const urgent = reading?.usage === undefined || isNearlyFull(reading.usage);
     for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) {
-      if (urgent) queue.add(key);
+      // Ahead of the routine reconciles (readings, resyncs): an emergency does not wait behind them.
+      if (urgent) queue.addFirst(key);
       else queue.addAfter(key, Math.max(0, (lastStarted.get(key) ?? 0) + config.readingIntervalMs - Date.now()));
     }
   };
@@ -138,7 +145,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   const startLeading = async (): Promise<void> => {
     leading = true;
     log.info('starting to reconcile');
-    const dsInformer = watchDynamicStorage(kubeConfig, config.watchNamespace, log, {
+    watchDynamicStorage(cache, {
       upsert: (obj) => {
         const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
         // Our own status writes change nothing the reconcile reads from the spec: no reconcile for those.
@@ -157,8 +164,9 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
         metrics.forgetCluster(obj.metadata?.namespace ?? '', obj.spec.cluster.name);
       },
     });
-    handles.push(dsInformer);
-    handles.push(watchTriggers(kubeConfig, config.watchNamespace, log, enqueueCluster));
+    watchTriggers(cache, enqueueCluster);
+    handles.push(cache);
+    await cache.start(log);
     const fleet = new AgentFleet({
       kubeConfig, ...config.agents, ...await agentTrust(kubeConfig, config.agents, log), store: readings, log: log.child({ component: 'agents' }),
       onChange: (volume, reading) => { enqueueForReading(volume.namespace, volume.cluster, reading); },
@@ -323,71 +331,49 @@ interface DynamicStorageHandlers {
   remove: (obj: DynamicStorage) => void;
 }
 
-/** A list+watch that is restarted with backoff after any error (client-node's informer stops on errors but 410). */
-function supervised<T extends k8s.KubernetesObject>(name: string, informer: k8s.Informer<T> & k8s.ObjectCache<T>, log: Logger): Handle {
-  let stopped = false;
-  let failures = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const start = (): void => {
-    informer.start().then(() => { failures = 0; }, (err: unknown) => { restart(err); });
-  };
-  const restart = (err: unknown): void => {
-    if (stopped || timer) return;
-    failures += 1;
-    const delay = backoffDelay(retryBackoff, failures);
-    log.warn('watch failed; restarting', { informer: name, err, failures, retryInMs: delay });
-    timer = setTimeout(() => { timer = undefined; if (!stopped) start(); }, delay);
-  };
-  informer.on('error', (err: unknown) => { restart(err); });
-  start();
-  return {
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      await informer.stop();
-    },
-  };
+function keyOf(obj: k8s.KubernetesObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
-function watchDynamicStorage(kubeConfig: k8s.KubeConfig, namespace: string, log: Logger, handlers: DynamicStorageHandlers): Handle {
-  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  const base = { group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural };
-  const path = namespace
-    ? `/apis/${dynamicStorageGroup}/${dynamicStorageVersion}/namespaces/${namespace}/${dynamicStoragePlural}`
-    : `/apis/${dynamicStorageGroup}/${dynamicStorageVersion}/${dynamicStoragePlural}`;
-  const list = async (): Promise<k8s.KubernetesListObject<k8s.KubernetesObject>> =>
-    (namespace ? await custom.listNamespacedCustomObject({ ...base, namespace }) : await custom.listClusterCustomObject(base)) as k8s.KubernetesListObject<k8s.KubernetesObject>;
-  const informer = k8s.makeInformer<k8s.KubernetesObject>(kubeConfig, path, list);
+function watchDynamicStorage(cache: ClusterCache, handlers: DynamicStorageHandlers): void {
   // The informer only hands over raw JSON; our generated type describes it (timestamps stay strings).
   const asDynamicStorage = (obj: k8s.KubernetesObject): DynamicStorage => obj as unknown as DynamicStorage;
+  const informer = cache.dynamicStorageInformer;
   informer.on('add', (obj) => { handlers.upsert(asDynamicStorage(obj)); });
   informer.on('update', (obj) => { handlers.upsert(asDynamicStorage(obj)); });
   informer.on('delete', (obj) => { handlers.remove(asDynamicStorage(obj)); });
-  return supervised('dynamicstorages', informer, log);
 }
 
-/** Changes to Clusters and to CNPG PVCs (resize progress, new replicas) wake the DynamicStorage of their cluster. */
-function watchTriggers(kubeConfig: k8s.KubeConfig, namespace: string, log: Logger, enqueueCluster: (namespace: string, cluster: string) => void): Handle {
-  const custom = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-  const core = kubeConfig.makeApiClient(k8s.CoreV1Api);
-  const base = { group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural };
-  const clusterPath = namespace ? `/apis/${cnpgGroup}/${cnpgVersion}/namespaces/${namespace}/${cnpgClusterPlural}` : `/apis/${cnpgGroup}/${cnpgVersion}/${cnpgClusterPlural}`;
-  const clusters = k8s.makeInformer<k8s.KubernetesObject>(kubeConfig, clusterPath, async () =>
-    (namespace ? await custom.listNamespacedCustomObject({ ...base, namespace }) : await custom.listClusterCustomObject(base)) as k8s.KubernetesListObject<k8s.KubernetesObject>);
-  const onCluster = (obj: k8s.KubernetesObject): void => { enqueueCluster(obj.metadata?.namespace ?? '', obj.metadata?.name ?? ''); };
-  for (const event of ['add', 'update', 'delete'] as const) clusters.on(event, onCluster);
-
-  const labelSelector = cnpgLabels.cluster;
-  const pvcPath = namespace ? `/api/v1/namespaces/${namespace}/persistentvolumeclaims` : '/api/v1/persistentvolumeclaims';
-  const pvcs = k8s.makeInformer<k8s.V1PersistentVolumeClaim>(kubeConfig, pvcPath, () =>
-    namespace ? core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector }) : core.listPersistentVolumeClaimForAllNamespaces({ labelSelector }), labelSelector);
-  const onPvc = (pvc: k8s.V1PersistentVolumeClaim): void => {
-    const cluster = pvc.metadata?.labels?.[cnpgLabels.cluster];
-    if (cluster) enqueueCluster(pvc.metadata?.namespace ?? '', cluster);
+/**
+ * Changes to Clusters, to CNPG PVCs (resize progress, new replicas) and to CNPG pods (which node mounts a volume) wake
+ * the DynamicStorage of their cluster, when they change something a reconcile reads (controller/triggers.ts).
+ */
+function watchTriggers(cache: ClusterCache, enqueueCluster: (namespace: string, cluster: string) => void): void {
+  const relevant = <T extends k8s.KubernetesObject>(kind: string, fingerprint: (obj: T) => string, cluster: (obj: T) => string | undefined) => {
+    const filter = new ChangeFilter();
+    return {
+      upsert: (obj: T): void => {
+        const name = cluster(obj);
+        if (name && filter.changed(`${kind}/${keyOf(obj)}`, fingerprint(obj))) enqueueCluster(obj.metadata?.namespace ?? '', name);
+      },
+      remove: (obj: T): void => {
+        filter.forget(`${kind}/${keyOf(obj)}`);
+        const name = cluster(obj);
+        if (name) enqueueCluster(obj.metadata?.namespace ?? '', name);
+      },
+    };
   };
-  for (const event of ['add', 'update', 'delete'] as const) pvcs.on(event, onPvc);
-  const handles = [supervised('clusters', clusters, log), supervised('persistentvolumeclaims', pvcs, log)];
-  return { async stop() { for (const h of handles) await h.stop(); } };
+  const labelled = (obj: k8s.KubernetesObject): string | undefined => obj.metadata?.labels?.[cnpgLabels.cluster];
+  const clusters = relevant<k8s.KubernetesObject>('cluster', clusterFingerprint, (obj) => obj.metadata?.name);
+  const pvcs = relevant<k8s.V1PersistentVolumeClaim>('pvc', pvcFingerprint, labelled);
+  const pods = relevant<k8s.V1Pod>('pod', podFingerprint, labelled);
+  for (const [informer, handlers] of [[cache.clusterInformer, clusters], [cache.pvcInformer, pvcs], [cache.podInformer, pods]] as const) {
+    const on = informer as k8s.Informer<k8s.KubernetesObject>;
+    const h = handlers;
+    on.on('add', h.upsert);
+    on.on('update', h.upsert);
+    on.on('delete', h.remove);
+  }
 }
 
 /** Every replica is ready once it serves (non-leaders answer the webhooks too); /metrics behind `gate` when given. */

@@ -5,10 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import {
   dynamicStorageApiVersion,
-  dynamicStorageGroup,
   dynamicStorageKind,
-  dynamicStoragePlural,
-  dynamicStorageVersion,
   type DynamicStorage,
   type DynamicStorageStatus,
   type LastValidPolicy,
@@ -19,7 +16,8 @@ import {
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { formatQuantity } from '../shared/quantity.ts';
-import { cnpgAnnotations, cnpgClusterKind, cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
+import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
+import { ApiState, type StateReader } from './kube/cache.ts';
 import { setCondition, type Condition } from './kube/conditions.ts';
 import type { EventSink, EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
@@ -36,6 +34,8 @@ import { ValidationCodes } from './validation/problems.ts';
 
 export interface ReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
+  /** Where objects are read (the leader's caches); the API server when absent. Writes always go to the API server. */
+  state?: StateReader | undefined;
   readings: ReadingsStore;
   events: EventSink;
   status: StatusSink;
@@ -76,24 +76,18 @@ export interface ReconcileResult {
   requeueAfterMs: number | undefined;
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
-}
-
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
-  private readonly custom: k8s.CustomObjectsApi;
+  private readonly state: StateReader;
   private readonly core: k8s.CoreV1Api;
-  private readonly storage: k8s.StorageV1Api;
   private readonly foreignSeen = new Set<string>();
   /** namespace/name -> when a DynamicStorageError event was last recorded for it. */
   private readonly failureEvents = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
-    this.custom = deps.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    this.state = deps.state ?? new ApiState(deps.kubeConfig);
     this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    this.storage = deps.kubeConfig.makeApiClient(k8s.StorageV1Api);
   }
 
   async reconcile(namespace: string, name: string): Promise<ReconcileResult> {
@@ -139,7 +133,7 @@ export class Reconciler {
         const record = records[i];
         return [plan, record && { record: { ...record }, error: undefined }];
       });
-      current = await this.deps.status.write(current, { ...policyStatus, storageSizing: sizingOf(intent, now, snapshots) });
+      current = await this.writeStatus(current, { ...policyStatus, storageSizing: sizingOf(intent, now, snapshots) });
     }
     const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
@@ -158,7 +152,7 @@ export class Reconciler {
     }
     this.forgetVolumes(object, plans);
     const finalStatus: DynamicStorageStatus = { ...policyStatus, storageSizing: sizing };
-    await this.deps.status.write(current, finalStatus);
+    await this.writeStatus(current, finalStatus);
     requeue = Math.min(requeue, await this.publishToCluster(cluster, name, finalStatus, { now, log }));
     return { requeueAfterMs: Math.max(requeue, 100) };
   }
@@ -202,7 +196,7 @@ export class Reconciler {
       return true;
     }
     log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
-    await this.deps.status.write(object, { ...object.status, ...policyStatus });
+    await this.writeStatus(object, { ...object.status, ...policyStatus });
     return false;
   }
 
@@ -252,30 +246,22 @@ export class Reconciler {
   }
 
   private async getDynamicStorage(namespace: string, name: string): Promise<DynamicStorage | undefined> {
-    try {
-      return await this.custom.getNamespacedCustomObject({
-        group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
-      }) as DynamicStorage;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return await this.state.dynamicStorage(namespace, name);
   }
 
   private async siblings(namespace: string): Promise<DynamicStorage[]> {
-    const list = await this.custom.listNamespacedCustomObject({
-      group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace,
-    }) as { items: DynamicStorage[] };
-    return list.items;
+    return await this.state.dynamicStorages(namespace);
   }
 
   private async getCluster(namespace: string, name: string): Promise<ClusterObject | null> {
-    try {
-      return await this.custom.getNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural, namespace, name }) as CnpgCluster;
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
-    }
+    return (await this.state.cluster(namespace, name) ?? null);
+  }
+
+  /** The one way status is written here; what was stored is read back by the next reconcile, whatever the cache holds. */
+  private async writeStatus(object: DynamicStorage, status: DynamicStorageStatus): Promise<DynamicStorage> {
+    const stored = await this.deps.status.write(object, status);
+    if (stored !== object) this.state.wrote('dynamicstorages', stored as unknown as k8s.KubernetesObject);
+    return stored;
   }
 
   private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
@@ -303,7 +289,7 @@ export class Reconciler {
       const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
       let storageClass: Promise<k8s.V1StorageClass | undefined> | undefined;
       if (className !== undefined) {
-        storageClass = classes.get(className) ?? this.storage.readStorageClass({ name: className }).catch(() => undefined);
+        storageClass = classes.get(className) ?? this.state.storageClass(className).catch(() => undefined);
         classes.set(className, storageClass);
       }
       const history = mergeHistories(readStatusActions(want.previous?.recentActions, now), pvcs.map((pvc) => readActionsAnnotation(pvc, now)));
@@ -324,9 +310,9 @@ export class Reconciler {
    * reading of a volume counts only when the agent runs on one of them.
    */
   private async mountNodes(namespace: string, cluster: string, clusterUid: string | undefined): Promise<Map<string, Set<string>>> {
-    const pods = await this.core.listNamespacedPod({ namespace, labelSelector: `${cnpgLabels.cluster}=${cluster}` });
+    const pods = await this.state.clusterPods(namespace, cluster);
     const result = new Map<string, Set<string>>();
-    for (const pod of pods.items) {
+    for (const pod of pods) {
       const node = pod.spec?.nodeName;
       const owned = (pod.metadata?.ownerReferences ?? []).some((ref) => ref.controller === true && ref.kind === cnpgClusterKind && ref.uid === clusterUid);
       if (!node || !owned || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
@@ -349,12 +335,15 @@ export class Reconciler {
     }
   }
 
-  /** The PVCs CNPG made for this logical volume, as they are now (read from the API server, never from a cache). */
+  /**
+   * The PVCs CNPG made for this logical volume, as the cache holds them, with the controller's own patches in them even
+   * before the cache has them (see kube/cache.ts): a patch is never repeated on stale data.
+   */
   private async pvcsOf(namespace: string, cluster: string, role: VolumeSnapshot['role'], tablespace: string | undefined): Promise<k8s.V1PersistentVolumeClaim[]> {
-    const selector = [`${cnpgLabels.cluster}=${cluster}`, `${cnpgLabels.pvcRole}=${pvcRoles[role]}`];
-    if (tablespace !== undefined) selector.push(`${cnpgLabels.tablespaceName}=${tablespace}`);
-    const list = await this.core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: selector.join(',') });
-    return list.items
+    const labels: Record<string, string> = { [cnpgLabels.cluster]: cluster, [cnpgLabels.pvcRole]: pvcRoles[role] };
+    if (tablespace !== undefined) labels[cnpgLabels.tablespaceName] = tablespace;
+    const list = await this.state.pvcs(namespace, labels);
+    return list
       .filter((pvc) => !pvc.metadata?.deletionTimestamp && pvc.metadata?.annotations?.[cnpgAnnotations.pvcStatus] !== 'detached')
       .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   }
@@ -373,10 +362,11 @@ export class Reconciler {
     for (const patch of plan.decision.patches) {
       const pvcLog = log.child({ pvc: patch.pvcName });
       try {
-        await this.core.patchNamespacedPersistentVolumeClaim(
+        const patched = await this.core.patchNamespacedPersistentVolumeClaim(
           { name: patch.pvcName, namespace, body: { metadata: { annotations }, spec: { resources: { requests: { storage: formatQuantity(patch.to) } } } } },
           k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
         );
+        this.state.wrote('persistentvolumeclaims', patched);
         pvcLog.info('patched PVC', { kind: record.kind, from: formatQuantity(patch.from), to: formatQuantity(patch.to), reason: plan.decision.reason });
       } catch (err) {
         const message = err instanceof k8s.ApiException ? apiErrorMessage(err) : errorMessage(err);

@@ -46,6 +46,33 @@ export class WorkQueue {
     }
   }
 
+  /**
+   * Adds the key at the head of the queue (moved there when already queued): a volume getting full is looked at before
+   * the routine work queued ahead of it.
+   */
+  addFirst(key: string): void {
+    if (this.shuttingDown) return;
+    if (this.dirty.has(key) && !this.processing.has(key)) {
+      const at = this.queue.indexOf(key);
+      if (at > 0) {
+        this.queue.splice(at, 1);
+        this.queue.unshift(key);
+      }
+      return;
+    }
+    if (this.dirty.has(key)) return;
+    this.dirty.add(key);
+    if (this.processing.has(key)) return;
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      this.dirty.delete(key);
+      this.processing.add(key);
+      waiter(key);
+    } else {
+      this.queue.unshift(key);
+    }
+  }
+
   /** Adds the key after `delayMs`; an earlier pending delayed add wins over a later one. */
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;

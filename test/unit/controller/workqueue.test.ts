@@ -24,6 +24,21 @@ describe('WorkQueue', () => {
     assert.equal(queue.length, 1, 'queued again after done');
   });
 
+  it('puts an urgent key at the head, moving it there when already queued, never twice', async () => {
+    const queue = new WorkQueue();
+    queue.add('a');
+    queue.add('b');
+    queue.add('c');
+    queue.addFirst('c');
+    queue.addFirst('d');
+    assert.equal(queue.length, 4);
+    assert.deepEqual([await queue.get(), await queue.get(), await queue.get(), await queue.get()], ['d', 'c', 'a', 'b']);
+    queue.addFirst('a');
+    assert.equal(queue.length, 0, 'not queued while processing');
+    queue.done('a');
+    assert.equal(queue.length, 1, 'queued again after done');
+  });
+
   it('wakes a waiting worker on add and returns undefined after shutdown', async () => {
     const queue = new WorkQueue();
     const waiting = queue.get();
