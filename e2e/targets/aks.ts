@@ -474,17 +474,30 @@ class RealClusterTarget implements TargetDriver {
     throw new Error(`${volume.namespace}/${volume.cluster}-${volume.instance} ${JSON.stringify(volume.role)} not at ${percent}% after 40 rounds (${usage.usedPercent.toFixed(1)}%)`);
   }
 
-  /** The usage once a replica replayed what the primary wrote. */
+  /**
+   * The usage once every replica replayed what the primary wrote, and checkpoints let go of the WAL that was kept for
+   * them: a round that starts while a replica lags would add its WAL to what the replica's slot still holds, and the WAL
+   * volume, not the one that fills, would grow. A replica that is not running does not hold the fill up, unless it is
+   * the one that fills.
+   */
   private async settledUsage(volume: InstanceVolume, primary: string): Promise<Usage> {
     const pod = `${volume.cluster}-${volume.instance}`;
-    if (pod !== primary) {
-      const lsn = await this.psql(volume.namespace, primary, 'SELECT pg_current_wal_lsn();');
-      await eventually(async () => {
-        const caughtUp = await this.psql(volume.namespace, pod, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn;`);
-        if (caughtUp !== 't') throw new Error(`${pod} has not replayed up to ${lsn}`);
+    const lsn = await this.psql(volume.namespace, primary, 'SELECT pg_current_wal_lsn();');
+    const instances = await this.core.listNamespacedPod({ namespace: volume.namespace, labelSelector: `cnpg.io/cluster=${volume.cluster},cnpg.io/podRole=instance` });
+    const replicas = instances.items.map((p) => p.metadata?.name ?? '').filter((name) => name !== '' && name !== primary);
+    for (const replica of replicas) {
+      const replayed = eventually(async () => {
+        const caughtUp = await this.psql(volume.namespace, replica, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn;`);
+        if (caughtUp !== 't') throw new Error(`${replica} has not replayed up to ${lsn}`);
       }, { timeoutMs: this.timeouts.stateMs, intervalMs: 1_000 });
-      await this.psql(volume.namespace, pod, 'CHECKPOINT;');
+      if (replica === pod) {
+        await replayed;
+        await this.psql(volume.namespace, replica, 'CHECKPOINT;');
+      } else {
+        await replayed.catch(() => undefined);
+      }
     }
+    await this.psql(volume.namespace, primary, 'CHECKPOINT;');
     return this.usage(volume);
   }
 
