@@ -33,17 +33,7 @@ export class WorkQueue {
   }
 
   add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
-    this.dirty.add(key);
-    if (this.processing.has(key)) return;
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      this.dirty.delete(key);
-      this.processing.add(key);
-      waiter(key);
-    } else {
-      this.queue.push(key);
-    }
+    this.enqueue(key, false);
   }
 
   /**
@@ -60,7 +50,12 @@ export class WorkQueue {
       }
       return;
     }
-    if (this.dirty.has(key)) return;
+    this.enqueue(key, true);
+  }
+
+  /** Marks the key dirty; hands it to a waiting worker, or queues it (unless a worker has it: it is queued when done). */
+  private enqueue(key: string, first: boolean): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
     if (this.processing.has(key)) return;
     const waiter = this.waiters.shift();
@@ -68,8 +63,10 @@ export class WorkQueue {
       this.dirty.delete(key);
       this.processing.add(key);
       waiter(key);
-    } else {
+    } else if (first) {
       this.queue.unshift(key);
+    } else {
+      this.queue.push(key);
     }
   }
 

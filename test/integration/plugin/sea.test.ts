@@ -13,26 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { namespace, statusScenario } from './status-fixture.ts';
+import { runCommand, type CommandResult } from '../../harness/run-command.ts';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileAsync(file, args, { cwd: repoRoot, env, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const failure = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof failure.code !== 'number') throw err;
-    return { code: failure.code, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
+const run = (file: string, args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> => runCommand(file, args, { env });
 
 describe('the self-contained plugin executable, without Node.js', function () {
   let plane: ControlPlane | undefined;
@@ -43,7 +29,7 @@ describe('the self-contained plugin executable, without Node.js', function () {
   const { expected, seed } = statusScenario();
 
   /** The plugin as the checkout runs it, with this test's Node.js: what the executable must match. */
-  function fromCheckout(args: string[]): Promise<Result> {
+  function fromCheckout(args: string[]): Promise<CommandResult> {
     return run(process.execPath, [path.join(repoRoot, 'plugin/main.ts'), ...args], process.env);
   }
 

@@ -13,26 +13,12 @@ import { promisify } from 'node:util';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { freePort } from '../../harness/ports.ts';
 import { namespace, statusScenario } from './status-fixture.ts';
+import { runCommand, type CommandResult } from '../../harness/run-command.ts';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runProcess(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileAsync(file, args, { cwd: repoRoot, env, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const failure = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof failure.code !== 'number') throw err;
-    return { code: failure.code, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
+const runProcess = (file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CommandResult> => runCommand(file, args, { env });
 
 describe('kubectl cnpg storage status on a real API server', function () {
   let plane: ControlPlane;
@@ -54,7 +40,7 @@ describe('kubectl cnpg storage status on a real API server', function () {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  function status(...args: string[]): Promise<Result> {
+  function status(...args: string[]): Promise<CommandResult> {
     return runProcess(process.execPath, [path.join(repoRoot, 'plugin/main.ts'), 'status', ...args]);
   }
 

@@ -10,26 +10,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { runCommand, type CommandResult } from '../../harness/run-command.ts';
 
 const execFileAsync = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Result> {
-  try {
-    const { stdout, stderr } = await execFileAsync(file, args, { cwd: repoRoot, env, timeout: 600_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const failure = err as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof failure.code !== 'number') throw err;
-    return { code: failure.code, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
+const run = (file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<CommandResult> => runCommand(file, args, { env, timeoutMs: 600_000 });
 
 interface K8sObject {
   apiVersion: string;
