@@ -128,25 +128,27 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** The table a fill of this role writes to. */
-export function fillTable(role: Role): string {
-  return typeof role === 'string' ? 'e2e_fill_data' : `e2e_fill_tbs_${identifier(role.tablespace)}`;
+/** The table a fill of this role writes to (an unlogged one apart: a table cannot change kind by IF NOT EXISTS). */
+export function fillTable(role: Role, unlogged = false): string {
+  const table = typeof role === 'string' ? 'e2e_fill_data' : `e2e_fill_tbs_${identifier(role.tablespace)}`;
+  return unlogged ? `${table}_unlogged` : table;
 }
 
 /**
  * SQL writing `mib` MiB to a volume: 1 MiB rows stored without compression (data, tablespace), or WAL records kept by a
- * physical replication slot (WAL).
+ * physical replication slot (WAL). `unlogged`: rows that write no WAL and stay on the primary — a tablespace filled on
+ * the primary alone, so that its load does not also fill the WAL volume (every instance's PVC follows the fullest one).
  */
-export function fillSql(role: Role, mib: number): string {
+export function fillSql(role: Role, mib: number, unlogged = false): string {
   if (!Number.isSafeInteger(mib) || mib <= 0) throw new RangeError(`fillSql: a positive whole number of MiB, got ${mib}`);
   const row = 'repeat(md5(g::text), 32768)';
   if (role === 'wal') {
     return `SELECT pg_create_physical_replication_slot('${walSlot}', true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '${walSlot}');`
       + ` SELECT count(pg_logical_emit_message(false, 'e2e-fill', ${row})) FROM generate_series(1, ${mib}) g;`;
   }
-  const table = fillTable(role);
+  const table = fillTable(role, unlogged);
   const tablespace = typeof role === 'string' ? '' : ` TABLESPACE ${quoteIdent(role.tablespace)}`;
-  return `CREATE TABLE IF NOT EXISTS ${table} (id bigserial, payload text)${tablespace};`
+  return `CREATE ${unlogged ? 'UNLOGGED ' : ''}TABLE IF NOT EXISTS ${table} (id bigserial, payload text)${tablespace};`
     + ` ALTER TABLE ${table} ALTER COLUMN payload SET STORAGE EXTERNAL;`
     + ` INSERT INTO ${table} (payload) SELECT ${row} FROM generate_series(1, ${mib}) g; CHECKPOINT;`;
 }
@@ -154,7 +156,7 @@ export function fillSql(role: Role, mib: number): string {
 /** SQL giving back what fills of this role wrote. */
 export function freeSql(role: Role): string {
   if (role === 'wal') return `SELECT pg_drop_replication_slot('${walSlot}') FROM pg_replication_slots WHERE slot_name = '${walSlot}'; CHECKPOINT;`;
-  return `DROP TABLE IF EXISTS ${fillTable(role)}; CHECKPOINT;`;
+  return `DROP TABLE IF EXISTS ${fillTable(role)}, ${fillTable(role, true)}; CHECKPOINT;`;
 }
 
 /**
@@ -464,11 +466,12 @@ class RealClusterTarget implements TargetDriver {
     const start = usage;
     const primaryVolume = { ...volume, instance: Number(primary.slice(volume.cluster.length + 1)), role: 'wal' as const };
     const separateWal = volume.role !== 'wal' && (await this.cluster(volume.namespace, volume.cluster)).spec?.walStorage !== undefined;
+    const unlogged = typeof volume.role !== 'string' && primary === `${volume.cluster}-${volume.instance}`;
     for (let round = 0; round < 40; round += 1) {
       const room = separateWal ? walRoomBytes(await this.usage(primaryVolume)) : undefined;
       const mib = nextFillMiB({ ...usage, availableBytes: start.usedBytes + start.availableBytes - usage.usedBytes }, percent, room);
       if (mib === 0 || Math.abs(usage.usedPercent - percent) <= 0.5 || usage.sizeBytes > start.sizeBytes) return;
-      await this.psql(volume.namespace, primary, fillSql(volume.role, mib));
+      await this.psql(volume.namespace, primary, fillSql(volume.role, mib, unlogged));
       usage = await this.settledUsage(volume, primary);
     }
     throw new Error(`${volume.namespace}/${volume.cluster}-${volume.instance} ${JSON.stringify(volume.role)} not at ${percent}% after 40 rounds (${usage.usedPercent.toFixed(1)}%)`);

@@ -110,7 +110,8 @@ describe('e2e targets', function () {
       assert.match(wal, /pg_create_physical_replication_slot\('e2e_hold_wal', true\)/);
       assert.match(wal, /pg_logical_emit_message\(false, 'e2e-fill', repeat\(md5\(g::text\), 32768\)\)\) FROM generate_series\(1, 5\)/);
       assert.match(freeSql('wal'), /pg_drop_replication_slot\('e2e_hold_wal'\)/);
-      assert.match(freeSql({ tablespace: 'a' }), /DROP TABLE IF EXISTS e2e_fill_tbs_a;/);
+      assert.match(fillSql({ tablespace: 'my-space' }, 1, true), /CREATE UNLOGGED TABLE IF NOT EXISTS e2e_fill_tbs_my_space_unlogged .* TABLESPACE "my-space";/);
+      assert.match(freeSql({ tablespace: 'a' }), /DROP TABLE IF EXISTS e2e_fill_tbs_a, e2e_fill_tbs_a_unlogged;/);
       assert.throws(() => fillSql('data', 0), RangeError);
       assert.throws(() => fillSql('data', 1.5), RangeError);
     });
@@ -169,12 +170,18 @@ describe('e2e targets', function () {
   });
 });
 
-/** A kube-apiserver that only knows one CNPG Cluster `ns/pg` with `primary` as its primary. */
+/** A kube-apiserver that only knows one CNPG Cluster `ns/pg` with `primary` as its primary, and its two instance pods. */
 async function fakeApiServer(primary: string): Promise<{ kubeConfig: k8s.KubeConfig; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url?.startsWith('/apis/postgresql.cnpg.io/v1/namespaces/ns/clusters/pg')) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', metadata: { name: 'pg', namespace: 'ns' }, spec: { instances: 2 }, status: { currentPrimary: primary } }));
+      return;
+    }
+    if (req.method === 'GET' && req.url?.startsWith('/api/v1/namespaces/ns/pods?')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const pod = (name: string): object => ({ metadata: { name, namespace: 'ns' } });
+      res.end(JSON.stringify({ apiVersion: 'v1', kind: 'PodList', metadata: {}, items: [pod('pg-1'), pod('pg-2')] }));
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });
@@ -207,6 +214,9 @@ function fakeVolume(baseMiB: number, filledMiB = 0): { run: (command: string, ar
         const free = 1000 - baseMiB - filled;
         return Promise.resolve(`${MiB} 1000 ${free} ${free}\n`);
       }
+      // Replicas replay at once here.
+      if (last.includes('pg_current_wal_lsn')) return Promise.resolve('0/3000000\n');
+      if (last.includes('pg_last_wal_replay_lsn')) return Promise.resolve('t\n');
       const rows = /generate_series\(1, (\d+)\)/.exec(last);
       if (rows) {
         // The rows, and as much WAL until the checkpoint at the end of the statement.
@@ -229,9 +239,11 @@ describe('e2e targets: the AKS driver fills through psql on the primary', functi
       await driver.fill({ namespace: 'ns', cluster: 'pg', instance: 1, role: 'data' }, 50);
       assert.ok(Math.abs(volume.usedMiB() - 500) <= 5, `at 50%: ${volume.usedMiB()} MiB of 1000`);
       assert.ok(volume.peakMiB() <= 500, `never past the target, WAL included: ${volume.peakMiB()}`);
-      const psql = volume.calls.filter((c) => c.includes('psql'));
+      const psql = volume.calls.filter((c) => c.includes('psql') && (c.at(-1) ?? '').includes('generate_series'));
       assert.ok(psql.length >= 3 && psql.length < 40, `in rounds: ${psql.length}`);
       for (const call of psql) assert.deepEqual(call.slice(0, 9), ['kubectl', 'exec', '-n', 'ns', 'pg-1', '-c', 'postgres', '--', 'psql']);
+      const replayed = volume.calls.filter((c) => (c.at(-1) ?? '').includes('pg_last_wal_replay_lsn'));
+      assert.ok(replayed.length >= psql.length && replayed.every((c) => c[4] === 'pg-2'), 'each round waits for the replica to replay it');
       assert.match(psql[0]?.at(-1) ?? '', /generate_series\(1, 245\)/, 'half of the 490 MiB gap first');
     } finally {
       await api.close();
@@ -246,7 +258,11 @@ describe('e2e targets: the AKS driver fills through psql on the primary', functi
       await driver.fill({ namespace: 'ns', cluster: 'pg', instance: 1, role: { tablespace: 'analytics' } }, 50);
       const sql = volume.calls.filter((c) => c.includes('psql')).map((c) => c.at(-1) ?? '');
       assert.match(sql[0] ?? '', /DROP TABLE IF EXISTS e2e_fill_tbs_analytics/);
-      assert.match(sql[1] ?? '', /TABLESPACE "analytics"/);
+      const fills = sql.filter((statement) => statement.includes('generate_series'));
+      assert.ok(fills.length > 0);
+      // A tablespace filled on the primary: unlogged rows, so that its WAL volume does not fill with it.
+      for (const fill of fills) assert.match(fill, /CREATE UNLOGGED TABLE IF NOT EXISTS e2e_fill_tbs_analytics_unlogged .*TABLESPACE "analytics"/);
+      assert.ok(sql.some((statement) => statement.includes('pg_last_wal_replay_lsn')), 'waits for the replica to replay each round');
       assert.ok(Math.abs(volume.usedMiB() - 500) <= 5, `at 50%: ${volume.usedMiB()}`);
       const stat = volume.calls.find((c) => c.includes('stat'));
       assert.equal(stat?.at(-1), '/var/lib/postgresql/tablespaces/analytics');
