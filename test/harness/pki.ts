@@ -3,6 +3,7 @@
  * Everything lands in one directory that the control plane removes on stop.
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -53,7 +54,10 @@ export async function issueCertificate(dir: string, ca: CertificatePaths, name: 
   await writeFile(extFile, ext.join('\n') + '\n');
   await openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr,
     '-subj', subject], dir);
-  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '2',
+  // A random serial rather than -CAcreateserial: certificates are issued in parallel, and a shared serial file is read
+  // half-written by one openssl while another writes it.
+  const serial = `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`;
+  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', serial, '-out', cert, '-days', '2',
     '-extfile', extFile], dir);
   return { cert, key };
 }
