@@ -183,13 +183,85 @@ export function supervised<T extends k8s.KubernetesObject>(name: string, informe
   };
 }
 
-function dropManagedFields(object: k8s.KubernetesObject): void {
+/**
+ * Keeps of each cached object only what the controller reads, in place (the object handed to handlers is the one the
+ * cache keeps). managedFields are most of a PVC's bytes and nothing here reads them (nor sends them back: a status
+ * replace without them leaves them as they are). Of a CNPG pod only where it runs, what it mounts and whether it ended;
+ * of a Cluster its metadata, the storage part of its spec and its conditions (our condition is patched by index). A
+ * Cluster's and a pod's full objects are tens of kilobytes each; a fleet holds thousands.
+ */
+export function slimPvc(object: k8s.KubernetesObject): void {
   if (object.metadata?.managedFields) delete object.metadata.managedFields;
+}
+
+export function slimPod(object: k8s.KubernetesObject): void {
+  const pod = object as k8s.V1Pod;
+  slimPvc(pod);
+  const claims = (pod.spec?.volumes ?? []).filter((v) => v.persistentVolumeClaim !== undefined)
+    .map((v) => ({ name: v.name, persistentVolumeClaim: v.persistentVolumeClaim }));
+  pod.spec = { nodeName: pod.spec?.nodeName, volumes: claims, containers: [] };
+  pod.status = pod.status?.phase === undefined ? {} : { phase: pod.status.phase };
+}
+
+export function slimCluster(object: k8s.KubernetesObject): void {
+  const cluster = object as k8s.KubernetesObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
+  slimPvc(cluster);
+  const spec = cluster.spec;
+  if (spec) {
+    cluster.spec = Object.fromEntries(['instances', 'storage', 'walStorage', 'tablespaces'].filter((k) => spec[k] !== undefined).map((k) => [k, spec[k]]));
+  }
+  if (cluster.status) cluster.status = cluster.status.conditions === undefined ? {} : { conditions: cluster.status.conditions };
 }
 
 function hasLabels(object: k8s.KubernetesObject, labels: Readonly<Record<string, string>>): boolean {
   const own = object.metadata?.labels ?? {};
   return Object.entries(labels).every(([k, v]) => own[k] === v);
+}
+
+/**
+ * The names of the cached objects of each CNPG cluster (`namespace/cluster` -> names), kept from the informer's events,
+ * so that a reconcile looks at its own cluster's PVCs and pods, not at every one of the namespace.
+ */
+export class ClusterIndex {
+  private readonly byCluster = new Map<string, Set<string>>();
+  private readonly clusterOf = new Map<string, string>();
+
+  upsert(object: k8s.KubernetesObject): void {
+    const namespace = object.metadata?.namespace ?? '';
+    const name = object.metadata?.name ?? '';
+    const own = `${namespace}/${name}`;
+    const cluster = object.metadata?.labels?.[cnpgLabels.cluster];
+    const key = cluster === undefined ? undefined : `${namespace}/${cluster}`;
+    const before = this.clusterOf.get(own);
+    if (before === key) return;
+    if (before !== undefined) this.removeName(before, name);
+    if (key === undefined) {
+      this.clusterOf.delete(own);
+      return;
+    }
+    this.clusterOf.set(own, key);
+    const names = this.byCluster.get(key) ?? new Set<string>();
+    names.add(name);
+    this.byCluster.set(key, names);
+  }
+
+  remove(object: k8s.KubernetesObject): void {
+    const own = `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`;
+    const before = this.clusterOf.get(own);
+    if (before === undefined) return;
+    this.clusterOf.delete(own);
+    this.removeName(before, object.metadata?.name ?? '');
+  }
+
+  names(namespace: string, cluster: string): readonly string[] {
+    return [...(this.byCluster.get(`${namespace}/${cluster}`) ?? [])];
+  }
+
+  private removeName(key: string, name: string): void {
+    const names = this.byCluster.get(key);
+    names?.delete(name);
+    if (names?.size === 0) this.byCluster.delete(key);
+  }
 }
 
 /** The informers a leader reads from, scoped to `namespace` (all namespaces when empty). */
@@ -200,6 +272,8 @@ export class ClusterCache implements StateReader {
   readonly podInformer: Store<k8s.V1Pod>;
   readonly storageClassInformer: Store<k8s.V1StorageClass>;
   private readonly fresh = new FreshObjects();
+  private readonly pvcIndex = new ClusterIndex();
+  private readonly podIndex = new ClusterIndex();
   private readonly handles: (Handle & { synced: Promise<void> })[] = [];
 
   constructor(kubeConfig: k8s.KubeConfig, namespace: string) {
@@ -221,6 +295,21 @@ export class ClusterCache implements StateReader {
     this.podInformer = k8s.makeInformer<k8s.V1Pod>(kubeConfig, `${ns}/pods`, () =>
       namespace ? core.listNamespacedPod({ namespace, labelSelector }) : core.listPodForAllNamespaces({ labelSelector }), labelSelector);
     this.storageClassInformer = k8s.makeInformer<k8s.V1StorageClass>(kubeConfig, '/apis/storage.k8s.io/v1/storageclasses', () => storage.listStorageClass());
+    // Registered first, so every other handler sees (and the cache keeps) the slim object.
+    const slimmed: [Store<k8s.KubernetesObject>, (object: k8s.KubernetesObject) => void][] = [
+      [this.dynamicStorageInformer, slimPvc], [this.clusterInformer, slimCluster], [this.pvcInformer, slimPvc],
+      [this.podInformer, slimPod], [this.storageClassInformer, slimPvc],
+    ];
+    for (const [informer, slim] of slimmed) {
+      informer.on('add', slim);
+      informer.on('update', slim);
+    }
+    for (const [informer, index] of [[this.pvcInformer, this.pvcIndex], [this.podInformer, this.podIndex]] as const) {
+      const on = informer as Store<k8s.KubernetesObject>;
+      on.on('add', (object) => { index.upsert(object); });
+      on.on('update', (object) => { index.upsert(object); });
+      on.on('delete', (object) => { index.remove(object); });
+    }
   }
 
   /** Starts every watch; resolves once each has listed (a reconcile never reads a cache that is still empty). */
@@ -230,13 +319,7 @@ export class ClusterCache implements StateReader {
       ['persistentvolumeclaims', this.pvcInformer], ['pods', this.podInformer],
       ['storageclasses', this.storageClassInformer],
     ];
-    for (const [name, informer] of all) {
-      // managedFields are most of a PVC's or pod's bytes, and nothing here reads them (nor sends them back: a status
-      // replace without them leaves them as they are). The object handed to handlers is the one the cache keeps.
-      informer.on('add', dropManagedFields);
-      informer.on('update', dropManagedFields);
-      this.handles.push(supervised(name, informer, log));
-    }
+    for (const [name, informer] of all) this.handles.push(supervised(name, informer, log));
     await Promise.all(this.handles.map((h) => h.synced));
   }
 
@@ -259,8 +342,13 @@ export class ClusterCache implements StateReader {
   }
 
   pvcs(namespace: string, labels: Readonly<Record<string, string>>): Promise<k8s.V1PersistentVolumeClaim[]> {
+    const cluster = labels[cnpgLabels.cluster];
+    // Every PVC cached carries a cluster label (the informer's selector): a cluster's own are found by the index.
+    const candidates = cluster === undefined
+      ? this.pvcInformer.list(namespace)
+      : this.pvcIndex.names(namespace, cluster).map((name) => this.pvcInformer.get(name, namespace)).filter((pvc) => pvc !== undefined);
     const result: k8s.V1PersistentVolumeClaim[] = [];
-    for (const cached of this.pvcInformer.list(namespace)) {
+    for (const cached of candidates) {
       const pvc = this.fresh.pick('persistentvolumeclaims', cached, namespace, cached.metadata?.name ?? '');
       if (pvc && hasLabels(pvc, labels)) result.push(pvc);
     }
@@ -268,7 +356,8 @@ export class ClusterCache implements StateReader {
   }
 
   clusterPods(namespace: string, cluster: string): Promise<k8s.V1Pod[]> {
-    return Promise.resolve(this.podInformer.list(namespace).filter((pod) => pod.metadata?.labels?.[cnpgLabels.cluster] === cluster));
+    return Promise.resolve(this.podIndex.names(namespace, cluster).map((name) => this.podInformer.get(name, namespace))
+      .filter((pod) => pod !== undefined && pod.metadata?.labels?.[cnpgLabels.cluster] === cluster) as k8s.V1Pod[]);
   }
 
   storageClass(name: string): Promise<k8s.V1StorageClass | undefined> {

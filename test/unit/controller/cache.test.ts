@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
-import { FreshObjects, olderVersion } from '../../../controller/kube/cache.ts';
+import { ClusterIndex, FreshObjects, olderVersion, slimCluster, slimPod } from '../../../controller/kube/cache.ts';
 import { ChangeFilter, clusterFingerprint, podFingerprint, pvcFingerprint, readingChangesDecision } from '../../../controller/triggers.ts';
 import type { VolumeReading } from '../../../shared/readings.ts';
 
@@ -61,6 +61,61 @@ describe('FreshObjects (reading back our own writes through a lagging cache)', (
     assert.equal(olderVersion('100', '99'), false);
     assert.equal(olderVersion('x', 'y'), false);
     assert.equal(olderVersion(undefined, '1'), false);
+  });
+});
+
+describe('what the caches keep', () => {
+  it('keeps of a CNPG pod where it runs, the claims it mounts and its phase, and its fingerprint is unchanged', () => {
+    const pod: k8s.V1Pod = {
+      metadata: { namespace: 'db', name: 'pg-1', uid: 'p1', labels: { 'cnpg.io/cluster': 'pg' }, managedFields: [{ manager: 'kubelet' }] },
+      spec: {
+        nodeName: 'node-a',
+        containers: [{ name: 'postgres', image: 'postgres:15', env: [{ name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' }] }],
+        volumes: [{ name: 'pgdata', persistentVolumeClaim: { claimName: 'pg-1' } }, { name: 'scratch', emptyDir: {} }, { name: 'pg-wal', persistentVolumeClaim: { claimName: 'pg-1-wal' } }],
+      },
+      status: { phase: 'Running', containerStatuses: [{ name: 'postgres', ready: true, restartCount: 0, image: 'postgres:15', imageID: 'x' }] },
+    };
+    const fingerprint = podFingerprint(pod);
+    slimPod(pod);
+    assert.deepEqual(pod.spec, { nodeName: 'node-a', containers: [], volumes: [
+      { name: 'pgdata', persistentVolumeClaim: { claimName: 'pg-1' } }, { name: 'pg-wal', persistentVolumeClaim: { claimName: 'pg-1-wal' } },
+    ] });
+    assert.deepEqual(pod.status, { phase: 'Running' });
+    assert.equal(pod.metadata?.managedFields, undefined);
+    assert.equal(pod.metadata?.uid, 'p1');
+    assert.equal(podFingerprint(pod), fingerprint);
+  });
+
+  it('keeps of a Cluster its metadata, the storage part of its spec and every condition', () => {
+    const conditions = [{ type: 'Ready', status: 'True' }, { type: 'DynamicStorageReady', status: 'True', reason: 'Balanced' }];
+    const cluster = {
+      metadata: { namespace: 'db', name: 'pg', uid: 'c1', generation: 3, annotations: { 'dynamicstorage.cnpg.io/status': '{}' } },
+      spec: { instances: 3, imageName: 'postgres:15', postgresql: { parameters: { max_connections: '100' } }, storage: { size: '10Gi' }, walStorage: { size: '2Gi' }, tablespaces: [{ name: 'app', storage: { size: '1Gi' } }] },
+      status: { conditions, phase: 'Cluster in healthy state', instancesStatus: { healthy: ['pg-1'] }, certificates: { expirations: {} } },
+    };
+    slimCluster(cluster);
+    assert.deepEqual(cluster.spec, { instances: 3, storage: { size: '10Gi' }, walStorage: { size: '2Gi' }, tablespaces: [{ name: 'app', storage: { size: '1Gi' } }] });
+    assert.deepEqual(cluster.status, { conditions });
+    assert.equal(cluster.metadata.annotations['dynamicstorage.cnpg.io/status'], '{}');
+    assert.equal(cluster.metadata.generation, 3);
+  });
+
+  it('indexes PVCs and pods by their cluster, and follows a relabel and a delete', () => {
+    const index = new ClusterIndex();
+    const object = (name: string, cluster: string | undefined, namespace = 'db'): k8s.KubernetesObject => ({ metadata: { namespace, name, labels: cluster === undefined ? {} : { 'cnpg.io/cluster': cluster } } });
+    index.upsert(object('pg-1', 'pg'));
+    index.upsert(object('pg-2', 'pg'));
+    index.upsert(object('other-1', 'other'));
+    index.upsert(object('pg-1', 'pg', 'elsewhere'));
+    assert.deepEqual([...index.names('db', 'pg')].sort(), ['pg-1', 'pg-2']);
+    assert.deepEqual(index.names('elsewhere', 'pg'), ['pg-1']);
+    index.upsert(object('pg-2', 'other'));
+    assert.deepEqual(index.names('db', 'pg'), ['pg-1']);
+    assert.deepEqual([...index.names('db', 'other')].sort(), ['other-1', 'pg-2']);
+    index.upsert(object('pg-1', undefined));
+    assert.deepEqual(index.names('db', 'pg'), []);
+    index.remove(object('other-1', 'other'));
+    assert.deepEqual(index.names('db', 'other'), ['pg-2']);
   });
 });
 
