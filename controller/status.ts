@@ -26,7 +26,8 @@ export class StatusWriter implements StatusSink {
   }
 
   async write(object: DynamicStorage, status: DynamicStorageStatus): Promise<DynamicStorage> {
-    if (isDeepStrictEqual(normalize(object.status), normalize(status))) return object;
+    // The stored status came from JSON (no undefined members): only the new one needs the round trip.
+    if (isDeepStrictEqual(object.status, normalize(status))) return object;
     const name = object.metadata?.name ?? '';
     const namespace = object.metadata?.namespace ?? '';
     return await this.api.replaceNamespacedCustomObjectStatus({

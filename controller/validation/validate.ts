@@ -85,10 +85,11 @@ export function validateDynamicStorage(object: unknown, context: ValidationConte
   if (!isObject(object)) {
     return [problem('', ValidationCodes.InvalidType, 'Invalid value', omitValue, 'a DynamicStorage must be an object')];
   }
-  const defaulted = withDefaults(object) as Json;
-  // metadata is checked by the API server's own rules and status is written by the controller: neither is policy.
-  const { metadata: _metadata, status: _status, ...policy } = defaulted;
-  const old = isObject(context.oldObject) ? (withDefaults(context.oldObject) as Json) : undefined;
+  // metadata is checked by the API server's own rules and status is written by the controller: neither is policy (and
+  // status, the larger part, is not copied through the defaults).
+  const defaulted = withDefaults(withoutStatus(object)) as Json;
+  const { metadata: _metadata, ...policy } = defaulted;
+  const old = isObject(context.oldObject) ? (withDefaults(withoutStatus(context.oldObject)) as Json) : undefined;
   const problems = validateAgainstSchema(policy, dynamicStorageOpenApiSchema, '', old);
   const locations = policyLocations(defaulted.spec);
   problems.push(...checkMaintenanceWindows(locations));
@@ -96,6 +97,11 @@ export function validateDynamicStorage(object: unknown, context: ValidationConte
     problems.push(...checkAgainstCluster(defaulted.spec, locations, context.cluster, namespaceOf(defaulted)));
   }
   return sortProblems(problems);
+}
+
+function withoutStatus(object: Json): Json {
+  const { status: _status, ...rest } = object;
+  return rest;
 }
 
 function namespaceOf(object: Json): string {
