@@ -3,6 +3,7 @@
  * 5 s, two workers, leader election), agents reached through one URL per node on the simulated agents' server.
  * Argument: a JSON object (see ChildOptions). Compiled to JavaScript first, as the image runs it (bench/fleet/run.ts).
  */
+import v8 from 'node:v8';
 import * as k8s from '@kubernetes/client-node';
 import { startController } from '../../controller/controller.ts';
 import { createLogger } from '../../shared/log.ts';
@@ -31,7 +32,11 @@ const controller = await startController(kubeConfig, {
 }, log);
 process.send?.({ ready: true });
 // The bench asks where the memory is: V8's heap (after a full GC when exposed) against the RSS.
-process.on('message', (message: { memory?: boolean }) => {
+process.on('message', (message: { memory?: boolean; heapSnapshot?: string }) => {
+  if (message.heapSnapshot) {
+    process.send?.({ heapSnapshot: v8.writeHeapSnapshot(message.heapSnapshot) });
+    return;
+  }
   if (!message.memory) return;
   (globalThis as { gc?: () => void }).gc?.();
   const usage = process.memoryUsage();

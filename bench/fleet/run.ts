@@ -16,8 +16,8 @@
  * from a reading crossing the critical threshold to its PVC's patch while 1% of the volumes change every second; and
  * the time to a full pass over every DynamicStorage after a start and after a restart.
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,18 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     /** Writes V8 CPU profiles of the controller (one per process) into this directory. */
     profile: { type: 'string' },
+    /**
+     * Node options of the controller process (default: those of Dockerfile.controller's ENTRYPOINT). Given more than once, the idle
+     * figures are measured for each, one after the other on the same fleet; the load and the restart use the last.
+     */
+    'node-options': { type: 'string', multiple: true },
+    /**
+     * Runs the controller in a memory cgroup with this limit (MiB), as its Deployment's `resources.limits.memory` does
+     * (Node sizes its heap from it): 256 as shipped. Root and cgroup v1 (this machine) only.
+     */
+    'memory-limit': { type: 'string' },
+    /** Writes a V8 heap snapshot of the controller after the (last) idle window to this file. */
+    'heap-snapshot': { type: 'string' },
   },
 });
 const clusters = Number(args.clusters);
@@ -130,6 +142,7 @@ function perMinute(before: Counts, after: Counts, ms: number, baseline?: Map<str
 }
 
 function processStats(pid: number): { rssMiB: number; cpuTicks: number } {
+  if (!existsSync(`/proc/${pid}`)) throw new Error(`the controller (pid ${pid}) is gone: it exited or was killed${memoryCgroup ? ' (see the memory cgroup line below)' : ''}`);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
@@ -234,12 +247,48 @@ interface Running {
   startedAt: number;
 }
 
-async function startChild(script: string, plane: ControlPlane, agents: SimulatedAgents): Promise<Running> {
+/** The Node options the controller's image runs it with: its Dockerfile's ENTRYPOINT, between `node` and the script. */
+function shippedNodeOptions(root: string): string {
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile.controller'), 'utf8');
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const argv = entrypoint === undefined ? [] : JSON.parse(entrypoint) as string[];
+  return argv.filter((arg) => arg.startsWith('--')).join(' ');
+}
+
+/** glibc's malloc settings the image sets (`ENV MALLOC_...=...` lines of Dockerfile.controller). */
+function shippedMallocEnvironment(root: string): Record<string, string> {
+  const dockerfile = readFileSync(path.join(root, 'Dockerfile.controller'), 'utf8');
+  return Object.fromEntries([...dockerfile.matchAll(/^ENV\s+(MALLOC_[A-Z_]+)=(\S+)\s*$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']));
+}
+
+/** The memory cgroup the controller runs in (`--memory-limit`), made once and removed at the end. */
+const memoryCgroup = args['memory-limit'] === undefined ? undefined : `/sys/fs/cgroup/memory/cnpg-ds-bench-${process.pid}`;
+
+function makeMemoryCgroup(): void {
+  if (!memoryCgroup) return;
+  mkdirSync(memoryCgroup);
+  writeFileSync(path.join(memoryCgroup, 'memory.limit_in_bytes'), String(Number(args['memory-limit']) * 1024 * 1024));
+}
+
+function removeMemoryCgroup(): void {
+  if (!memoryCgroup || !existsSync(memoryCgroup)) return;
+  const oom = readFileSync(path.join(memoryCgroup, 'memory.oom_control'), 'utf8').match(/oom_kill (\d+)/)?.[1] ?? '0';
+  const failcnt = readFileSync(path.join(memoryCgroup, 'memory.failcnt'), 'utf8').trim();
+  log(`memory cgroup (limit ${args['memory-limit'] ?? ''} MiB): ${oom} OOM kills, limit reached ${failcnt} times`);
+  rmdirSync(memoryCgroup);
+}
+
+async function startChild(script: string, plane: ControlPlane, agents: SimulatedAgents, nodeOptions: string): Promise<Running> {
   const metricsPort = await freePort();
   const options = { kubeconfig: plane.kubeconfigPath, agentsUrl: agents.url, agentNamespace, agentLabelSelector: 'app.kubernetes.io/name=cnpg-dynamic-storage-agent', metricsPort };
   const startedAt = performance.now();
-  const execArgv = ['--expose-gc', ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profile)}`] : [])];
-  const child = fork(script, [JSON.stringify(options)], { cwd: path.dirname(script), execArgv, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const execArgv = ['--expose-gc', ...nodeOptions.split(/\s+/).filter(Boolean), ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profile)}`] : [])];
+  const stdio: ['ignore', 'ignore', 'inherit', 'ipc'] = ['ignore', 'ignore', 'inherit', 'ipc'];
+  const env = { ...process.env, ...shippedMallocEnvironment(controllerRoot) };
+  // In the cgroup before Node starts, so that its heap is sized from the limit; the IPC channel survives the exec.
+  const child = memoryCgroup
+    ? spawn('/bin/sh', ['-c', `echo $$ > ${memoryCgroup}/cgroup.procs && exec "$@"`, 'sh', process.execPath, ...execArgv, script, JSON.stringify(options)], { cwd: path.dirname(script), stdio, env })
+    : fork(script, [JSON.stringify(options)], { cwd: path.dirname(script), execArgv, stdio, env });
   return { child, metricsPort, startedAt };
 }
 
@@ -255,6 +304,19 @@ async function memoryOf(running: Running): Promise<Record<string, number>> {
   });
   running.child.send({ memory: true });
   return await Promise.race([answer, sleep(10_000).then(() => ({}))]);
+}
+
+async function heapSnapshotOf(running: Running, file: string): Promise<string> {
+  const answer = new Promise<string>((resolve) => {
+    const onMessage = (message: { heapSnapshot?: string }): void => {
+      if (!message.heapSnapshot) return;
+      running.child.off('message', onMessage);
+      resolve(message.heapSnapshot);
+    };
+    running.child.on('message', onMessage);
+  });
+  running.child.send({ heapSnapshot: file });
+  return await Promise.race([answer, sleep(120_000).then(() => 'none (no answer in 2 minutes)')]);
 }
 
 async function stopChild(running: Running): Promise<void> {
@@ -282,7 +344,10 @@ async function window(plane: ControlPlane, pid: number, ms: number, baseline: Ma
   const cpu0 = processStats(pid).cpuTicks;
   const started = performance.now();
   let rss = 0;
-  const sampler = setInterval(() => { rss = Math.max(rss, processStats(pid).rssMiB); }, 2_000);
+  const sampler = setInterval(() => {
+    // A controller that died is reported once the window ends.
+    if (existsSync(`/proc/${pid}`)) rss = Math.max(rss, processStats(pid).rssMiB);
+  }, 2_000);
   try {
     if (during) await during();
     else await sleep(ms);
@@ -301,7 +366,7 @@ async function window(plane: ControlPlane, pid: number, ms: number, baseline: Ma
  * 1% of the volumes change a little every second; one volume a second (a different one each time, all instances of
  * its cluster still healthy) crosses the critical threshold. Returns each crossing's time to its PVC's patch (ms).
  */
-async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, ms: number): Promise<{ reactions: number[]; missed: number }> {
+async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, ms: number): Promise<{ reactions: number[]; missed: number; actions: number }> {
   const core = plane.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const pending = new Map<string, number>();
   const reactions: number[] = [];
@@ -340,6 +405,7 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
   const crossed = new Set<string>();
   const clustersCrossed = new Set<string>();
   const started = performance.now();
+  const loadStartedAt = new Date();
   let second = 0;
   while (performance.now() - started < ms) {
     second += 1;
@@ -347,7 +413,9 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
       const key = keys[Math.floor(Math.random() * keys.length)] ?? '';
       const volume = agents.volume(key);
       if (!volume || crossed.has(key)) continue;
-      agents.set(key, { usedBytes: Math.round(volume.totalBytes * (0.3 + Math.random() * 0.3)) });
+      // A little: up to half a percent of the disk either way, kept between 30% and 60% used (no trend, no burst).
+      const used = volume.usedBytes + volume.totalBytes * (Math.random() - 0.5) * 0.01;
+      agents.set(key, { usedBytes: Math.round(Math.min(0.6 * volume.totalBytes, Math.max(0.3 * volume.totalBytes, used))) });
     }
     const candidate = fleet.volumes.find((v) => !clustersCrossed.has(v.cluster) && v.role === 'data' && v.instance.endsWith('-1') && Number(v.cluster.slice(3)) % 7 === second % 7);
     if (candidate) {
@@ -374,7 +442,33 @@ async function load(plane: ControlPlane, agents: SimulatedAgents, fleet: Fleet, 
     unanswered.push(`${key}: ${data?.state ?? '?'} ${data?.reason ?? ''} ${data?.message ?? ''}`);
   }
   if (unanswered.length > 0) log(`not grown:\n  ${unanswered.join('\n  ')}`);
-  return { reactions, missed: pending.size };
+  const actions = await actionsSince(plane, loadStartedAt);
+  log(`actions recorded during the load: ${actions.total} on ${actions.volumes.size} volumes (${crossed.size} crossings)`);
+  for (const [volume, list] of [...actions.volumes].sort((a, b) => b[1].length - a[1].length).slice(0, 5)) log(`  ${volume}: ${list.join(' | ')}`);
+  return { reactions, missed: pending.size, actions: actions.total };
+}
+
+/** Every sizing action the DynamicStorages recorded since `since`, per volume (`namespace/name role`). */
+async function actionsSince(plane: ControlPlane, since: Date): Promise<{ total: number; volumes: Map<string, string[]> }> {
+  const custom = plane.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  type Action = { kind?: string; from?: string; to?: string; timestamp?: string; result?: string; instance?: string };
+  type Sizing = { recentActions?: Action[]; reason?: string };
+  const list = await custom.listClusterCustomObject({ group: 'dynamicstorage.cnpg.io', version: 'v1alpha1', plural: 'dynamicstorages' }) as {
+    items: { metadata?: { namespace?: string; name?: string }; status?: { storageSizing?: { data?: Sizing; wal?: Sizing; tablespaces?: Record<string, Sizing> } } }[];
+  };
+  const volumes = new Map<string, string[]>();
+  let total = 0;
+  for (const item of list.items) {
+    const sizing = item.status?.storageSizing;
+    const slots: [string, Sizing | undefined][] = [['data', sizing?.data], ['wal', sizing?.wal], ...Object.entries(sizing?.tablespaces ?? {}).map(([name, s]): [string, Sizing] => [`tablespace ${name}`, s])];
+    for (const [role, slot] of slots) {
+      const recent = (slot?.recentActions ?? []).filter((a) => a.timestamp !== undefined && new Date(a.timestamp) >= since);
+      if (recent.length === 0) continue;
+      total += recent.length;
+      volumes.set(`${item.metadata?.namespace ?? ''}/${item.metadata?.name ?? ''} ${role}`, recent.map((a) => `${a.timestamp ?? ''} ${a.kind ?? ''} ${a.from ?? ''}->${a.to ?? ''} ${a.result ?? ''}${a.instance ? ` (${a.instance})` : ''}`));
+    }
+  }
+  return { total, volumes };
 }
 
 function table(requests: Map<string, number>): string {
@@ -394,6 +488,7 @@ async function main(): Promise<void> {
     const fleet = await createFleet(plane);
     log(`fleet created in ${Math.round((performance.now() - setupStarted) / 1000)} s: ${fleet.volumes.length} PVCs`);
     agents = await startSimulatedAgents(fleet.volumes);
+    makeMemoryCgroup();
 
     // What kube-apiserver counts with no controller (its own leases, this script's scrapes): taken off the figures.
     const metricsUrl = `${plane.server}/metrics`;
@@ -401,23 +496,35 @@ async function main(): Promise<void> {
     await sleep(20_000);
     const baseline = perMinute(b0, requestCounts(await rawGet(plane.kubeConfig, metricsUrl)), 20_000);
 
-    running = await startChild(script, plane, agents);
-    const firstPassMs = await fullPass(running, fleet.dynamicStorages, 600_000);
-    log(`first full pass ${Math.round(firstPassMs)} ms; settling`);
-    await sleep(45_000);
+    const variants = args['node-options'] ?? [shippedNodeOptions(controllerRoot)];
+    const idleByVariant: Record<string, unknown>[] = [];
+    let firstPassMs = Number.NaN;
+    let idle: Awaited<ReturnType<typeof window>> | undefined;
+    let memory: Record<string, number> = {};
+    for (const nodeOptions of variants) {
+      if (running) await stopChild(running);
+      running = await startChild(script, plane, agents, nodeOptions);
+      firstPassMs = await fullPass(running, fleet.dynamicStorages, 600_000);
+      log(`${nodeOptions ? `[${nodeOptions}] ` : ''}first full pass ${Math.round(firstPassMs)} ms; settling`);
+      await sleep(45_000);
+      idle = await window(plane, running.child.pid ?? 0, idleMs, baseline);
+      memory = await memoryOf(running);
+      if (args['heap-snapshot']) log(`heap snapshot: ${await heapSnapshotOf(running, path.resolve(args['heap-snapshot']))}`);
+      log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent, afterGc: memory })}\n${table(idle.requests)}`);
+      idleByVariant.push({ nodeOptions, firstPassMs: Math.round(firstPassMs), rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, afterGcMiB: memory, cpuPercent: idle.cpuPercent });
+    }
+    if (!running || !idle) throw new Error('no controller ran');
     const pid = running.child.pid ?? 0;
-    const idle = await window(plane, pid, idleMs, baseline);
-    const memory = await memoryOf(running);
-    log(`idle: ${JSON.stringify({ rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, cpuPercent: idle.cpuPercent, afterGc: memory })}\n${table(idle.requests)}`);
+    const nodeOptions = variants.at(-1) ?? '';
 
-    let reaction: { reactions: number[]; missed: number } = { reactions: [], missed: 0 };
+    let reaction: { reactions: number[]; missed: number; actions: number } = { reactions: [], missed: 0, actions: 0 };
     const busy = await window(plane, pid, loadMs, baseline, async () => { reaction = await load(plane, agents as SimulatedAgents, fleet, loadMs); });
     const p50 = percentile(reaction.reactions, 50);
     const p99 = percentile(reaction.reactions, 99);
     log(`load: ${reaction.reactions.length} crossings, missed ${reaction.missed}, p50 ${Math.round(p50)} ms, p99 ${Math.round(p99)} ms, max ${Math.round(Math.max(...reaction.reactions))} ms; rss ${busy.rssMiB} MiB, cpu ${busy.cpuPercent}%`);
 
     await stopChild(running);
-    running = await startChild(script, plane, agents);
+    running = await startChild(script, plane, agents, nodeOptions);
     const restartPassMs = await fullPass(running, fleet.dynamicStorages, 600_000);
     log(`after a restart: full pass ${Math.round(restartPassMs)} ms`);
 
@@ -425,9 +532,10 @@ async function main(): Promise<void> {
       clusters, instances, pvcs: fleet.volumes.length, nodes, controllerRoot,
       firstPassMs: Math.round(firstPassMs), restartPassMs: Math.round(restartPassMs),
       tablespaces: tablespaces > 0 ? { perCluster: tablespaces, share: tablespaceShare } : undefined,
+      ...(variants.length > 1 ? { variants: idleByVariant } : {}), nodeOptions,
       idle: { rssMiB: idle.rssMiB, rssEndMiB: idle.rssEndMiB, afterGcMiB: memory, cpuPercent: idle.cpuPercent, requestsPerMinute: Object.fromEntries(idle.requests) },
       load: {
-        rssMiB: busy.rssMiB, rssEndMiB: busy.rssEndMiB, cpuPercent: busy.cpuPercent, crossings: reaction.reactions.length, missed: reaction.missed,
+        rssMiB: busy.rssMiB, rssEndMiB: busy.rssEndMiB, cpuPercent: busy.cpuPercent, crossings: reaction.reactions.length, missed: reaction.missed, actions: reaction.actions,
         reactionP50Ms: Math.round(p50), reactionP99Ms: Math.round(p99), reactionMaxMs: Math.round(Math.max(...reaction.reactions)),
         requestsPerMinute: Object.fromEntries(busy.requests),
       },
@@ -437,6 +545,7 @@ async function main(): Promise<void> {
     if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
   } finally {
     if (running) await stopChild(running);
+    removeMemoryCgroup();
     await agents?.close();
     await plane.stop();
   }
