@@ -18,6 +18,7 @@ import type {
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
 import type { Condition } from './kube/conditions.ts';
+import { rfc3339 } from '../shared/time.ts';
 
 /** The condition type on the Cluster. */
 export const clusterConditionType = 'DynamicStorageReady';
@@ -170,11 +171,6 @@ export type JsonPatchOperation =
   | { op: 'test'; path: string; value: unknown }
   | { op: 'add' | 'replace'; path: string; value: unknown };
 
-/** RFC 3339 to the second, as metav1.Time is. */
-function seconds(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /**
  * The JSON patch (status subresource) that sets our condition, or undefined when it already says the same. It touches
  * one list element only, guarded by a `test`: our condition at its index (replace), or the resourceVersion read (when it
@@ -188,7 +184,7 @@ export function conditionPatch(cluster: ClusterLike, summary: ClusterSummary, ob
   if (existing && existing.status === summary.status && existing.reason === summary.reason && existing.message === summary.message) return undefined;
   const condition: Condition = {
     type: clusterConditionType, status: summary.status, reason: summary.reason, message: summary.message,
-    lastTransitionTime: existing?.status === summary.status && existing.lastTransitionTime ? existing.lastTransitionTime : seconds(now),
+    lastTransitionTime: existing?.status === summary.status && existing.lastTransitionTime ? existing.lastTransitionTime : rfc3339(now),
     ...(observedGeneration === undefined ? {} : { observedGeneration }),
   };
   if (existing) {

@@ -10,6 +10,7 @@ import type {
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
+import { maxMessageLength, truncate } from '../shared/text.ts';
 import {
   BUDGET_WINDOW_MS,
   NoOp,
@@ -210,7 +211,7 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     instances: { ...excludedStatuses(plan.excluded), ...instanceStatuses(decision) },
     state: decision.state,
     reason: decision.reason,
-    message: truncate(messageOf(plan, outcome)),
+    message: truncate(messageOf(plan, outcome), maxMessageLength),
     ...(last ? { lastAction: sizingAction(last, messages.at(-1)) } : {}),
     recentActions: history.map((a, i) => sizingAction(a, messages[i])),
     budget: budgetStatus(history, plan.policy, now),
@@ -262,11 +263,6 @@ function actualSizes(pvcs: readonly k8s.V1PersistentVolumeClaim[]): Record<strin
     if (size !== undefined) sizes[instance] = size;
   }
   return sizes;
-}
-
-/** Status messages are bounded by the CRD (1024 characters). */
-export function truncate(text: string, max = 1024): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function previousMessage(plan: VolumePlan, action: ActionRecord): string | undefined {

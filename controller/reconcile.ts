@@ -13,7 +13,7 @@ import {
   type StorageSizingStatus,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { apiErrorMessage, errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { formatQuantity } from '../shared/quantity.ts';
 import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
@@ -502,15 +502,6 @@ export const dynamicStorageErrorReason = 'DynamicStorageError';
 
 function excludedReason(reason: string): string {
   return reason === 'AboveLimit' ? 'VolumeAboveLimit' : reason === 'InvalidSize' ? 'VolumeSizeInvalid' : 'VolumeExcluded';
-}
-
-function apiErrorMessage(err: k8s.ApiException<unknown>): string {
-  try {
-    const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
-    return body.message ?? `HTTP ${err.code}`;
-  } catch {
-    return `HTTP ${err.code}`;
-  }
 }
 
 export type { Condition, ActionRecord };

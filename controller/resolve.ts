@@ -12,6 +12,7 @@ import {
   type VolumePolicy as ApiVolumePolicy,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { GiB, formatQuantity, parseQuantity } from '../shared/quantity.ts';
+import { rfc3339 } from '../shared/time.ts';
 import {
   DEFAULT_TUNING,
   alwaysOpenWindow,
@@ -149,7 +150,5 @@ export function sizingAction(record: ActionRecord, message?: string): SizingActi
   };
 }
 
-/** RFC 3339 in whole seconds, as Kubernetes prints times. */
-export function rfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+/** Kept here for the modules that import it from here. */
+export { rfc3339 };

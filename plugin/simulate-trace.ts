@@ -6,6 +6,7 @@
  */
 import type { InstanceTrace, UsagePoint } from '../controller/policy/replay.ts';
 import { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
+import { isoTime } from '../shared/time.ts';
 
 export const traceHeader = ['timestamp', 'instance', 'used_bytes'] as const;
 
@@ -103,6 +104,6 @@ export function parseTraceCsv(text: string): InstanceTrace[] {
 export function formatTraceCsv(traces: readonly InstanceTrace[]): string {
   const rows = traces.flatMap(({ instance, trace }) => trace.map((point) => ({ at: point.at.getTime(), instance, used: point.usedBytes })));
   rows.sort((a, b) => a.at - b.at || a.instance.localeCompare(b.instance));
-  const lines = rows.map((row) => `${new Date(row.at).toISOString().replace(/\.000Z$/, 'Z')},${row.instance},${Math.round(row.used)}`);
+  const lines = rows.map((row) => `${isoTime(new Date(row.at))},${row.instance},${Math.round(row.used)}`);
   return `${[traceHeader.join(','), ...lines].join('\n')}\n`;
 }

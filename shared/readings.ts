@@ -6,6 +6,8 @@
  * Byte and inode counts are JavaScript numbers (exact up to 8 PiB). Times are RFC 3339 with milliseconds, in UTC.
  */
 
+import { isObject } from './objects.ts';
+
 export const agentApiVersion = 'agent.dynamicstorage.cnpg.io/v1';
 
 /** What a volume holds, from CNPG's `cnpg.io/pvcRole` label (PG_DATA, PG_WAL, PG_TABLESPACE). */
@@ -139,10 +141,6 @@ export class ReadingFormatError extends Error {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function requireString(obj: Record<string, unknown>, field: string, where: string): void {
   if (typeof obj[field] !== 'string') throw new ReadingFormatError(`${where}.${field} must be a string`);
 }
@@ -161,7 +159,7 @@ const usageFields = [
 const statuses: readonly string[] = ['ok', 'error', 'unsupported'];
 
 function checkIdentity(value: unknown, where: string): asserts value is VolumeIdentity {
-  if (!isRecord(value)) throw new ReadingFormatError(`${where} must be an object`);
+  if (!isObject(value)) throw new ReadingFormatError(`${where} must be an object`);
   for (const field of identityFields) requireString(value, field, where);
   if (!(volumeRoles as readonly unknown[]).includes(value.role)) throw new ReadingFormatError(`${where}.role must be one of ${volumeRoles.join(', ')}`);
   if (value.tablespace !== undefined) requireString(value, 'tablespace', where);
@@ -174,11 +172,11 @@ function checkReading(value: unknown, where: string): asserts value is VolumeRea
   requireString(obj, 'sampledAt', where);
   requireString(obj, 'changedAt', where);
   if (obj.status === 'ok') {
-    if (!isRecord(obj.usage)) throw new ReadingFormatError(`${where}.usage is required when status is ok`);
+    if (!isObject(obj.usage)) throw new ReadingFormatError(`${where}.usage is required when status is ok`);
     for (const field of usageFields) requireNumber(obj.usage, field, `${where}.usage`);
   } else {
     const detail = obj.status === 'error' ? 'error' : 'unsupported';
-    if (!isRecord(obj[detail])) throw new ReadingFormatError(`${where}.${detail} is required when status is ${obj.status as string}`);
+    if (!isObject(obj[detail])) throw new ReadingFormatError(`${where}.${detail} is required when status is ${obj.status as string}`);
   }
 }
 
@@ -198,7 +196,7 @@ function checkReadings(value: unknown, where: string): void {
 
 /** Validates a decoded `GET /v1/volumes` body. Throws ReadingFormatError. */
 export function parseVolumeList(value: unknown): VolumeList {
-  if (!isRecord(value)) throw new ReadingFormatError('volume list must be an object');
+  if (!isObject(value)) throw new ReadingFormatError('volume list must be an object');
   checkEnvelope(value);
   if (value.kind !== 'VolumeList') throw new ReadingFormatError('kind must be VolumeList');
   checkReadings(value.volumes, 'volumes');
@@ -207,7 +205,7 @@ export function parseVolumeList(value: unknown): VolumeList {
 
 /** Validates one decoded line of `GET /v1/volumes/watch`. Throws ReadingFormatError. */
 export function parseVolumeEvent(value: unknown): VolumeEvent {
-  if (!isRecord(value)) throw new ReadingFormatError('event must be an object');
+  if (!isObject(value)) throw new ReadingFormatError('event must be an object');
   checkEnvelope(value);
   switch (value.type) {
     case 'SNAPSHOT':

@@ -1,4 +1,6 @@
 /** metav1.Condition handling: pure, with the time as an argument. */
+import { rfc3339 } from '../../shared/time.ts';
+
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';
@@ -16,7 +18,7 @@ export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
  */
 export function setCondition(conditions: readonly Condition[], next: ConditionInput, now: Date): Condition[] {
   const existing = conditions.find((c) => c.type === next.type);
-  const lastTransitionTime = existing && existing.status === next.status ? existing.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const lastTransitionTime = existing && existing.status === next.status ? existing.lastTransitionTime : rfc3339(now);
   const updated: Condition = { ...next, lastTransitionTime };
   const others = conditions.filter((c) => c.type !== next.type);
   return [...others, updated].sort((a, b) => a.type.localeCompare(b.type));

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
+import { isApiCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 
 export interface LeaderElectionConfig {
@@ -51,10 +52,6 @@ type Attempt = 'held' | 'other' | 'failed';
 /** Lease times are MicroTime: the API server refuses the millisecond precision of a plain Date. */
 function micro(date: Date | undefined): k8s.V1MicroTime | undefined {
   return date === undefined ? undefined : new k8s.V1MicroTime(date);
-}
-
-function isConflictOrNotFound(err: unknown, code: 404 | 409): boolean {
-  return err instanceof k8s.ApiException && err.code === code;
 }
 
 export class LeaderElector {
@@ -164,7 +161,7 @@ export class LeaderElector {
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (err) {
-      if (!isConflictOrNotFound(err, 404)) throw err;
+      if (!isApiCode(err, 404)) throw err;
       try {
         await this.api.createNamespacedLease({ namespace, body: {
           metadata: { name, namespace },
@@ -172,7 +169,7 @@ export class LeaderElector {
         } });
         return 'held';
       } catch (createErr) {
-        if (isConflictOrNotFound(createErr, 409)) return 'failed';
+        if (isApiCode(createErr, 409)) return 'failed';
         throw createErr;
       }
     }
@@ -196,7 +193,7 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return 'held';
     } catch (err) {
-      if (isConflictOrNotFound(err, 409)) return 'failed';
+      if (isApiCode(err, 409)) return 'failed';
       throw err;
     }
   }

@@ -3,6 +3,8 @@
  * out twice, a key re-added while processing is queued again when done, and failures back off exponentially per key.
  * Handlers only enqueue `namespace/name`; the worker reads current state at sync time.
  */
+import { exponentialDelay } from '../../shared/backoff.ts';
+
 export interface BackoffConfig {
   baseMs: number;
   maxMs: number;
@@ -11,7 +13,7 @@ export interface BackoffConfig {
 export const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 500, maxMs: 5 * 60_000 };
 
 export function backoffDelay(failures: number, config: BackoffConfig): number {
-  return Math.min(config.maxMs, config.baseMs * 2 ** Math.max(0, failures - 1));
+  return exponentialDelay({ initialMs: config.baseMs, maxMs: config.maxMs }, failures);
 }
 
 export class WorkQueue {
