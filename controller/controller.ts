@@ -6,6 +6,7 @@
 import http from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
+import { ConflictError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
@@ -316,7 +317,7 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, false);
     } catch (err) {
-      const delay = queue.addRateLimited(key);
+      const delay = queue.addRateLimited(key, { atOnce: retriesAtOnce(err) });
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, true);
       log.warn('reconcile failed; retrying', { namespace, dynamicStorage: name, err, retryInMs: delay });
       await reconciler.reportFailure(namespace, name, err);
@@ -324,6 +325,11 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       queue.done(key);
     }
   }
+}
+
+/** A status write that lost to a newer one is retried at once (it reads the newer object); anything else backs off. */
+export function retriesAtOnce(err: unknown): boolean {
+  return err instanceof ConflictError;
 }
 
 interface DynamicStorageHandlers {
