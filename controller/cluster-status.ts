@@ -17,11 +17,11 @@ import type {
   VolumeSizingState,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import type { Condition } from './kube/conditions.ts';
+import { ConditionTypes, type Condition } from './kube/conditions.ts';
 import { rfc3339 } from '../shared/time.ts';
 
 /** The condition type on the Cluster. */
-export const clusterConditionType = 'DynamicStorageReady';
+export const clusterConditionType = ConditionTypes.DynamicStorageReady;
 /** The annotation on the Cluster holding the same summary (it survives any status write of the operator's). */
 export const clusterStatusAnnotation = 'dynamicstorage.cnpg.io/status';
 
@@ -136,7 +136,7 @@ export function clusterSummary(dynamicStorage: string, status: DynamicStorageSta
   const revision = createHash('sha256').update(JSON.stringify(storageSizingBlock(dynamicStorage, status?.storageSizing))).digest('hex').slice(0, 12);
   const volumes = volumesOf(status?.storageSizing);
   if (status?.protection === 'None') {
-    const valid = status.conditions?.find((c) => c.type === 'Valid');
+    const valid = status.conditions?.find((c) => c.type === ConditionTypes.Valid);
     return { status: 'False', reason: ClusterStatusReasons.PolicyInvalid, message: `DynamicStorage ${dynamicStorage}: ${valid?.message ?? 'the policy is invalid'}; nothing is resized`, revision };
   }
   if (volumes.length === 0) {

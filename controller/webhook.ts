@@ -21,6 +21,7 @@ import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { ConditionTypes } from './kube/conditions.ts';
 import { admitDynamicStorage } from './validation/admission.ts';
 import { managersOf } from './validation/cluster.ts';
 import { formatProblem } from './validation/problems.ts';
@@ -126,7 +127,7 @@ export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages:
   if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
   const [manager] = managersOf(dynamicStorages, cluster);
   if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
-  if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
+  if (manager.status?.conditions?.find((c) => c.type === ConditionTypes.Valid)?.status !== 'True') {
     return { size: undefined, reason: `DynamicStorage ${manager.metadata?.name ?? ''} is not valid` };
   }
   return sizeFromStatus(pvc, manager);

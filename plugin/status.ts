@@ -27,6 +27,7 @@ import { rfc3339 } from '../shared/time.ts';
 import { parseMaintenanceWindow } from '../controller/policy/window.ts';
 import { managersOf } from '../controller/validation/cluster.ts';
 import { clusterConditionType, clusterStatusAnnotation, readStatusAnnotation } from '../controller/cluster-status.ts';
+import { ConditionTypes } from '../controller/kube/conditions.ts';
 import { cnpgiPluginName as pluginName } from '../controller/cnpg.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from '../controller/cnpg.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
@@ -340,7 +341,7 @@ function invalidConsequence(model: StatusModel): string {
 }
 
 function validCondition(ds: DynamicStorage): ConditionModel | null {
-  const condition = ds.status?.conditions?.find((c) => c.type === 'Valid');
+  const condition = ds.status?.conditions?.find((c) => c.type === ConditionTypes.Valid);
   if (!condition) return null;
   return { status: condition.status, reason: condition.reason, message: condition.message, lastTransitionTime: condition.lastTransitionTime };
 }

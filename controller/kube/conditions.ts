@@ -1,6 +1,12 @@
 /** metav1.Condition handling: pure, with the time as an argument. */
 import { rfc3339 } from '../../shared/time.ts';
 
+/** The condition types the product writes: `Valid` on a DynamicStorage, `DynamicStorageReady` on a CNPG Cluster. */
+export const ConditionTypes = {
+  Valid: 'Valid',
+  DynamicStorageReady: 'DynamicStorageReady',
+} as const;
+
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';

@@ -17,6 +17,20 @@ export interface EventTarget {
 
 export type EventType = 'Normal' | 'Warning';
 
+/**
+ * The event reasons of the controller's own. Events also carry the sizing decision's reason (policy/types.ts `Reasons`),
+ * the action's kind (`ActionKinds`) and the Valid condition's reason, as they are.
+ */
+export const EventReasons = {
+  ResizeCompleted: 'ResizeCompleted',
+  ResizeFailed: 'ResizeFailed',
+  VolumeExcluded: 'VolumeExcluded',
+  VolumeAboveLimit: 'VolumeAboveLimit',
+  VolumeSizeInvalid: 'VolumeSizeInvalid',
+  /** A reconcile that failed, or a volume that could not be planned. */
+  DynamicStorageError: 'DynamicStorageError',
+} as const;
+
 export interface EventSink {
   record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void>;
 }
