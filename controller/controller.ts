@@ -8,7 +8,7 @@ import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
 import { ConflictError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
+import { dfUsage, type FilesystemUsage, type VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
 import { cnpgLabels } from './cnpg.ts';
@@ -129,7 +129,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
    * stream of API requests.
    */
   const enqueueForReading = (namespace: string, cluster: string, reading: VolumeReading | undefined): void => {
-    const urgent = reading?.usage === undefined || isNearlyFull(reading.usage);
+    const urgent = reading?.usage === undefined || isNearlyFull(dfUsage(reading.usage));
     for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) {
       // Ahead of the routine reconciles (readings, resyncs): an emergency does not wait behind them.
       if (urgent) queue.addFirst(key);

@@ -10,6 +10,7 @@ import type {
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
+import { dfPercent } from '../shared/readings.ts';
 import { maxMessageLength, truncate } from '../shared/text.ts';
 import {
   BUDGET_WINDOW_MS,
@@ -247,7 +248,7 @@ function instanceStatuses(decision: PlanDecision): Record<string, InstanceVolume
       ? {
           persistentVolumeClaim: usage.pvcName, diskStatus: 'Reported',
           used: formatBytesHuman(usage.usedBytes), available: formatBytesHuman(usage.availableBytes),
-          percentUsed: Math.min(100, Math.ceil(usage.percentUsed)),
+          percentUsed: Math.min(100, dfPercent(usage.usedBytes, usage.usableBytes)),
         }
       : { persistentVolumeClaim: usage.pvcName, diskStatus: usage.excluded };
   }

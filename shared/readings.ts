@@ -34,7 +34,12 @@ export interface VolumeIdentity {
   path: string;
 }
 
-/** Filesystem usage as `df -B1` and `df -i` report it. */
+/**
+ * Filesystem usage as `df -B1` and `df -i` report it. The raw statfs numbers (`RawUsage`) are what the controller reads:
+ * it computes used and percent itself (`dfUsage`, controller/policy/usage.ts), because raw numbers can be checked
+ * against each other (available <= free <= total) and a percentage cannot. The agent still sends the derived fields: its
+ * own metrics show them, and controllers of earlier versions require them (agents and controllers are upgraded apart).
+ */
 export interface FilesystemUsage {
   /** f_blocks x f_frsize. */
   totalBytes: number;
@@ -51,6 +56,21 @@ export interface FilesystemUsage {
   inodesFree: number;
   /** df -i's IUse%: ceil(inodesUsed x 100 / inodesTotal); 0 when the filesystem has no inode limit. */
   inodesPercentUsed: number;
+}
+
+/** The statfs numbers a reading carries; the other fields of FilesystemUsage derive from them. */
+export type RawUsage = Pick<FilesystemUsage, 'totalBytes' | 'freeBytes' | 'availableBytes' | 'inodesTotal' | 'inodesFree'>;
+
+/** Used bytes and percentages from the raw numbers, as df computes them. */
+export function dfUsage(raw: RawUsage): FilesystemUsage {
+  const usedBytes = raw.totalBytes - raw.freeBytes;
+  const inodesUsed = raw.inodesTotal - raw.inodesFree;
+  return {
+    totalBytes: raw.totalBytes, usedBytes, availableBytes: raw.availableBytes, freeBytes: raw.freeBytes,
+    percentUsed: dfPercent(usedBytes, usedBytes + raw.availableBytes),
+    inodesTotal: raw.inodesTotal, inodesUsed, inodesFree: raw.inodesFree,
+    inodesPercentUsed: dfPercent(inodesUsed, raw.inodesTotal),
+  };
 }
 
 export type VolumeStatus = 'ok' | 'error' | 'unsupported';
@@ -233,6 +253,8 @@ export function parseVolumeEvent(value: unknown): VolumeEvent {
  */
 export function dfPercent(part: number, whole: number): number {
   if (whole <= 0 || part <= 0) return 0;
+  // Not whole numbers (only a broken agent sends those): no exact arithmetic to do.
+  if (!Number.isSafeInteger(part) || !Number.isSafeInteger(whole)) return Math.ceil((part * 100) / whole);
   const scaled = BigInt(part) * 100n;
   const total = BigInt(whole);
   return Number(scaled / total) + (scaled % total === 0n ? 0 : 1);

@@ -117,6 +117,13 @@ describe('planVolume and volumeStatus', () => {
     assert.equal(status.recentActions?.length, 1);
   });
 
+  it('reports percent used as df does (exact integer arithmetic), computed from the raw statfs numbers', () => {
+    // 7 of 100 units: 7 / 100 x 100 is 7.000000000000001 in floating point, which a plain ceil would show as 8.
+    const plan = planVolume(snapshot({ readings: () => ({ latest: reading(7, 100), recent: [] }) }), now);
+    const status = volumeStatus(plan, undefined, now);
+    assert.equal(status.instances?.['pg-1']?.percentUsed, 7);
+  });
+
   it('keeps the effective size when the patch failed, and says why', () => {
     const plan = planVolume(snapshot(), now);
     const record = newAction(plan, now);
