@@ -125,18 +125,6 @@ export function instanceVolume(
   };
 }
 
-export function actionRecords(actions: readonly SizingAction[] | undefined): ActionRecord[] {
-  return (actions ?? []).map((a) => ({
-    kind: a.kind,
-    from: a.from === undefined ? 0 : parseQuantity(a.from, 'from'),
-    to: a.to === undefined ? 0 : parseQuantity(a.to, 'to'),
-    timestamp: new Date(a.timestamp),
-    result: a.result ?? 'Pending',
-    completedAt: a.completedAt === undefined ? undefined : new Date(a.completedAt),
-    instance: a.instance,
-  }));
-}
-
 export function sizingAction(record: ActionRecord, message?: string): SizingAction {
   return {
     kind: record.kind,

@@ -6,7 +6,6 @@
  */
 import type { InstanceTrace, UsagePoint } from '../controller/policy/replay.ts';
 import { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
-import { isoTime } from '../shared/time.ts';
 
 export const traceHeader = ['timestamp', 'instance', 'used_bytes'] as const;
 
@@ -98,12 +97,4 @@ export function parseTraceCsv(text: string): InstanceTrace[] {
     }
   }
   return [...series].map(([instance, { points }]) => ({ instance, trace: points }));
-}
-
-/** The trace as CSV (RFC 3339 timestamps), in time order; what `parseTraceCsv` reads back. */
-export function formatTraceCsv(traces: readonly InstanceTrace[]): string {
-  const rows = traces.flatMap(({ instance, trace }) => trace.map((point) => ({ at: point.at.getTime(), instance, used: point.usedBytes })));
-  rows.sort((a, b) => a.at - b.at || a.instance.localeCompare(b.instance));
-  const lines = rows.map((row) => `${isoTime(new Date(row.at))},${row.instance},${Math.round(row.used)}`);
-  return `${[traceHeader.join(','), ...lines].join('\n')}\n`;
 }

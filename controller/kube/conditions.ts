@@ -29,7 +29,3 @@ export function setCondition(conditions: readonly Condition[], next: ConditionIn
   const others = conditions.filter((c) => c.type !== next.type);
   return [...others, updated].sort((a, b) => a.type.localeCompare(b.type));
 }
-
-export function findCondition(conditions: readonly Condition[] | undefined, type: string): Condition | undefined {
-  return conditions?.find((c) => c.type === type);
-}

@@ -16,7 +16,7 @@ import { Reconciler } from '../../../controller/reconcile.ts';
 import { StatusWriter } from '../../../controller/status.ts';
 import type { EventSink } from '../../../controller/kube/events.ts';
 import { ConflictError } from '../../../shared/errors.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

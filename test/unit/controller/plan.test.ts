@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, TiB } from '../../../shared/quantity.ts';
-import { providerFacts, resizeCondition, resolveVolumePolicy, actionRecords, sizingAction } from '../../../controller/resolve.ts';
+import { providerFacts, resizeCondition, resolveVolumePolicy, sizingAction } from '../../../controller/resolve.ts';
+import { readStatusActions } from '../../../controller/history.ts';
 import { newAction, planVolume, trimHistory, volumeStatus, type VolumeSnapshot } from '../../../controller/plan.ts';
 import type { DiskReading } from '../../../controller/policy/index.ts';
 
@@ -173,10 +174,10 @@ describe('planVolume and volumeStatus', () => {
 
   it('round-trips action records through status and trims history to the budget window', () => {
     const old = new Date(now.getTime() - 25 * 3600_000);
-    const records = actionRecords([
+    const { records } = readStatusActions([
       sizingAction({ kind: 'ScheduledGrow', from: GiB, to: 2 * GiB, timestamp: old, result: 'Success' }),
       sizingAction({ kind: 'EmergencyGrow', from: 2 * GiB, to: 3 * GiB, timestamp: now, result: 'Pending', instance: 'pg-1' }),
-    ]);
+    ], now);
     assert.deepEqual(records[1], { kind: 'EmergencyGrow', from: 2 * GiB, to: 3 * GiB, timestamp: now, result: 'Pending', completedAt: undefined, instance: 'pg-1' });
     assert.deepEqual(trimHistory(records, now).map((r) => r.kind), ['EmergencyGrow']);
     assert.deepEqual(trimHistory(records.slice(0, 1), now).map((r) => r.kind), ['ScheduledGrow'], 'the last action is always kept');
