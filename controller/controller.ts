@@ -7,6 +7,7 @@ import http from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
 import { ConflictError } from '../shared/errors.ts';
+import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
 import { dfUsage, type FilesystemUsage, type VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
@@ -194,6 +195,16 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   let server: Awaited<ReturnType<typeof serve>> | undefined;
   let webhook: WebhookServer | undefined;
   let plugin: PluginServer | undefined;
+  const stopAll = async (): Promise<void> => {
+    // Finish the reconciles in flight (a PVC patch and its status write belong together) before giving up the Lease.
+    queue.shutdown();
+    await Promise.all(workers);
+    await elector?.stop();
+    for (const handle of handles.splice(0)) await handle.stop();
+    await server?.close();
+    await webhook?.close();
+    await plugin?.close();
+  };
   try {
     const gate = config.metricsAuth ? metricsGate(kubeConfig, config.metricsAuth, log.child({ component: 'metrics' })) : undefined;
     server = config.listen ? await serve(config.listen, metrics, gate) : undefined;
@@ -201,12 +212,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     plugin = config.plugin ? await startPlugin(kubeConfig, config.plugin, log.child({ component: 'cnpgi' })) : undefined;
   } catch (err) {
     // A port already taken: stop what was started rather than leave it running behind a failed start.
-    queue.shutdown();
-    await Promise.all(workers);
-    await elector?.stop();
-    for (const handle of handles.splice(0)) await handle.stop();
-    await server?.close();
-    await webhook?.close();
+    await stopAll();
     throw err;
   }
 
@@ -217,16 +223,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     pluginPort: plugin?.port,
     isLeader: () => leading,
     lost,
-    async stop() {
-      // Finish the reconciles in flight (a PVC patch and its status write belong together) before giving up the Lease.
-      queue.shutdown();
-      await Promise.all(workers);
-      await elector?.stop();
-      for (const handle of handles.splice(0)) await handle.stop();
-      await server?.close();
-      await webhook?.close();
-      await plugin?.close();
-    },
+    stop: stopAll,
   };
 }
 
@@ -403,15 +400,7 @@ async function serve(listen: { host: string; port: number }, metrics: Controller
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : listen.port;
+  const port = await listenOn(server, listen.port, listen.host);
   return {
     address: { host: listen.host, port },
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),

@@ -18,6 +18,7 @@ import https from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { errorMessage } from '../shared/errors.ts';
+import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { cnpgLabels, pvcRoles } from './cnpg.ts';
@@ -260,17 +261,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
+  const port = await listenOn(server, options.port, options.host);
   const reload = watchCertificate(server, options);
   return {
-    port: typeof address === 'object' && address ? address.port : options.port,
+    port,
     close: () => new Promise<void>((resolve) => {
       if (reload) clearInterval(reload);
       server.closeAllConnections();
