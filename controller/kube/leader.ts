@@ -79,6 +79,14 @@ export class LeaderElector {
 
   /** Campaigns until leading, then renews; callbacks fire on the transitions. */
   start(callbacks: LeaderCallbacks): void {
+    // Stops for good: a replica that lost the Lease exits (main.ts) and a new one campaigns.
+    const lose = (why: string): void => {
+      this.leading = false;
+      this.stopped = true;
+      if (this.watchdog) clearInterval(this.watchdog);
+      this.log.error(`lost leadership: ${why}`);
+      callbacks.onStoppedLeading();
+    };
     const tick = async (): Promise<void> => {
       const attempt = await this.tryAcquireOrRenew().catch((err: unknown): Attempt => {
         this.log.warn('lease update failed', { err });
@@ -89,11 +97,7 @@ export class LeaderElector {
       const ok = attempt === 'held';
       if (attempt === 'other' && this.leading) {
         // Another replica holds the Lease: it may be acting already. Stop at once rather than at the renew deadline.
-        this.leading = false;
-        this.stopped = true;
-        if (this.watchdog) clearInterval(this.watchdog);
-        this.log.error('lost leadership: another replica holds the lease');
-        callbacks.onStoppedLeading();
+        lose('another replica holds the lease');
         return;
       }
       if (ok) {
@@ -104,11 +108,7 @@ export class LeaderElector {
           callbacks.onStartedLeading();
         }
       } else if (this.leading && now - this.lastRenew > this.config.renewDeadlineMs) {
-        this.leading = false;
-        this.stopped = true;
-        if (this.watchdog) clearInterval(this.watchdog);
-        this.log.error('lost leadership: could not renew the lease in time');
-        callbacks.onStoppedLeading();
+        lose('could not renew the lease in time');
         return;
       }
       const jitter = this.leading ? 0 : Math.random() * this.config.retryPeriodMs * 0.2;
@@ -119,11 +119,7 @@ export class LeaderElector {
     // by then another replica may hold the Lease.
     this.watchdog = setInterval(() => {
       if (!this.leading || Date.now() - this.lastRenew <= this.config.renewDeadlineMs) return;
-      this.leading = false;
-      this.stopped = true;
-      if (this.watchdog) clearInterval(this.watchdog);
-      this.log.error('lost leadership: no successful renew within the deadline');
-      callbacks.onStoppedLeading();
+      lose('no successful renew within the deadline');
     }, Math.max(100, Math.floor(this.config.retryPeriodMs / 2)));
     this.watchdog.unref();
   }
