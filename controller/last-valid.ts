@@ -49,7 +49,6 @@ export interface LastValidRead {
   problem?: string | undefined;
 }
 
-
 /** The recorded last valid policy, when it is well-formed and is about the same Cluster; never throws. */
 export function readLastValidPolicy(object: DynamicStorage): LastValidRead {
   const value: unknown = object.status?.lastValidPolicy;

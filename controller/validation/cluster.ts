@@ -26,7 +26,6 @@ export interface CnpgCluster {
   };
 }
 
-
 /** The size CNPG creates new volumes at: `size`, else the PVC template's storage request. */
 export function clusterVolumeSize(storage: CnpgStorageConfiguration | undefined): string | undefined {
   return storage?.size ?? storage?.pvcTemplate?.resources?.requests?.storage;

@@ -18,7 +18,6 @@ import { isObject } from '../../shared/objects.ts';
 
 type Json = Record<string, unknown>;
 
-
 export interface ValidationContext {
   /**
    * The CNPG Cluster named by spec.cluster.name: an object to check the policy against, `null` when it does not exist,
