@@ -8,7 +8,6 @@ import type { Logger } from '../shared/log.ts';
 import { kubeAccessReviewer, kubeTokenReviewer, RequestAuthorizer } from './auth.ts';
 import type { AgentConfig } from './config.ts';
 import { KubeDiscovery, type DiscoveryStatus } from './discovery.ts';
-import { kubeClientFromKubeConfig, type KubeConfigLike } from './kube/adapters.ts';
 import type { KubeClient } from './kube/client.ts';
 import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { Prober, statfsMountCheck, type MountCheck, type ProberClock, type Scheduler, type VolumeTarget } from './prober.ts';
@@ -26,8 +25,6 @@ export interface DiscoverySource {
 export interface AgentDeps {
   /** The API server (kube/client.ts). Needed unless both `discovery` and `authorizer` are given. The caller closes it. */
   kube?: KubeClient;
-  /** A loaded client-node `KubeConfig` instead of `kube` (older tests); the agent makes a client of it and closes it. */
-  kubeConfig?: KubeConfigLike;
   logger: Logger;
   statfs?: Statfs;
   mountCheck?: MountCheck;
@@ -89,10 +86,8 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     ...(deps.scheduler ? { scheduler: deps.scheduler } : {}),
   });
   const onTargets = (targets: VolumeTarget[]): void => { prober.setTargets(targets); };
-  let ownClient: KubeClient | undefined;
   const kube = (): KubeClient => {
     if (deps.kube) return deps.kube;
-    if (deps.kubeConfig) return ownClient ??= kubeClientFromKubeConfig(deps.kubeConfig);
     throw new Error('startAgent: deps.kube is required unless both discovery and authorizer are given');
   };
   const discovery = deps.discovery?.(onTargets) ?? new KubeDiscovery({
@@ -119,7 +114,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     stream.close();
     await server?.close();
     await discovery.stop();
-    await ownClient?.close();
     throw err;
   }
   const running = server;
@@ -133,7 +127,6 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
         await discovery.stop();
         prober.stop();
         await running.close();
-        await ownClient?.close();
         logger.info('agent stopped');
       })();
       return stopping;

@@ -20,8 +20,6 @@ import { trimPod, trimPv, trimPvc } from './kube/trim.ts';
 import type { PersistentVolume, PersistentVolumeClaim, Pod, PodVolume } from './kube/types.ts';
 import type { VolumeTarget } from './prober.ts';
 
-export { backoffDelay, type Backoff } from '../shared/backoff.ts';
-
 export const clusterLabel = 'cnpg.io/cluster';
 export const instanceNameLabel = 'cnpg.io/instanceName';
 export const pvcRoleLabel = 'cnpg.io/pvcRole';

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { errorCode, errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import {
-  agentApiVersion, dfPercent,
+  agentApiVersion, dfUsage,
   type FilesystemUsage, type ProbeError, type RemovedEvent, type UnsupportedReason, type UpdatedEvent,
   type VolumeIdentity, type VolumeList, type VolumeReading,
 } from '../shared/readings.ts';
@@ -112,17 +112,10 @@ function sameRaw(a: StatfsResult | undefined, b: StatfsResult): boolean {
 
 /** Usage from raw statfs numbers, as df computes it. */
 export function usageFromStatfs(raw: StatfsResult): FilesystemUsage {
-  const totalBytes = raw.blocks * raw.blockSize;
-  const freeBytes = raw.blocksFree * raw.blockSize;
-  const availableBytes = raw.blocksAvailable * raw.blockSize;
-  const usedBytes = totalBytes - freeBytes;
-  const inodesUsed = raw.files - raw.filesFree;
-  return {
-    totalBytes, usedBytes, availableBytes, freeBytes,
-    percentUsed: dfPercent(raw.blocks - raw.blocksFree, raw.blocks - raw.blocksFree + raw.blocksAvailable),
-    inodesTotal: raw.files, inodesUsed, inodesFree: raw.filesFree,
-    inodesPercentUsed: dfPercent(inodesUsed, raw.files),
-  };
+  return dfUsage({
+    totalBytes: raw.blocks * raw.blockSize, freeBytes: raw.blocksFree * raw.blockSize, availableBytes: raw.blocksAvailable * raw.blockSize,
+    inodesTotal: raw.files, inodesFree: raw.filesFree,
+  });
 }
 
 class NotMountedError extends Error {

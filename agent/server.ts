@@ -12,8 +12,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { errorMessage } from '../shared/errors.ts';
+import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { Prober } from './prober.ts';
@@ -219,14 +220,7 @@ export async function startServer(options: ServerOptions): Promise<AgentServer> 
     : http.createServer(listener);
   guardConnections(server, limits);
   const reload = server instanceof https.Server && options.tls ? watchCertificate(server, options.tls, options.logger) : undefined;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOn(server, options.port, options.host);
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const url = `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
   let closing: Promise<void> | undefined;

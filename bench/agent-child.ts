@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { startAgent } from '../agent/agent.ts';
 import { configDefaults } from '../agent/config.ts';
 import type { VolumeTarget } from '../agent/prober.ts';
-import { silentLogger } from '../shared/log.ts';
+import { silentLogger } from '../test/harness/log.ts';
 
 const [targetsFile = '', interval = '1000', processMetrics = 'false'] = process.argv.slice(2);
 const targets = JSON.parse(readFileSync(targetsFile, 'utf8')) as VolumeTarget[];

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Prober, statfsMountCheck, type VolumeTarget } from '../agent/prober.ts';
 import { createKoffiStatfs, createNodeStatfs, type Statfs } from '../agent/statfs.ts';
-import { silentLogger } from '../shared/log.ts';
+import { silentLogger } from '../test/harness/log.ts';
 import { identity } from './targets.ts';
 
 const rounds = 7;

@@ -11,6 +11,7 @@ import type { VolumeEvent, VolumeIdentity, VolumeReading } from '../shared/readi
 import { agentAudience, audienceTokenSource } from './agent-token.ts';
 import { ReadingsStore } from './readings.ts';
 import { backoffDelay, retryBackoff } from '../shared/backoff.ts';
+import { sleep } from '../shared/sleep.ts';
 import { supervised, type Handle } from './kube/cache.ts';
 import { readingChangesDecision } from './triggers.ts';
 
@@ -304,11 +305,4 @@ export class AgentFleet {
         return;
     }
   }
-}
-
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
-  });
 }

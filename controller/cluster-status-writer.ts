@@ -8,7 +8,7 @@
  * the annotation is never touched by the operator and always holds the same summary.
  */
 import * as k8s from '@kubernetes/client-node';
-import { DynamicStorageError } from '../shared/errors.ts';
+import { ConflictError, isApiCode } from '../shared/errors.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgVersion } from './cnpg.ts';
 import { annotationPatch, clusterSummary, conditionPatch, type ClusterLike } from './cluster-status.ts';
 import type { DynamicStorageStatus } from '../shared/api/dynamicstorage.generated.ts';
@@ -26,14 +26,10 @@ export interface ClusterStatusSink {
 }
 
 /** The Cluster changed between our read and our patch: retried on the next reconcile. */
-export class ClusterStatusConflict extends DynamicStorageError {
+export class ClusterStatusConflict extends ConflictError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('ClusterStatusConflict', message, options);
+    super(message, options, 'ClusterStatusConflict');
   }
-}
-
-function isCode(err: unknown, ...codes: number[]): boolean {
-  return err instanceof k8s.ApiException && codes.includes(err.code);
 }
 
 export class ClusterStatusWriter implements ClusterStatusSink {
@@ -63,7 +59,7 @@ export class ClusterStatusWriter implements ClusterStatusSink {
         written.condition = true;
       } catch (err) {
         // 422: a `test` failed (the Cluster changed since it was read); 409: a conflicting write.
-        if (!isCode(err, 409, 422)) throw err;
+        if (!isApiCode(err, 409, 422)) throw err;
         conflict = new ClusterStatusConflict(`Cluster ${namespace}/${name} changed while its condition was written`, { cause: err });
       }
     }

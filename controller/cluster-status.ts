@@ -17,10 +17,11 @@ import type {
   VolumeSizingState,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import type { Condition } from './kube/conditions.ts';
+import { ConditionTypes, type Condition } from './kube/conditions.ts';
+import { rfc3339 } from '../shared/time.ts';
 
 /** The condition type on the Cluster. */
-export const clusterConditionType = 'DynamicStorageReady';
+export const clusterConditionType = ConditionTypes.DynamicStorageReady;
 /** The annotation on the Cluster holding the same summary (it survives any status write of the operator's). */
 export const clusterStatusAnnotation = 'dynamicstorage.cnpg.io/status';
 
@@ -135,7 +136,7 @@ export function clusterSummary(dynamicStorage: string, status: DynamicStorageSta
   const revision = createHash('sha256').update(JSON.stringify(storageSizingBlock(dynamicStorage, status?.storageSizing))).digest('hex').slice(0, 12);
   const volumes = volumesOf(status?.storageSizing);
   if (status?.protection === 'None') {
-    const valid = status.conditions?.find((c) => c.type === 'Valid');
+    const valid = status.conditions?.find((c) => c.type === ConditionTypes.Valid);
     return { status: 'False', reason: ClusterStatusReasons.PolicyInvalid, message: `DynamicStorage ${dynamicStorage}: ${valid?.message ?? 'the policy is invalid'}; nothing is resized`, revision };
   }
   if (volumes.length === 0) {
@@ -170,11 +171,6 @@ export type JsonPatchOperation =
   | { op: 'test'; path: string; value: unknown }
   | { op: 'add' | 'replace'; path: string; value: unknown };
 
-/** RFC 3339 to the second, as metav1.Time is. */
-function seconds(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /**
  * The JSON patch (status subresource) that sets our condition, or undefined when it already says the same. It touches
  * one list element only, guarded by a `test`: our condition at its index (replace), or the resourceVersion read (when it
@@ -188,7 +184,7 @@ export function conditionPatch(cluster: ClusterLike, summary: ClusterSummary, ob
   if (existing && existing.status === summary.status && existing.reason === summary.reason && existing.message === summary.message) return undefined;
   const condition: Condition = {
     type: clusterConditionType, status: summary.status, reason: summary.reason, message: summary.message,
-    lastTransitionTime: existing?.status === summary.status && existing.lastTransitionTime ? existing.lastTransitionTime : seconds(now),
+    lastTransitionTime: existing?.status === summary.status && existing.lastTransitionTime ? existing.lastTransitionTime : rfc3339(now),
     ...(observedGeneration === undefined ? {} : { observedGeneration }),
   };
   if (existing) {

@@ -6,8 +6,10 @@
 import http from 'node:http';
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../shared/api/dynamicstorage.generated.ts';
+import { ConflictError } from '../shared/errors.ts';
+import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
-import type { FilesystemUsage, VolumeReading } from '../shared/readings.ts';
+import { dfUsage, type FilesystemUsage, type VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
 import { cnpgLabels } from './cnpg.ts';
@@ -128,7 +130,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
    * stream of API requests.
    */
   const enqueueForReading = (namespace: string, cluster: string, reading: VolumeReading | undefined): void => {
-    const urgent = reading?.usage === undefined || isNearlyFull(reading.usage);
+    const urgent = reading?.usage === undefined || isNearlyFull(dfUsage(reading.usage));
     for (const key of byCluster.get(`${namespace}/${cluster}`) ?? []) {
       // Ahead of the routine reconciles (readings, resyncs): an emergency does not wait behind them.
       if (urgent) queue.addFirst(key);
@@ -193,6 +195,16 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
   let server: Awaited<ReturnType<typeof serve>> | undefined;
   let webhook: WebhookServer | undefined;
   let plugin: PluginServer | undefined;
+  const stopAll = async (): Promise<void> => {
+    // Finish the reconciles in flight (a PVC patch and its status write belong together) before giving up the Lease.
+    queue.shutdown();
+    await Promise.all(workers);
+    await elector?.stop();
+    for (const handle of handles.splice(0)) await handle.stop();
+    await server?.close();
+    await webhook?.close();
+    await plugin?.close();
+  };
   try {
     const gate = config.metricsAuth ? metricsGate(kubeConfig, config.metricsAuth, log.child({ component: 'metrics' })) : undefined;
     server = config.listen ? await serve(config.listen, metrics, gate) : undefined;
@@ -200,12 +212,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     plugin = config.plugin ? await startPlugin(kubeConfig, config.plugin, log.child({ component: 'cnpgi' })) : undefined;
   } catch (err) {
     // A port already taken: stop what was started rather than leave it running behind a failed start.
-    queue.shutdown();
-    await Promise.all(workers);
-    await elector?.stop();
-    for (const handle of handles.splice(0)) await handle.stop();
-    await server?.close();
-    await webhook?.close();
+    await stopAll();
     throw err;
   }
 
@@ -216,16 +223,7 @@ export async function startController(kubeConfig: k8s.KubeConfig, config: Contro
     pluginPort: plugin?.port,
     isLeader: () => leading,
     lost,
-    async stop() {
-      // Finish the reconciles in flight (a PVC patch and its status write belong together) before giving up the Lease.
-      queue.shutdown();
-      await Promise.all(workers);
-      await elector?.stop();
-      for (const handle of handles.splice(0)) await handle.stop();
-      await server?.close();
-      await webhook?.close();
-      await plugin?.close();
-    },
+    stop: stopAll,
   };
 }
 
@@ -316,7 +314,7 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, false);
     } catch (err) {
-      const delay = queue.addRateLimited(key);
+      const delay = queue.addRateLimited(key, { atOnce: retriesAtOnce(err) });
       metrics.observeReconcile(Number(process.hrtime.bigint() - started) / 1e9, true);
       log.warn('reconcile failed; retrying', { namespace, dynamicStorage: name, err, retryInMs: delay });
       await reconciler.reportFailure(namespace, name, err);
@@ -324,6 +322,11 @@ async function worker(queue: WorkQueue, reconciler: Reconciler, context: { metri
       queue.done(key);
     }
   }
+}
+
+/** A status write that lost to a newer one is retried at once (it reads the newer object); anything else backs off. */
+export function retriesAtOnce(err: unknown): boolean {
+  return err instanceof ConflictError;
 }
 
 interface DynamicStorageHandlers {
@@ -397,15 +400,7 @@ async function serve(listen: { host: string; port: number }, metrics: Controller
       res.writeHead(404).end();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : listen.port;
+  const port = await listenOn(server, listen.port, listen.host);
   return {
     address: { host: listen.host, port },
     close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => { resolve(); }); }),

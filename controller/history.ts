@@ -9,6 +9,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { SizingAction } from '../shared/api/dynamicstorage.generated.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { formatQuantity, parseQuantity } from '../shared/quantity.ts';
+import { rfc3339 } from '../shared/time.ts';
 import { ActionKinds, ActionResults, BUDGET_WINDOW_MS, type ActionKind, type ActionRecord, type ActionResult } from './policy/index.ts';
 
 /** On each PVC the controller patched: the volume's recent actions, as JSON (see encodeActionsAnnotation). */
@@ -100,7 +101,7 @@ export function encodeActionsAnnotation(records: readonly ActionRecord[], now: D
     .sort((a, b) => a.timestamp.getTime() - b.timestamp.getTime())
     .slice(-MAX_ANNOTATED_ACTIONS);
   const entries: AnnotatedAction[] = kept.map((r) => ({
-    k: r.kind, t: r.timestamp.toISOString().replace(/\.\d{3}Z$/, 'Z'), f: formatQuantity(r.from), to: formatQuantity(r.to),
+    k: r.kind, t: rfc3339(r.timestamp), f: formatQuantity(r.from), to: formatQuantity(r.to),
   }));
   return JSON.stringify(entries);
 }

@@ -12,6 +12,7 @@ import type {
 } from '../shared/api/dynamicstorage.generated.ts';
 import { validateMaintenanceWindow } from './policy/window.ts';
 import { rfc3339 } from './resolve.ts';
+import { isObject } from '../shared/objects.ts';
 import { ValidationCodes } from './validation/problems.ts';
 
 /**
@@ -47,8 +48,6 @@ export interface LastValidRead {
   /** Why the recorded copy was not used (a hand-edited or malformed status). */
   problem?: string | undefined;
 }
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The recorded last valid policy, when it is well-formed and is about the same Cluster; never throws. */
 export function readLastValidPolicy(object: DynamicStorage): LastValidRead {

@@ -3,8 +3,8 @@
  * (a successor takes over) and stops cleanly on SIGTERM/SIGINT.
  */
 import * as k8s from '@kubernetes/client-node';
-import { errorCode, errorMessage } from '../shared/errors.ts';
 import { createLogger } from '../shared/log.ts';
+import { runMain, stopOnSignals } from '../shared/main.ts';
 import { controllerConfigFromEnv } from './config.ts';
 import { startController } from './controller.ts';
 
@@ -20,21 +20,7 @@ async function main(): Promise<void> {
     log.error('leadership lost; exiting so that only one leader acts');
     process.exit(1);
   });
-  let signals = 0;
-  const shutdown = (signal: string): void => {
-    signals += 1;
-    if (signals > 1) process.exit(1);
-    log.info('shutting down', { signal });
-    controller.stop().then(() => process.exit(0), (err: unknown) => {
-      log.error('shutdown failed', { err });
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => { shutdown('SIGTERM'); });
-  process.on('SIGINT', () => { shutdown('SIGINT'); });
+  stopOnSignals(log, () => controller.stop());
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(JSON.stringify({ ts: new Date().toISOString(), level: 'error', msg: 'controller failed to start', err: { code: errorCode(err), message: errorMessage(err) } }) + '\n');
-  process.exit(1);
-});
+runMain('controller', main);

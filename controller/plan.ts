@@ -10,6 +10,8 @@ import type {
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
+import { dfPercent } from '../shared/readings.ts';
+import { maxMessageLength, truncate } from '../shared/text.ts';
 import {
   BUDGET_WINDOW_MS,
   NoOp,
@@ -210,7 +212,7 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     instances: { ...excludedStatuses(plan.excluded), ...instanceStatuses(decision) },
     state: decision.state,
     reason: decision.reason,
-    message: truncate(messageOf(plan, outcome)),
+    message: truncate(messageOf(plan, outcome), maxMessageLength),
     ...(last ? { lastAction: sizingAction(last, messages.at(-1)) } : {}),
     recentActions: history.map((a, i) => sizingAction(a, messages[i])),
     budget: budgetStatus(history, plan.policy, now),
@@ -246,7 +248,7 @@ function instanceStatuses(decision: PlanDecision): Record<string, InstanceVolume
       ? {
           persistentVolumeClaim: usage.pvcName, diskStatus: 'Reported',
           used: formatBytesHuman(usage.usedBytes), available: formatBytesHuman(usage.availableBytes),
-          percentUsed: Math.min(100, Math.ceil(usage.percentUsed)),
+          percentUsed: Math.min(100, dfPercent(usage.usedBytes, usage.usableBytes)),
         }
       : { persistentVolumeClaim: usage.pvcName, diskStatus: usage.excluded };
   }
@@ -262,11 +264,6 @@ function actualSizes(pvcs: readonly k8s.V1PersistentVolumeClaim[]): Record<strin
     if (size !== undefined) sizes[instance] = size;
   }
   return sizes;
-}
-
-/** Status messages are bounded by the CRD (1024 characters). */
-export function truncate(text: string, max = 1024): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function previousMessage(plan: VolumePlan, action: ActionRecord): string | undefined {

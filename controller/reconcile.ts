@@ -13,13 +13,13 @@ import {
   type StorageSizingStatus,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { apiErrorMessage, errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { formatQuantity } from '../shared/quantity.ts';
 import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
 import { ApiState, type StateReader } from './kube/cache.ts';
-import { setCondition, type Condition } from './kube/conditions.ts';
-import type { EventSink, EventTarget } from './kube/events.ts';
+import { ConditionTypes, setCondition, type Condition } from './kube/conditions.ts';
+import { EventReasons, type EventSink, type EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
 import { actionsAnnotation, encodeActionsAnnotation, mergeHistories, readActionsAnnotation, readStatusActions } from './history.ts';
 import { fallbackWindow, protectionOf, readLastValidPolicy, rememberValidPolicy } from './last-valid.ts';
@@ -188,7 +188,7 @@ export class Reconciler {
     if (problems.length === 0) return true;
     const name = object.metadata?.name ?? '';
     const generation = object.metadata?.generation;
-    if (object.status?.conditions?.find((c) => c.type === 'Valid')?.message !== valid.message || object.status.observedGeneration !== generation) {
+    if (object.status?.conditions?.find((c) => c.type === ConditionTypes.Valid)?.message !== valid.message || object.status.observedGeneration !== generation) {
       await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
     }
     if (policyStatus.protection === 'Partial') {
@@ -391,15 +391,15 @@ export class Reconciler {
       if (outcome.error === undefined) {
         await events.record(target, 'Normal', outcome.record.kind, `${decision.message}; patched ${plan.decision.patches.map((p) => p.pvcName).join(', ')}`);
       } else {
-        await events.record(target, 'Warning', 'ResizeFailed', `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}${rejectedNote(outcome.record)}`);
+        await events.record(target, 'Warning', EventReasons.ResizeFailed, `${snapshot.label}: could not grow from ${sizes}: ${outcome.error}${rejectedNote(outcome.record)}`);
       }
       return;
     }
     const settled = plan.settled;
     if (settled?.result === 'Success') {
-      await events.record(target, 'Normal', 'ResizeCompleted', `${snapshot.label}: every volume reached ${formatQuantity(settled.to)}`);
+      await events.record(target, 'Normal', EventReasons.ResizeCompleted, `${snapshot.label}: every volume reached ${formatQuantity(settled.to)}`);
     } else if (settled?.result === 'Failed') {
-      await events.record(target, 'Warning', 'ResizeFailed', decision.message);
+      await events.record(target, 'Warning', EventReasons.ResizeFailed, decision.message);
     }
     const changed = snapshot.previous?.state !== status.state || snapshot.previous?.reason !== status.reason;
     if (!changed || decision.action !== NoOp) return;
@@ -498,19 +498,10 @@ function rejectedNote(record: ActionRecord): string {
 }
 
 /** Event reason of a reconcile that failed, or of a volume that could not be planned. */
-export const dynamicStorageErrorReason = 'DynamicStorageError';
+export const dynamicStorageErrorReason = EventReasons.DynamicStorageError;
 
 function excludedReason(reason: string): string {
-  return reason === 'AboveLimit' ? 'VolumeAboveLimit' : reason === 'InvalidSize' ? 'VolumeSizeInvalid' : 'VolumeExcluded';
-}
-
-function apiErrorMessage(err: k8s.ApiException<unknown>): string {
-  try {
-    const body = (typeof err.body === 'string' ? JSON.parse(err.body) : err.body) as { message?: string };
-    return body.message ?? `HTTP ${err.code}`;
-  } catch {
-    return `HTTP ${err.code}`;
-  }
+  return reason === 'AboveLimit' ? EventReasons.VolumeAboveLimit : reason === 'InvalidSize' ? EventReasons.VolumeSizeInvalid : EventReasons.VolumeExcluded;
 }
 
 export type { Condition, ActionRecord };

@@ -12,6 +12,7 @@ import {
   type VolumePolicy as ApiVolumePolicy,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { GiB, formatQuantity, parseQuantity } from '../shared/quantity.ts';
+import { rfc3339 } from '../shared/time.ts';
 import {
   DEFAULT_TUNING,
   alwaysOpenWindow,
@@ -124,18 +125,6 @@ export function instanceVolume(
   };
 }
 
-export function actionRecords(actions: readonly SizingAction[] | undefined): ActionRecord[] {
-  return (actions ?? []).map((a) => ({
-    kind: a.kind,
-    from: a.from === undefined ? 0 : parseQuantity(a.from, 'from'),
-    to: a.to === undefined ? 0 : parseQuantity(a.to, 'to'),
-    timestamp: new Date(a.timestamp),
-    result: a.result ?? 'Pending',
-    completedAt: a.completedAt === undefined ? undefined : new Date(a.completedAt),
-    instance: a.instance,
-  }));
-}
-
 export function sizingAction(record: ActionRecord, message?: string): SizingAction {
   return {
     kind: record.kind,
@@ -149,7 +138,5 @@ export function sizingAction(record: ActionRecord, message?: string): SizingActi
   };
 }
 
-/** RFC 3339 in whole seconds, as Kubernetes prints times. */
-export function rfc3339(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+/** Kept here for the modules that import it from here. */
+export { rfc3339 };

@@ -1,7 +1,8 @@
 /**
  * The one place that writes DynamicStorage status. It replaces the status subresource with the object's resourceVersion,
- * so a write based on a stale read fails with a conflict (and the reconcile is retried) instead of losing an update,
- * and it skips writes that would change nothing.
+ * so a write based on a stale read fails with a conflict (a ConflictError: the reconcile is retried at once) instead of
+ * losing an update, and it skips writes that would change nothing. A failing API server is a TransientApiError (retried
+ * with backoff).
  */
 import { isDeepStrictEqual } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -12,6 +13,7 @@ import {
   type DynamicStorage,
   type DynamicStorageStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
+import { apiWriteError } from '../shared/errors.ts';
 
 export interface StatusSink {
   /** Writes the status when it differs; returns the object as stored (with its new resourceVersion). */
@@ -30,10 +32,14 @@ export class StatusWriter implements StatusSink {
     if (isDeepStrictEqual(object.status, normalize(status))) return object;
     const name = object.metadata?.name ?? '';
     const namespace = object.metadata?.namespace ?? '';
-    return await this.api.replaceNamespacedCustomObjectStatus({
-      group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
-      body: { ...object, status },
-    }) as DynamicStorage;
+    try {
+      return await this.api.replaceNamespacedCustomObjectStatus({
+        group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace, name,
+        body: { ...object, status },
+      }) as DynamicStorage;
+    } catch (err) {
+      throw apiWriteError(err, `status of DynamicStorage ${namespace}/${name}`);
+    }
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
+import { isApiCode } from '../shared/errors.ts';
 import { issueCertificate, type IssuedCertificate } from '../shared/x509.ts';
 
 export type SecretData = Record<string, string> | undefined;
@@ -55,10 +56,6 @@ export function newCertificateAuthority(commonName: string, now: Date, validityM
   const notBefore = new Date(now.getTime() - 60 * 60 * 1000);
   const notAfter = new Date(now.getTime() + validityMs);
   return { ...issueCertificate({ commonName, notBefore, notAfter }), commonName, notBefore, notAfter };
-}
-
-export function isApiCode(err: unknown, ...codes: number[]): boolean {
-  return err instanceof k8s.ApiException && codes.includes(err.code);
 }
 
 /** The Secret, or undefined when there is none. */

@@ -15,7 +15,8 @@ import * as k8s from '@kubernetes/client-node';
 import { DynamicStorageError } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { issueCertificate } from '../shared/x509.ts';
-import { base64, DAY_MS, decodeKey, isApiCode, newCertificateAuthority, pemBlocks, readSecret, serviceDnsNames, signedAndFresh, writeSecret, type SecretData } from './tls-secret.ts';
+import { isApiCode } from '../shared/errors.ts';
+import { base64, DAY_MS, decodeKey, newCertificateAuthority, pemBlocks, readSecret, serviceDnsNames, signedAndFresh, writeSecret, type SecretData } from './tls-secret.ts';
 
 export interface WebhookTlsOptions {
   namespace: string;

@@ -18,9 +18,11 @@ import https from 'node:https';
 import type * as k8s from '@kubernetes/client-node';
 import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicstorage.generated.ts';
 import { errorMessage } from '../shared/errors.ts';
+import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
 import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { ConditionTypes } from './kube/conditions.ts';
 import { admitDynamicStorage } from './validation/admission.ts';
 import { managersOf } from './validation/cluster.ts';
 import { formatProblem } from './validation/problems.ts';
@@ -126,7 +128,7 @@ export function decidePvcSize(pvc: k8s.V1PersistentVolumeClaim, dynamicStorages:
   if (!cluster) return { size: undefined, reason: 'not a CloudNativePG volume' };
   const [manager] = managersOf(dynamicStorages, cluster);
   if (!manager) return { size: undefined, reason: `no DynamicStorage manages cluster ${cluster}` };
-  if (manager.status?.conditions?.find((c) => c.type === 'Valid')?.status !== 'True') {
+  if (manager.status?.conditions?.find((c) => c.type === ConditionTypes.Valid)?.status !== 'True') {
     return { size: undefined, reason: `DynamicStorage ${manager.metadata?.name ?? ''} is not valid` };
   }
   return sizeFromStatus(pvc, manager);
@@ -259,17 +261,10 @@ export async function startWebhookServer(options: WebhookServerOptions): Promise
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(review));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
+  const port = await listenOn(server, options.port, options.host);
   const reload = watchCertificate(server, options);
   return {
-    port: typeof address === 'object' && address ? address.port : options.port,
+    port,
     close: () => new Promise<void>((resolve) => {
       if (reload) clearInterval(reload);
       server.closeAllConnections();

@@ -98,11 +98,3 @@ export function parseTraceCsv(text: string): InstanceTrace[] {
   }
   return [...series].map(([instance, { points }]) => ({ instance, trace: points }));
 }
-
-/** The trace as CSV (RFC 3339 timestamps), in time order; what `parseTraceCsv` reads back. */
-export function formatTraceCsv(traces: readonly InstanceTrace[]): string {
-  const rows = traces.flatMap(({ instance, trace }) => trace.map((point) => ({ at: point.at.getTime(), instance, used: point.usedBytes })));
-  rows.sort((a, b) => a.at - b.at || a.instance.localeCompare(b.instance));
-  const lines = rows.map((row) => `${new Date(row.at).toISOString().replace(/\.000Z$/, 'Z')},${row.instance},${Math.round(row.used)}`);
-  return `${[traceHeader.join(','), ...lines].join('\n')}\n`;
-}

@@ -19,6 +19,8 @@ import { renderText, validateDocuments } from './validate.ts';
 import { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
 import { readPrometheusHistory, type PrometheusRequest, type VolumeSelector } from './simulate-prometheus.ts';
 import { parseTimestamp, parseTraceCsv } from './simulate-trace.ts';
+import { isObject } from '../shared/objects.ts';
+import { rfc3339 } from '../shared/time.ts';
 
 export { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
 
@@ -177,7 +179,6 @@ export function parseSimulateArgs(args: readonly string[]): SimulateOptions {
 }
 
 type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The engine's view of one volume of a DynamicStorage, as the controller resolves it. */
 export interface LoadedPolicy {
@@ -294,10 +295,6 @@ export interface SimulationResult {
   finalSize: number;
   perInstance: { instance: string; maxPercentUsed: number; secondsOverCritical: number; secondsOutOfSpace: number }[];
   warnings: string[];
-}
-
-function rfc3339(at: Date): string {
-  return at.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 const round = (value: number, digits: number): number => Number(value.toFixed(digits));

@@ -22,10 +22,12 @@ import {
   type VolumePolicy,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { errorMessage } from '../shared/errors.ts';
+import { apiErrorDetail, apiStatusCode, errorMessage } from '../shared/errors.ts';
+import { rfc3339 } from '../shared/time.ts';
 import { parseMaintenanceWindow } from '../controller/policy/window.ts';
 import { managersOf } from '../controller/validation/cluster.ts';
 import { clusterConditionType, clusterStatusAnnotation, readStatusAnnotation } from '../controller/cluster-status.ts';
+import { ConditionTypes } from '../controller/kube/conditions.ts';
 import { cnpgiPluginName as pluginName } from '../controller/cnpg.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from '../controller/cnpg.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
@@ -179,9 +181,7 @@ export interface BuildOptions {
 // ---------------------------------------------------------------------------------------------------------------------
 
 /** RFC 3339 in UTC without milliseconds, as Kubernetes writes times. */
-export function formatTimestamp(at: Date): string {
-  return at.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
+export const formatTimestamp = rfc3339;
 
 interface RoleSelector {
   role: string;
@@ -341,7 +341,7 @@ function invalidConsequence(model: StatusModel): string {
 }
 
 function validCondition(ds: DynamicStorage): ConditionModel | null {
-  const condition = ds.status?.conditions?.find((c) => c.type === 'Valid');
+  const condition = ds.status?.conditions?.find((c) => c.type === ConditionTypes.Valid);
   if (!condition) return null;
   return { status: condition.status, reason: condition.reason, message: condition.message, lastTransitionTime: condition.lastTransitionTime };
 }
@@ -661,24 +661,7 @@ function withCauses(err: unknown): string {
 
 /** `403 Forbidden: clusters.postgresql.cnpg.io "pg" is forbidden: ...` from an ApiException, else the error's message. */
 export function apiErrorMessage(err: unknown): string {
-  if (!(err instanceof k8s.ApiException)) return withCauses(err);
-  let body: unknown = err.body;
-  if (typeof body === 'string') {
-    const text = body;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      return `HTTP ${err.code}${text ? `: ${text}` : ''}`;
-    }
-  }
-  const status = body as { message?: unknown; reason?: unknown } | undefined;
-  const reason = typeof status?.reason === 'string' ? ` ${status.reason}` : '';
-  const message = typeof status?.message === 'string' ? `: ${status.message}` : '';
-  return `HTTP ${err.code}${reason}${message}`;
-}
-
-function httpCode(err: unknown): number | undefined {
-  return err instanceof k8s.ApiException ? err.code : undefined;
+  return apiErrorDetail(err) ?? withCauses(err);
 }
 
 function loadKubeConfig(options: StatusOptions): k8s.KubeConfig {
@@ -701,7 +684,7 @@ async function listDynamicStorages(custom: k8s.CustomObjectsApi, namespace: stri
     const list = await custom.listNamespacedCustomObject({ group: dynamicStorageGroup, version: dynamicStorageVersion, plural: dynamicStoragePlural, namespace }) as { items?: DynamicStorage[] };
     return list.items ?? [];
   } catch (err) {
-    if (httpCode(err) === 404) return []; // the CRD is not installed: no DynamicStorage anywhere
+    if (apiStatusCode(err) === 404) return []; // the CRD is not installed: no DynamicStorage anywhere
     throw new StatusReadError(`cannot list DynamicStorage objects in namespace "${namespace}": ${apiErrorMessage(err)}`);
   }
 }
@@ -711,7 +694,7 @@ async function readCluster(custom: k8s.CustomObjectsApi, namespace: string, name
     const cluster = await custom.getNamespacedCustomObject({ group: cnpgGroup, version: cnpgVersion, plural: cnpgClusterPlural, namespace, name }) as CnpgClusterObject;
     return { cluster, clusterUnreadable: undefined };
   } catch (err) {
-    const code = httpCode(err);
+    const code = apiStatusCode(err);
     if (code === 404) return { cluster: undefined, clusterUnreadable: undefined };
     if (code === 401 || code === 403) return { cluster: undefined, clusterUnreadable: apiErrorMessage(err) };
     throw new StatusReadError(`cannot read Cluster "${name}" in namespace "${namespace}": ${apiErrorMessage(err)}`);
@@ -723,7 +706,7 @@ async function listPvcs(core: k8s.CoreV1Api, namespace: string, cluster: string)
     const list = await core.listNamespacedPersistentVolumeClaim({ namespace, labelSelector: `${cnpgLabels.cluster}=${cluster}` });
     return { pvcs: list.items };
   } catch (err) {
-    const code = httpCode(err);
+    const code = apiStatusCode(err);
     if (code === 401 || code === 403) return { pvcs: [], pvcsUnreadable: apiErrorMessage(err) };
     throw new StatusReadError(`cannot list the PVCs of Cluster "${cluster}" in namespace "${namespace}": ${apiErrorMessage(err)}`);
   }

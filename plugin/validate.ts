@@ -7,6 +7,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { dynamicStorageApiVersion, dynamicStorageKind } from '../shared/api/dynamicstorage.generated.ts';
 import { formatProblem, validateDynamicStorage, type CnpgCluster, type ValidationProblem } from '../controller/validation/index.ts';
+import { isObject } from '../shared/objects.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
 
 const cnpgApiVersion = 'postgresql.cnpg.io/v1';
@@ -110,7 +111,7 @@ function parseDocuments(source: string, text: string): { documents: InputDocumen
       continue;
     }
     const object: unknown = document.toJS();
-    if (typeof object === 'object' && object !== null && !Array.isArray(object)) documents.push({ source, object: object as Json });
+    if (isObject(object)) documents.push({ source, object });
   }
   return { documents, errors };
 }

@@ -4,9 +4,11 @@
  * only (never after the agent has answered).
  */
 import { Agent, request, type Dispatcher } from 'undici';
+import { backoffDelay } from './backoff.ts';
 import { DynamicStorageError } from './errors.ts';
 import { parseVolumeEvent, parseVolumeList, ReadingFormatError, type VolumeEvent, type VolumeList } from './readings.ts';
 import { DEFAULT_MAX_LINE_BYTES, LineTooLongError, ndjsonLines } from './ndjson.ts';
+import { sleep } from './sleep.ts';
 
 export interface AgentClientOptions {
   /** `http(s)://<pod IP>:<port>` */
@@ -79,14 +81,6 @@ function causeCode(err: unknown): string | undefined {
 export function isConnectionError(err: unknown): boolean {
   return causeCode(err) !== undefined;
 }
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((resolve, reject) => {
-  const timer = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => {
-    clearTimeout(timer);
-    reject(signal.reason as Error);
-  }, { once: true });
-});
 
 /** The body as text, refusing (and dropping the connection) past `limit` bytes. */
 async function boundedText(body: AsyncIterable<Uint8Array> & { destroy(): unknown }, limit: number): Promise<string> {
@@ -215,8 +209,8 @@ export class AgentClient {
         if (attempt >= retries) {
           throw new AgentConnectionError(`${this.baseUrl}${path}: ${causeCode(err)}: ${(err as Error).message} (after ${attempt + 1} attempts)`, err);
         }
-        const ceiling = base * 2 ** attempt;
-        await sleep(ceiling / 2 + random() * ceiling / 2, signal);
+        await sleep(backoffDelay({ initialMs: base, maxMs: Number.POSITIVE_INFINITY }, attempt + 1, random), signal);
+        signal?.throwIfAborted();
       }
     }
   }

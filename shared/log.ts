@@ -49,6 +49,3 @@ export function createLogger(bound: LogFields = {}, options: LoggerOptions = {})
     child: (fields) => createLogger({ ...bound, ...fields }, options),
   };
 }
-
-/** A logger that drops everything; for tests that do not look at logs. */
-export const silentLogger: Logger = createLogger({}, { sink: () => undefined, level: 'error' });

@@ -6,6 +6,8 @@
  * Byte and inode counts are JavaScript numbers (exact up to 8 PiB). Times are RFC 3339 with milliseconds, in UTC.
  */
 
+import { isObject } from './objects.ts';
+
 export const agentApiVersion = 'agent.dynamicstorage.cnpg.io/v1';
 
 /** What a volume holds, from CNPG's `cnpg.io/pvcRole` label (PG_DATA, PG_WAL, PG_TABLESPACE). */
@@ -32,7 +34,12 @@ export interface VolumeIdentity {
   path: string;
 }
 
-/** Filesystem usage as `df -B1` and `df -i` report it. */
+/**
+ * Filesystem usage as `df -B1` and `df -i` report it. The raw statfs numbers (`RawUsage`) are what the controller reads:
+ * it computes used and percent itself (`dfUsage`, controller/policy/usage.ts), because raw numbers can be checked
+ * against each other (available <= free <= total) and a percentage cannot. The agent still sends the derived fields: its
+ * own metrics show them, and controllers of earlier versions require them (agents and controllers are upgraded apart).
+ */
 export interface FilesystemUsage {
   /** f_blocks x f_frsize. */
   totalBytes: number;
@@ -49,6 +56,21 @@ export interface FilesystemUsage {
   inodesFree: number;
   /** df -i's IUse%: ceil(inodesUsed x 100 / inodesTotal); 0 when the filesystem has no inode limit. */
   inodesPercentUsed: number;
+}
+
+/** The statfs numbers a reading carries; the other fields of FilesystemUsage derive from them. */
+export type RawUsage = Pick<FilesystemUsage, 'totalBytes' | 'freeBytes' | 'availableBytes' | 'inodesTotal' | 'inodesFree'>;
+
+/** Used bytes and percentages from the raw numbers, as df computes them. */
+export function dfUsage(raw: RawUsage): FilesystemUsage {
+  const usedBytes = raw.totalBytes - raw.freeBytes;
+  const inodesUsed = raw.inodesTotal - raw.inodesFree;
+  return {
+    totalBytes: raw.totalBytes, usedBytes, availableBytes: raw.availableBytes, freeBytes: raw.freeBytes,
+    percentUsed: dfPercent(usedBytes, usedBytes + raw.availableBytes),
+    inodesTotal: raw.inodesTotal, inodesUsed, inodesFree: raw.inodesFree,
+    inodesPercentUsed: dfPercent(inodesUsed, raw.inodesTotal),
+  };
 }
 
 export type VolumeStatus = 'ok' | 'error' | 'unsupported';
@@ -139,10 +161,6 @@ export class ReadingFormatError extends Error {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function requireString(obj: Record<string, unknown>, field: string, where: string): void {
   if (typeof obj[field] !== 'string') throw new ReadingFormatError(`${where}.${field} must be a string`);
 }
@@ -161,7 +179,7 @@ const usageFields = [
 const statuses: readonly string[] = ['ok', 'error', 'unsupported'];
 
 function checkIdentity(value: unknown, where: string): asserts value is VolumeIdentity {
-  if (!isRecord(value)) throw new ReadingFormatError(`${where} must be an object`);
+  if (!isObject(value)) throw new ReadingFormatError(`${where} must be an object`);
   for (const field of identityFields) requireString(value, field, where);
   if (!(volumeRoles as readonly unknown[]).includes(value.role)) throw new ReadingFormatError(`${where}.role must be one of ${volumeRoles.join(', ')}`);
   if (value.tablespace !== undefined) requireString(value, 'tablespace', where);
@@ -174,11 +192,11 @@ function checkReading(value: unknown, where: string): asserts value is VolumeRea
   requireString(obj, 'sampledAt', where);
   requireString(obj, 'changedAt', where);
   if (obj.status === 'ok') {
-    if (!isRecord(obj.usage)) throw new ReadingFormatError(`${where}.usage is required when status is ok`);
+    if (!isObject(obj.usage)) throw new ReadingFormatError(`${where}.usage is required when status is ok`);
     for (const field of usageFields) requireNumber(obj.usage, field, `${where}.usage`);
   } else {
     const detail = obj.status === 'error' ? 'error' : 'unsupported';
-    if (!isRecord(obj[detail])) throw new ReadingFormatError(`${where}.${detail} is required when status is ${obj.status as string}`);
+    if (!isObject(obj[detail])) throw new ReadingFormatError(`${where}.${detail} is required when status is ${obj.status as string}`);
   }
 }
 
@@ -198,7 +216,7 @@ function checkReadings(value: unknown, where: string): void {
 
 /** Validates a decoded `GET /v1/volumes` body. Throws ReadingFormatError. */
 export function parseVolumeList(value: unknown): VolumeList {
-  if (!isRecord(value)) throw new ReadingFormatError('volume list must be an object');
+  if (!isObject(value)) throw new ReadingFormatError('volume list must be an object');
   checkEnvelope(value);
   if (value.kind !== 'VolumeList') throw new ReadingFormatError('kind must be VolumeList');
   checkReadings(value.volumes, 'volumes');
@@ -207,7 +225,7 @@ export function parseVolumeList(value: unknown): VolumeList {
 
 /** Validates one decoded line of `GET /v1/volumes/watch`. Throws ReadingFormatError. */
 export function parseVolumeEvent(value: unknown): VolumeEvent {
-  if (!isRecord(value)) throw new ReadingFormatError('event must be an object');
+  if (!isObject(value)) throw new ReadingFormatError('event must be an object');
   checkEnvelope(value);
   switch (value.type) {
     case 'SNAPSHOT':
@@ -235,6 +253,8 @@ export function parseVolumeEvent(value: unknown): VolumeEvent {
  */
 export function dfPercent(part: number, whole: number): number {
   if (whole <= 0 || part <= 0) return 0;
+  // Not whole numbers (only a broken agent sends those): no exact arithmetic to do.
+  if (!Number.isSafeInteger(part) || !Number.isSafeInteger(whole)) return Math.ceil((part * 100) / whole);
   const scaled = BigInt(part) * 100n;
   const total = BigInt(whole);
   return Number(scaled / total) + (scaled % total === 0n ? 0 : 1);

@@ -7,6 +7,7 @@
  */
 import type { Logger } from '../../shared/log.ts';
 import { backoffDelay, type Backoff } from '../../shared/backoff.ts';
+import { sleep } from '../../shared/sleep.ts';
 import { isGone, watchError, type KubeClient, type Selectors } from './client.ts';
 import type { KubeObject, WatchEvent } from './types.ts';
 
@@ -118,7 +119,7 @@ export class Informer<T extends KubeObject> {
         this.failures++;
         const delay = backoffDelay(this.options.backoff, this.failures, this.random);
         this.options.logger.warn('watch failed; restarting', { informer: this.options.name, err, failures: this.failures, retryInMs: delay });
-        await this.sleep(delay);
+        await sleep(delay, this.abort.signal);
       }
     }
     this.connected = false;
@@ -173,18 +174,5 @@ export class Informer<T extends KubeObject> {
     const previous = this.cache.get(key);
     this.cache.set(key, entry);
     if (previous?.fingerprint !== entry.fingerprint) this.options.onChange();
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const signal = this.abort.signal;
-      function done(): void {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-      signal.addEventListener('abort', done);
-    });
   }
 }

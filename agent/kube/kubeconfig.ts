@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { DynamicStorageError } from '../../shared/errors.ts';
-import { createKubeClient, type HttpKubeClientOptions, type KubeClient, type KubeConnection } from './client.ts';
+import type { KubeConnection } from './client.ts';
 
 interface Named { name?: string }
 interface KubeconfigCluster {
@@ -93,9 +93,4 @@ export async function connectionFromKubeconfigFile(file: string, context?: strin
     throw new DynamicStorageError('KubeConfigInvalid', `cannot read kubeconfig ${file}: ${(err as Error).message}`, { cause: err });
   }
   return connectionFromKubeconfig(text, path.dirname(file), context);
-}
-
-/** A client from a kubeconfig file (local runs and tests). */
-export async function kubeClientFromKubeconfig(file: string, options?: HttpKubeClientOptions & { context?: string }): Promise<KubeClient> {
-  return createKubeClient(await connectionFromKubeconfigFile(file, options?.context), options);
 }

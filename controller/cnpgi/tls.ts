@@ -9,10 +9,10 @@
  * starting at once: writes are guarded (create, or replace at the resourceVersion read), and a replica that loses a race
  * reads again what the winner wrote.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
 import { DynamicStorageError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { sleep } from '../../shared/sleep.ts';
 import { issueCertificate } from '../../shared/x509.ts';
 import { base64, DAY_MS, decodeKey, newCertificateAuthority, readSecret, serviceDnsNames, signedAndFresh, writeSecret, type SecretData } from '../tls-secret.ts';
 

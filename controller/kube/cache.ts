@@ -9,6 +9,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../../shared/api/dynamicstorage.generated.ts';
 import { backoffDelay, retryBackoff } from '../../shared/backoff.ts';
+import { isApiCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from '../cnpg.ts';
 
@@ -33,15 +34,11 @@ export interface StateReader {
   wrote(resource: WrittenResource, object: k8s.KubernetesObject): void;
 }
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
-}
-
 async function orUndefined<T>(read: Promise<T>): Promise<T | undefined> {
   try {
     return await read;
   } catch (err) {
-    if (isNotFound(err)) return undefined;
+    if (isApiCode(err, 404)) return undefined;
     throw err;
   }
 }

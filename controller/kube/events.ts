@@ -5,6 +5,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from '../../shared/log.ts';
+import { maxMessageLength, truncate } from '../../shared/text.ts';
 
 export interface EventTarget {
   apiVersion: string;
@@ -15,6 +16,20 @@ export interface EventTarget {
 }
 
 export type EventType = 'Normal' | 'Warning';
+
+/**
+ * The event reasons of the controller's own. Events also carry the sizing decision's reason (policy/types.ts `Reasons`),
+ * the action's kind (`ActionKinds`) and the Valid condition's reason, as they are.
+ */
+export const EventReasons = {
+  ResizeCompleted: 'ResizeCompleted',
+  ResizeFailed: 'ResizeFailed',
+  VolumeExcluded: 'VolumeExcluded',
+  VolumeAboveLimit: 'VolumeAboveLimit',
+  VolumeSizeInvalid: 'VolumeSizeInvalid',
+  /** A reconcile that failed, or a volume that could not be planned. */
+  DynamicStorageError: 'DynamicStorageError',
+} as const;
 
 export interface EventSink {
   record(target: EventTarget, type: EventType, reason: string, message: string): Promise<void>;
@@ -58,7 +73,7 @@ export class EventRecorder implements EventSink {
       const created = await this.api.createNamespacedEvent({ namespace: target.namespace, body: {
         metadata: { generateName: `${target.name}.`, namespace: target.namespace },
         involvedObject: { apiVersion: target.apiVersion, kind: target.kind, name: target.name, namespace: target.namespace, uid: target.uid },
-        type, reason, message: truncate(message, 1024),
+        type, reason, message: truncate(message, maxMessageLength),
         source: { component: this.component },
         reportingComponent: this.component,
         reportingInstance: this.instance,
@@ -77,8 +92,4 @@ export class EventRecorder implements EventSink {
       if (now.getTime() - value.firstSeen.getTime() >= this.aggregateWindowMs) this.recent.delete(key);
     }
   }
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

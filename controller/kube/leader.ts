@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
+import { isApiCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 
 export interface LeaderElectionConfig {
@@ -53,10 +54,6 @@ function micro(date: Date | undefined): k8s.V1MicroTime | undefined {
   return date === undefined ? undefined : new k8s.V1MicroTime(date);
 }
 
-function isConflictOrNotFound(err: unknown, code: 404 | 409): boolean {
-  return err instanceof k8s.ApiException && err.code === code;
-}
-
 export class LeaderElector {
   private readonly api: k8s.CoordinationV1Api;
   private readonly config: LeaderElectionConfig;
@@ -82,6 +79,14 @@ export class LeaderElector {
 
   /** Campaigns until leading, then renews; callbacks fire on the transitions. */
   start(callbacks: LeaderCallbacks): void {
+    // Stops for good: a replica that lost the Lease exits (main.ts) and a new one campaigns.
+    const lose = (why: string): void => {
+      this.leading = false;
+      this.stopped = true;
+      if (this.watchdog) clearInterval(this.watchdog);
+      this.log.error(`lost leadership: ${why}`);
+      callbacks.onStoppedLeading();
+    };
     const tick = async (): Promise<void> => {
       const attempt = await this.tryAcquireOrRenew().catch((err: unknown): Attempt => {
         this.log.warn('lease update failed', { err });
@@ -92,11 +97,7 @@ export class LeaderElector {
       const ok = attempt === 'held';
       if (attempt === 'other' && this.leading) {
         // Another replica holds the Lease: it may be acting already. Stop at once rather than at the renew deadline.
-        this.leading = false;
-        this.stopped = true;
-        if (this.watchdog) clearInterval(this.watchdog);
-        this.log.error('lost leadership: another replica holds the lease');
-        callbacks.onStoppedLeading();
+        lose('another replica holds the lease');
         return;
       }
       if (ok) {
@@ -107,11 +108,7 @@ export class LeaderElector {
           callbacks.onStartedLeading();
         }
       } else if (this.leading && now - this.lastRenew > this.config.renewDeadlineMs) {
-        this.leading = false;
-        this.stopped = true;
-        if (this.watchdog) clearInterval(this.watchdog);
-        this.log.error('lost leadership: could not renew the lease in time');
-        callbacks.onStoppedLeading();
+        lose('could not renew the lease in time');
         return;
       }
       const jitter = this.leading ? 0 : Math.random() * this.config.retryPeriodMs * 0.2;
@@ -122,11 +119,7 @@ export class LeaderElector {
     // by then another replica may hold the Lease.
     this.watchdog = setInterval(() => {
       if (!this.leading || Date.now() - this.lastRenew <= this.config.renewDeadlineMs) return;
-      this.leading = false;
-      this.stopped = true;
-      if (this.watchdog) clearInterval(this.watchdog);
-      this.log.error('lost leadership: no successful renew within the deadline');
-      callbacks.onStoppedLeading();
+      lose('no successful renew within the deadline');
     }, Math.max(100, Math.floor(this.config.retryPeriodMs / 2)));
     this.watchdog.unref();
   }
@@ -164,7 +157,7 @@ export class LeaderElector {
     try {
       lease = await this.api.readNamespacedLease({ name, namespace });
     } catch (err) {
-      if (!isConflictOrNotFound(err, 404)) throw err;
+      if (!isApiCode(err, 404)) throw err;
       try {
         await this.api.createNamespacedLease({ namespace, body: {
           metadata: { name, namespace },
@@ -172,7 +165,7 @@ export class LeaderElector {
         } });
         return 'held';
       } catch (createErr) {
-        if (isConflictOrNotFound(createErr, 409)) return 'failed';
+        if (isApiCode(createErr, 409)) return 'failed';
         throw createErr;
       }
     }
@@ -196,7 +189,7 @@ export class LeaderElector {
       await this.api.replaceNamespacedLease({ name, namespace, body: lease });
       return 'held';
     } catch (err) {
-      if (isConflictOrNotFound(err, 409)) return 'failed';
+      if (isApiCode(err, 409)) return 'failed';
       throw err;
     }
   }

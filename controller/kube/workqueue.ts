@@ -3,6 +3,8 @@
  * out twice, a key re-added while processing is queued again when done, and failures back off exponentially per key.
  * Handlers only enqueue `namespace/name`; the worker reads current state at sync time.
  */
+import { exponentialDelay } from '../../shared/backoff.ts';
+
 export interface BackoffConfig {
   baseMs: number;
   maxMs: number;
@@ -11,21 +13,37 @@ export interface BackoffConfig {
 export const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 500, maxMs: 5 * 60_000 };
 
 export function backoffDelay(failures: number, config: BackoffConfig): number {
-  return Math.min(config.maxMs, config.baseMs * 2 ** Math.max(0, failures - 1));
+  return exponentialDelay({ initialMs: config.baseMs, maxMs: config.maxMs }, failures);
 }
+
+/** The clock and timers of delayed adds; tests pass fake ones. */
+export interface QueueTimers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const realTimers: QueueTimers = {
+  now: () => Date.now(),
+  // Unref'd: a pending retry does not keep the process alive.
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => { clearTimeout(handle as NodeJS.Timeout); },
+};
 
 export class WorkQueue {
   private readonly queue: string[] = [];
   private readonly dirty = new Set<string>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly delayed = new Map<string, { at: number; timer: unknown }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
   private readonly backoff: BackoffConfig;
+  private readonly timers: QueueTimers;
   private shuttingDown = false;
 
-  constructor(backoff: BackoffConfig = DEFAULT_BACKOFF) {
+  constructor(backoff: BackoffConfig = DEFAULT_BACKOFF, timers: QueueTimers = realTimers) {
     this.backoff = backoff;
+    this.timers = timers;
   }
 
   get length(): number {
@@ -77,23 +95,26 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const at = Date.now() + delayMs;
+    const at = this.timers.now() + delayMs;
     const pending = this.delayed.get(key);
     if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    if (pending) this.timers.clearTimeout(pending.timer);
+    const timer = this.timers.setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref();
     this.delayed.set(key, { at, timer });
   }
 
-  /** Re-adds after a failure with per-key exponential backoff; returns the delay used. */
-  addRateLimited(key: string): number {
+  /**
+   * Re-adds after a failure with per-key exponential backoff; returns the delay used. `atOnce` (a write that lost to a
+   * newer one: the next attempt reads the newer object) skips the delay for the first failure in a row only, so that a
+   * conflict that repeats (a cache behind the API server) backs off like any failure instead of spinning.
+   */
+  addRateLimited(key: string, options: { atOnce?: boolean } = {}): number {
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
-    const delay = backoffDelay(failures, this.backoff);
+    const delay = options.atOnce === true && failures === 1 ? 0 : backoffDelay(failures, this.backoff);
     this.addAfter(key, delay);
     return delay;
   }
@@ -129,7 +150,7 @@ export class WorkQueue {
 
   shutdown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.delayed.values()) clearTimeout(timer);
+    for (const { timer } of this.delayed.values()) this.timers.clearTimeout(timer);
     this.delayed.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }

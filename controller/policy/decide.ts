@@ -4,6 +4,7 @@
  * no volumes -> resize in flight -> no usable disk status -> emergency -> planned growth -> steady state.
  * docs/sizing-policy.md is the reference for every rule, reason and message.
  */
+import { exponentialDelay } from '../../shared/backoff.ts';
 import { BUDGET_WINDOW_MS, evaluateBudget, rejectedAttemptAllowedAt, type BudgetView } from './budget.ts';
 import { fillRate, growthRate, rateEvidenceSince, resizeHorizonMs, resizeLatencyMs, secondsToUse } from './predict.ts';
 import {
@@ -247,7 +248,7 @@ function rejectedRetryDelay(ctx: Context): number {
   let inARow = 0;
   const refused = (result: string | undefined): boolean => result === 'Failed' || result === 'Rejected';
   for (let i = sorted.length - 1; i >= 0 && refused(sorted[i]?.result); i -= 1) inARow += 1;
-  return Math.min(ctx.tuning.rejectedRetryMaxMs, ctx.tuning.rejectedRetryMs * 2 ** Math.max(0, inARow - 1));
+  return exponentialDelay({ initialMs: ctx.tuning.rejectedRetryMs, maxMs: ctx.tuning.rejectedRetryMaxMs }, inARow);
 }
 
 // ---------------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /** Rendering of sizes, percentages and times in decision messages. Messages are for people; never parse them. */
 import { MiB, formatBytesHuman, formatQuantity } from '../../shared/quantity.ts';
+import { isoTime } from '../../shared/time.ts';
 
 /** A PVC size: exact quantity when it is a whole number of MiB (`10Gi`, `1536Mi`), else one decimal (`10.3Gi`). */
 export function formatSize(bytes: number): string {
@@ -17,6 +18,4 @@ export function formatPercent(percent: number): string {
 }
 
 /** ISO 8601 in UTC, without milliseconds when they are zero. */
-export function formatTime(at: Date): string {
-  return at.toISOString().replace(/\.000Z$/, 'Z');
-}
+export const formatTime = isoTime;

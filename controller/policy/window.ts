@@ -370,11 +370,6 @@ function resolveWallTime(change: OffsetChange, wallMs: number): number {
   return wallMs - Math.min(change.before, change.after) * MINUTE;
 }
 
-/** The instant of a wall-clock time (milliseconds of a UTC-labelled wall time) in a zone; see resolveWallTime. */
-export function localToInstant(zone: IANAZone, wallMs: number): number {
-  return resolveWallTime(offsetChangeAround(zone, wallMs - 15 * HOUR, wallMs + 13 * HOUR), wallMs);
-}
-
 export function formatDuration(ms: number): string {
   if (!Number.isFinite(ms)) return 'always';
   const hours = Math.floor(ms / HOUR);

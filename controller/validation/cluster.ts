@@ -5,6 +5,7 @@
 import { compareQuantities, isQuantity } from './quantity-exact.ts';
 import { omitValue, problem, ValidationCodes, type ValidationProblem } from './problems.ts';
 import type { PolicyLocation } from './validate.ts';
+import { isObject } from '../../shared/objects.ts';
 
 type Json = Record<string, unknown>;
 
@@ -24,8 +25,6 @@ export interface CnpgCluster {
     tablespaces?: { name: string; storage?: CnpgStorageConfiguration }[];
   };
 }
-
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The size CNPG creates new volumes at: `size`, else the PVC template's storage request. */
 export function clusterVolumeSize(storage: CnpgStorageConfiguration | undefined): string | undefined {

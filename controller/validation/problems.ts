@@ -3,6 +3,7 @@
  * (`spec.storage.limit: Required value: ...`), so that the offline command, the Valid condition and `kubectl apply`
  * say the same thing about the same mistake.
  */
+import { ConditionTypes } from '../kube/conditions.ts';
 
 /** Stable codes. They appear in conditions, events and the offline command's JSON output: never change one. */
 export const ValidationCodes = {
@@ -119,7 +120,7 @@ export function renderProblemsMessage(problems: readonly ValidationProblem[], ma
   return message;
 }
 
-export const validConditionType = 'Valid';
+export const validConditionType = ConditionTypes.Valid;
 export const validReason = 'Valid';
 export const invalidPolicyReason = 'InvalidPolicy';
 

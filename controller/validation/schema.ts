@@ -9,10 +9,10 @@
 import type { CelValidationRule, JsonSchema } from '../../shared/api/json-schema.ts';
 import { celRuleImplementations } from './cel-rules.ts';
 import { omitValue, problem, ValidationCodes, type FieldErrorType, type ValidationProblem } from './problems.ts';
+import { isObject } from '../../shared/objects.ts';
 
 type Json = Record<string, unknown>;
 
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 const additionalSchema = (schema: JsonSchema): JsonSchema | undefined =>
   typeof schema.additionalProperties === 'object' ? schema.additionalProperties : undefined;
 

@@ -14,10 +14,9 @@ import { validateMaintenanceWindow } from '../policy/window.ts';
 import { checkAgainstCluster, type CnpgCluster } from './cluster.ts';
 import { omitValue, problem, sortProblems, ValidationCodes, type ValidationProblem } from './problems.ts';
 import { applySchemaDefaults, validateAgainstSchema } from './schema.ts';
+import { isObject } from '../../shared/objects.ts';
 
 type Json = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 export interface ValidationContext {
   /**

@@ -13,12 +13,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { startAgent, type RunningAgent } from '../../agent/agent.ts';
+import type { RunningAgent } from '../../agent/agent.ts';
+import { startAgentOnKubeConfig } from '../harness/agent-kube.ts';
 import { startController, type ControllerConfig, type RunningController } from '../../controller/controller.ts';
 import { agentAudience } from '../../controller/agent-token.ts';
 import { ensureAgentTls, type AgentTlsSecret } from '../../controller/agent-tls.ts';
 import { allocationUnitAnnotation } from '../../controller/resolve.ts';
-import { silentLogger, type Logger } from '../../shared/log.ts';
+import { type Logger } from '../../shared/log.ts';
+import { silentLogger } from '../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../harness/controlplane.ts';
 import { applyCrds } from '../harness/crds.ts';
 import { eventually } from '../harness/eventually.ts';
@@ -121,7 +123,7 @@ async function startAgents(plane: ControlPlane, sim: Simulation, probeIntervalMs
         if (pod.status?.phase !== 'Running' || !pod.status.podIP) throw new Error(`agent pod ${name} not running yet`);
         return pod.status.podIP;
       }, { timeoutMs: 30_000 });
-      agents.push(await startAgent({
+      agents.push(await startAgentOnKubeConfig({
         nodeName: node.name, kubeletRoot: node.kubeletRoot, probeIntervalMs, listenHost: podIP, listenPort: port, ...(tls ? { tls } : {}),
         heartbeatMs: 2_000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'koffi', processMetrics: false, logLevel: 'info',
       }, { kubeConfig: agentKubeConfig, logger: log.child({ component: 'agent', node: node.name }) }));

@@ -15,7 +15,8 @@ import { ReadingsStore } from '../../../controller/readings.ts';
 import { Reconciler } from '../../../controller/reconcile.ts';
 import { StatusWriter } from '../../../controller/status.ts';
 import type { EventSink } from '../../../controller/kube/events.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { ConflictError } from '../../../shared/errors.ts';
+import { silentLogger } from '../../harness/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -134,6 +135,6 @@ describe('reconciles on lagging caches', function () {
     await reconciler.reconcile(namespace, 'control');
     assert.equal(await actionsOf('control'), 1);
     // The status write is guarded by the stale resourceVersion: refused, and only that stops a second grow here.
-    await assert.rejects(reconciler.reconcile(namespace, 'control'), (err: unknown) => err instanceof k8s.ApiException && err.code === 409);
+    await assert.rejects(reconciler.reconcile(namespace, 'control'), (err: unknown) => err instanceof ConflictError && err.cause instanceof k8s.ApiException && err.cause.code === 409);
   });
 });

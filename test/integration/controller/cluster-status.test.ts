@@ -20,7 +20,7 @@ import { eventually } from '../../harness/eventually.ts';
 import { startController, type ControllerConfig, type RunningController } from '../../../controller/controller.ts';
 import { clusterConditionType, clusterStatusAnnotation, clusterSummary, readStatusAnnotation, storageSizingBlock } from '../../../controller/cluster-status.ts';
 import { pluginName, protoFiles, protoLoaderOptions } from '../../../controller/cnpgi/server.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
 const run = promisify(execFile);

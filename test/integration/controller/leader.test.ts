@@ -4,7 +4,7 @@ import { startControlPlane, type ControlPlane } from '../../harness/controlplane
 import { eventually } from '../../harness/eventually.ts';
 import { LeaderElector } from '../../../controller/kube/leader.ts';
 import { EventRecorder } from '../../../controller/kube/events.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 
 const fast = { leaseDurationMs: 2_000, renewDeadlineMs: 1_500, retryPeriodMs: 250 };
 

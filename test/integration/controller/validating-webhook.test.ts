@@ -11,7 +11,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { startWebhookServer, type WebhookServer } from '../../../controller/webhook.ts';
 import { validateDocuments } from '../../../plugin/validate.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { applyCrds } from '../../harness/crds.ts';
 import { eventually } from '../../harness/eventually.ts';

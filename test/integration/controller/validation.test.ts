@@ -10,7 +10,7 @@ import { startControlPlane, type ControlPlane } from '../../harness/controlplane
 import { applyCrds } from '../../harness/crds.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { startController, type RunningController } from '../../../controller/controller.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { startWebhookServer, type WebhookServer } from '../../../controller/webhook.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane, type TlsMaterial } from '../../harness/controlplane.ts';
 import { eventually } from '../../harness/eventually.ts';
 

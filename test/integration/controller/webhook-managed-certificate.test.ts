@@ -19,7 +19,7 @@ import { parseAllDocuments } from 'yaml';
 import { startController, type RunningController } from '../../../controller/controller.ts';
 import { DEFAULT_LEADER_TIMING } from '../../../controller/kube/leader.ts';
 import { newWebhookTlsData, webhookCertRenewBeforeMs, webhookCertValidityMs } from '../../../controller/webhook-tls.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { applyCrds } from '../../harness/crds.ts';
 import { eventually } from '../../harness/eventually.ts';

@@ -9,9 +9,10 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { startAgent, type RunningAgent } from '../../../agent/agent.ts';
+import type { RunningAgent } from '../../../agent/agent.ts';
+import { startAgentOnKubeConfig } from '../../harness/agent-kube.ts';
 import { AgentClient } from '../../../shared/agent-client.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { repoRoot } from '../../stack/index.ts';
@@ -74,7 +75,7 @@ describe('agent endpoints under hostile clients', function () {
     controllerToken = await plane.tokenFor(namespace, 'cnpg-dynamic-storage-controller', 600, [agentAudience]);
     readerToken = await plane.tokenFor(namespace, 'reader', 600, [agentAudience]);
     const agentKubeConfig = await plane.kubeConfigFor(namespace, 'cnpg-dynamic-storage-agent');
-    agent = await startAgent({
+    agent = await startAgentOnKubeConfig({
       nodeName: 'node-a', kubeletRoot: '/nonexistent', probeIntervalMs: 1000, listenHost: '127.0.0.1', listenPort: 0,
       heartbeatMs: 1000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'node', processMetrics: false, logLevel: 'error',
     }, {

@@ -9,11 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { startAgent, type RunningAgent } from '../../../agent/agent.ts';
+import type { RunningAgent } from '../../../agent/agent.ts';
+import { startAgentOnKubeConfig } from '../../harness/agent-kube.ts';
 import { agentAudience } from '../../../controller/agent-token.ts';
 import { ensureAgentTls, newAgentTlsData } from '../../../controller/agent-tls.ts';
 import { AgentClient } from '../../../shared/agent-client.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { repoRoot } from '../../stack/index.ts';
@@ -64,7 +65,7 @@ describe('agent TLS by default', function () {
     const keyFile = path.join(dir, `${name}.key`);
     await writeFile(certFile, Buffer.from(data['tls.crt'] ?? '', 'base64'));
     await writeFile(keyFile, Buffer.from(data['tls.key'] ?? '', 'base64'));
-    const agent = await startAgent({
+    const agent = await startAgentOnKubeConfig({
       nodeName: name, kubeletRoot: '/nonexistent', probeIntervalMs: 1000, listenHost: '127.0.0.1', listenPort: 0, tls: { certFile, keyFile, reloadMs: 100 },
       heartbeatMs: 1000, authCacheTtlMs: 10_000, tokenAudiences: [agentAudience], statfs: 'node', processMetrics: false, logLevel: 'error',
     }, {

@@ -10,7 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { agentAudience } from '../../../controller/agent-token.ts';
 import { startController, type RunningController } from '../../../controller/controller.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { startControlPlane, type ControlPlane } from '../../harness/controlplane.ts';
 import { applyCrds } from '../../harness/crds.ts';
 import { repoRoot } from '../../stack/index.ts';

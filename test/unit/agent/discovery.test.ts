@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { backoffDelay, resolveTargets, type Lookups } from '../../../agent/discovery.ts';
+import { resolveTargets, type Lookups } from '../../../agent/discovery.ts';
+import { backoffDelay } from '../../../shared/backoff.ts';
 import type { ObjectMeta, PersistentVolume, PersistentVolumeClaim, PersistentVolumeSpec, Pod } from '../../../agent/kube/types.ts';
 
 const root = '/var/lib/kubelet';

@@ -14,11 +14,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { kubeAccessReviewer, kubeTokenReviewer } from '../../../agent/auth.ts';
-import { connectionFromKubeConfig } from '../../../agent/kube/adapters.ts';
+import { connectionFromKubeConfig } from '../../harness/agent-kube.ts';
 import { createKubeClient, isGone, KubeApiError, type KubeClient } from '../../../agent/kube/client.ts';
 import { inClusterConnection, kubeSourceFromEnv } from '../../../agent/kube/connection.ts';
 import { Informer } from '../../../agent/kube/informer.ts';
-import { connectionFromKubeconfig, kubeClientFromKubeconfig } from '../../../agent/kube/kubeconfig.ts';
+import { connectionFromKubeconfig, connectionFromKubeconfigFile } from '../../../agent/kube/kubeconfig.ts';
 import { trimPod, trimPvc } from '../../../agent/kube/trim.ts';
 import type { Pod, PersistentVolumeClaim } from '../../../agent/kube/types.ts';
 import { errorCode } from '../../../shared/errors.ts';
@@ -392,7 +392,7 @@ describe('agent Kubernetes connections', () => {
       'contexts:', '- name: c', '  context:', '    cluster: k', '    user: u',
       'users:', '- name: u', '  user:', `    client-certificate-data: ${b64(userCert)}`, `    client-key-data: ${b64(userKey)}`, '',
     ].join('\n'));
-    const kube = await kubeClientFromKubeconfig(file);
+    const kube = createKubeClient(await connectionFromKubeconfigFile(file));
     try {
       assert.deepEqual(await kube.get('/api/v1/namespaces/default'), { metadata: { name: 'agent' } });
     } finally {
@@ -417,7 +417,7 @@ describe('agent Kubernetes connections', () => {
       registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); seen.add(r.url); return r; } });
       process.on('exit', () => { process.stdout.write(JSON.stringify([...seen])); });`;
     const files = ['agent.ts', 'auth.ts', 'config.ts', 'discovery.ts', 'metrics.ts', 'prober.ts', 'server.ts', 'statfs.ts', 'stream.ts',
-      'kube/adapters.ts', 'kube/client.ts', 'kube/connection.ts', 'kube/informer.ts', 'kube/kubeconfig.ts', 'kube/trim.ts', 'kube/types.ts', 'main.ts'];
+      'kube/client.ts', 'kube/connection.ts', 'kube/informer.ts', 'kube/kubeconfig.ts', 'kube/trim.ts', 'kube/types.ts', 'main.ts'];
     const script = files.map((f) => `await import(${JSON.stringify(path.join(repoRoot, 'agent', f))});`).join('\n');
     const { stdout } = await run(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(hook)}`, '--input-type=module', '-e', script], {
       env: { PATH: process.env.PATH ?? '' }, cwd: repoRoot,

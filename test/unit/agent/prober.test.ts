@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import { Prober, usageFromStatfs, type ChangeEvent, type PassStats } from '../../../agent/prober.ts';
 import { FakeMounts, FakeStatfs, ManualClock, target } from './fakes.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { agentApiVersion, dfPercent, parseVolumeEvent, parseVolumeList, ReadingFormatError, type VolumeReading } from '../../../shared/readings.ts';
+import { agentApiVersion, dfPercent, dfUsage, parseVolumeEvent, parseVolumeList, ReadingFormatError, type VolumeReading } from '../../../shared/readings.ts';
 import { identity } from './fakes.ts';
 
 const reading: VolumeReading = {
@@ -27,6 +27,17 @@ describe('agent reading contract', () => {
       const exact = (part * 100n + whole - 1n) / whole;
       return dfPercent(Number(part), Number(whole)) === Number(exact);
     }));
+  });
+
+  it('dfPercent of numbers that are not whole (a broken agent) is a plain ceiling, not a crash', () => {
+    assert.equal(dfPercent(1.5, 3), 50);
+    assert.equal(dfPercent(2.5, 3), 84);
+  });
+
+  it('dfUsage derives what the agent sends from the raw numbers alone, so the controller can recompute it', () => {
+    const { usedBytes, percentUsed, inodesUsed, inodesPercentUsed, ...raw } = reading.usage ?? assert.fail();
+    assert.deepEqual(dfUsage(raw), reading.usage);
+    assert.deepEqual({ usedBytes, percentUsed, inodesUsed, inodesPercentUsed }, { usedBytes: 10, percentUsed: 10, inodesUsed: 1, inodesPercentUsed: 10 });
   });
 
   it('accepts a volume list and every event type', () => {

@@ -6,7 +6,7 @@ import { configDefaults, type AgentConfig } from '../../../agent/config.ts';
 import type { AuthOutcome } from '../../../agent/auth.ts';
 import type { VolumeTarget } from '../../../agent/prober.ts';
 import { AgentClient, AgentConnectionError, AgentStatusError } from '../../../shared/agent-client.ts';
-import { silentLogger } from '../../../shared/log.ts';
+import { silentLogger } from '../../harness/log.ts';
 import type { VolumeEvent } from '../../../shared/readings.ts';
 import { FakeMounts, FakeStatfs, target } from './fakes.ts';
 

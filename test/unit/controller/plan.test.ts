@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, TiB } from '../../../shared/quantity.ts';
-import { providerFacts, resizeCondition, resolveVolumePolicy, actionRecords, sizingAction } from '../../../controller/resolve.ts';
+import { providerFacts, resizeCondition, resolveVolumePolicy, sizingAction } from '../../../controller/resolve.ts';
+import { readStatusActions } from '../../../controller/history.ts';
 import { newAction, planVolume, trimHistory, volumeStatus, type VolumeSnapshot } from '../../../controller/plan.ts';
 import type { DiskReading } from '../../../controller/policy/index.ts';
 
@@ -117,6 +118,13 @@ describe('planVolume and volumeStatus', () => {
     assert.equal(status.recentActions?.length, 1);
   });
 
+  it('reports percent used as df does (exact integer arithmetic), computed from the raw statfs numbers', () => {
+    // 7 of 100 units: 7 / 100 x 100 is 7.000000000000001 in floating point, which a plain ceil would show as 8.
+    const plan = planVolume(snapshot({ readings: () => ({ latest: reading(7, 100), recent: [] }) }), now);
+    const status = volumeStatus(plan, undefined, now);
+    assert.equal(status.instances?.['pg-1']?.percentUsed, 7);
+  });
+
   it('keeps the effective size when the patch failed, and says why', () => {
     const plan = planVolume(snapshot(), now);
     const record = newAction(plan, now);
@@ -166,10 +174,10 @@ describe('planVolume and volumeStatus', () => {
 
   it('round-trips action records through status and trims history to the budget window', () => {
     const old = new Date(now.getTime() - 25 * 3600_000);
-    const records = actionRecords([
+    const { records } = readStatusActions([
       sizingAction({ kind: 'ScheduledGrow', from: GiB, to: 2 * GiB, timestamp: old, result: 'Success' }),
       sizingAction({ kind: 'EmergencyGrow', from: 2 * GiB, to: 3 * GiB, timestamp: now, result: 'Pending', instance: 'pg-1' }),
-    ]);
+    ], now);
     assert.deepEqual(records[1], { kind: 'EmergencyGrow', from: 2 * GiB, to: 3 * GiB, timestamp: now, result: 'Pending', completedAt: undefined, instance: 'pg-1' });
     assert.deepEqual(trimHistory(records, now).map((r) => r.kind), ['EmergencyGrow']);
     assert.deepEqual(trimHistory(records.slice(0, 1), now).map((r) => r.kind), ['ScheduledGrow'], 'the last action is always kept');

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
-import { formatTraceCsv, parseTimestamp, parseTraceCsv } from '../../../plugin/simulate-trace.ts';
+import { parseTimestamp, parseTraceCsv, traceHeader } from '../../../plugin/simulate-trace.ts';
+import type { InstanceTrace } from '../../../controller/policy/replay.ts';
+import { isoTime } from '../../../shared/time.ts';
 import { SimulateInputError } from '../../../plugin/simulate-errors.ts';
+
+/** The trace as CSV (RFC 3339 timestamps), in time order; what `parseTraceCsv` reads back. */
+function formatTraceCsv(traces: readonly InstanceTrace[]): string {
+  const rows = traces.flatMap(({ instance, trace }) => trace.map((point) => ({ at: point.at.getTime(), instance, used: point.usedBytes })));
+  rows.sort((a, b) => a.at - b.at || a.instance.localeCompare(b.instance));
+  const lines = rows.map((row) => `${isoTime(new Date(row.at))},${row.instance},${Math.round(row.used)}`);
+  return `${[traceHeader.join(','), ...lines].join('\n')}\n`;
+}
 
 const header = 'timestamp,instance,used_bytes';
 

@@ -1,10 +1,12 @@
 /**
- * Connections from what tests already hold: a loaded @kubernetes/client-node `KubeConfig` (matched by shape, so the agent
- * never imports that library), or a server, CA and token.
+ * The agent's API client from what tests already hold: a loaded @kubernetes/client-node `KubeConfig` (matched by shape),
+ * or a server, CA and token; and an agent started on such a KubeConfig, which closes its client when it stops.
  */
 import { readFileSync } from 'node:fs';
+import { startAgent, type AgentDeps, type RunningAgent } from '../../agent/agent.ts';
+import type { AgentConfig } from '../../agent/config.ts';
+import { createKubeClient, type KubeClient, type KubeConnection } from '../../agent/kube/client.ts';
 import { DynamicStorageError } from '../../shared/errors.ts';
-import { createKubeClient, type KubeClient, type KubeConnection } from './client.ts';
 
 /** The part of client-node's `KubeConfig` the adapter reads. */
 export interface KubeConfigLike {
@@ -48,4 +50,18 @@ export function kubeClientFor(options: { server: string; ca?: string | Buffer; t
   return createKubeClient({
     server: options.server, ...(options.ca ? { ca: options.ca } : {}), token: typeof token === 'string' ? () => token : token,
   });
+}
+
+/** startAgent with a client made of `kubeConfig`, closed when the agent stops (or fails to start). */
+export async function startAgentOnKubeConfig(config: AgentConfig, deps: Omit<AgentDeps, 'kube'> & { kubeConfig: KubeConfigLike }): Promise<RunningAgent> {
+  const { kubeConfig, ...rest } = deps;
+  const kube = kubeClientFromKubeConfig(kubeConfig);
+  let agent: RunningAgent;
+  try {
+    agent = await startAgent(config, { ...rest, kube });
+  } catch (err) {
+    await kube.close();
+    throw err;
+  }
+  return { ...agent, stop: async () => { await agent.stop(); await kube.close(); } };
 }
