@@ -9,6 +9,7 @@ import type {
   VolumePolicy as ApiVolumePolicy,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
+import type { VolumeRole } from '../shared/cnpg.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
 import {
   BUDGET_WINDOW_MS,
@@ -30,10 +31,8 @@ import type { FallbackWindow } from './last-valid.ts';
 import { classifyMembers, isOwnedByCluster, type ExcludedMember } from './membership.ts';
 import { instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
 
-export type VolumeRoleName = 'data' | 'wal' | 'tablespace';
-
 export interface VolumeSnapshot {
-  role: VolumeRoleName;
+  role: VolumeRole;
   tablespace?: string | undefined;
   /** `data`, `wal`, `tablespace app` — used in messages. */
   label: string;

@@ -16,7 +16,21 @@ import {
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { formatQuantity } from '../shared/quantity.ts';
-import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
+import {
+  cnpgAnnotations,
+  cnpgClusterKind,
+  cnpgGroup,
+  cnpgVersion,
+  managerIdentity,
+  placeSlot,
+  pvcSelector,
+  readSlot,
+  slotEntries,
+  slotKey,
+  volumeSlots,
+  type VolumeRole,
+  type VolumeSlotId,
+} from '../shared/cnpg.ts';
 import { ApiState, type StateReader } from './kube/cache.ts';
 import { setCondition, type Condition } from './kube/conditions.ts';
 import type { EventSink, EventTarget } from './kube/events.ts';
@@ -29,7 +43,7 @@ import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
 import { ClusterStatusConflict, type ClusterStatusSink } from './cluster-status-writer.ts';
 import type { ClusterLike } from './cluster-status.ts';
-import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+import { checkSingleManager, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
 import { ValidationCodes } from './validation/problems.ts';
 
 export interface ReconcilerDeps {
@@ -68,7 +82,7 @@ export interface VolumeKey {
   namespace: string;
   cluster: string;
   dynamicStorage: string;
-  role: 'data' | 'wal' | 'tablespace';
+  role: VolumeRole;
   tablespace?: string | undefined;
 }
 
@@ -145,7 +159,7 @@ export class Reconciler {
     }
     const sizing = sizingOf(outcomes, now, snapshots);
     for (const [plan, outcome] of outcomes) {
-      const status = statusOf(sizing, plan.snapshot);
+      const status = readSlot(sizing, plan.snapshot);
       if (!status) continue;
       await this.announce(plan, status, outcome, target);
       this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
@@ -266,24 +280,16 @@ export class Reconciler {
 
   private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
     const { namespace, cluster, log, now, invalidWindows, lastValid } = context;
-    const { spec } = object;
-    const clusterName = spec.cluster.name;
+    const clusterName = object.spec.cluster.name;
     const clusterUid = cluster.metadata?.uid;
-    const previous = object.status?.storageSizing;
-    const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = [];
-    if (spec.storage) wanted.push({ role: 'data', label: 'data', field: 'spec.storage', api: spec.storage, previous: previous?.data });
-    if (spec.walStorage) wanted.push({ role: 'wal', label: 'wal', field: 'spec.walStorage', api: spec.walStorage, previous: previous?.wal });
-    for (const [index, tablespace] of (spec.tablespaces ?? []).entries()) {
-      wanted.push({
-        role: 'tablespace', tablespace: tablespace.name, label: `tablespace ${tablespace.name}`,
-        field: `spec.tablespaces[${index}].storage`, api: tablespace.storage, previous: previous?.tablespaces?.[tablespace.name],
-      });
-    }
+    const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = volumeSlots(object.spec, object.status?.storageSizing).map(
+      ({ selector: _selector, policy, ...slot }) => ({ ...slot, api: policy }),
+    );
     const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
     const mountedOn = await this.mountNodes(namespace, clusterName, clusterUid);
     const result: VolumeSnapshot[] = [];
     for (const want of wanted) {
-      const labelled = await this.pvcsOf(namespace, clusterName, want.role, want.tablespace);
+      const labelled = await this.pvcsOf(namespace, clusterName, want);
       const pvcs = labelled.filter((pvc) => isOwnedByCluster(pvc, clusterUid));
       this.reportForeign(labelled.filter((pvc) => !pvcs.includes(pvc)), log);
       const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
@@ -297,7 +303,7 @@ export class Reconciler {
       result.push({
         ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
         windowInvalid: invalidWindows.has(want.field),
-        fallbackWindow: invalidWindows.has(want.field) ? fallbackWindow(lastValid, want.field, want.tablespace) : undefined,
+        fallbackWindow: invalidWindows.has(want.field) ? fallbackWindow(lastValid, want) : undefined,
         // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
         readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
       });
@@ -339,10 +345,8 @@ export class Reconciler {
    * The PVCs CNPG made for this logical volume, as the cache holds them, with the controller's own patches in them even
    * before the cache has them (see kube/cache.ts): a patch is never repeated on stale data.
    */
-  private async pvcsOf(namespace: string, cluster: string, role: VolumeSnapshot['role'], tablespace: string | undefined): Promise<k8s.V1PersistentVolumeClaim[]> {
-    const labels: Record<string, string> = { [cnpgLabels.cluster]: cluster, [cnpgLabels.pvcRole]: pvcRoles[role] };
-    if (tablespace !== undefined) labels[cnpgLabels.tablespaceName] = tablespace;
-    const list = await this.state.pvcs(namespace, labels);
+  private async pvcsOf(namespace: string, cluster: string, slot: VolumeSlotId): Promise<k8s.V1PersistentVolumeClaim[]> {
+    const list = await this.state.pvcs(namespace, pvcSelector(cluster, slot));
     return list
       .filter((pvc) => !pvc.metadata?.deletionTimestamp && pvc.metadata?.annotations?.[cnpgAnnotations.pvcStatus] !== 'detached')
       .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
@@ -413,42 +417,25 @@ export class Reconciler {
   private forgetVolumes(object: DynamicStorage, plans: readonly VolumePlan[] | undefined): void {
     const report = this.deps.onVolumeStatus;
     if (!report) return;
-    const kept = new Set((plans ?? []).map((p) => `${p.snapshot.role}/${p.snapshot.tablespace ?? ''}`));
-    const previous = object.status?.storageSizing;
-    const known: { role: VolumeKey['role']; tablespace?: string }[] = [];
-    if (previous?.data) known.push({ role: 'data' });
-    if (previous?.wal) known.push({ role: 'wal' });
-    for (const name of Object.keys(previous?.tablespaces ?? {})) known.push({ role: 'tablespace', tablespace: name });
-    for (const k of known) {
-      if (!kept.has(`${k.role}/${k.tablespace ?? ''}`)) report({ ...volumeKey(object, { role: k.role, tablespace: k.tablespace }) }, undefined);
+    const kept = new Set((plans ?? []).map((p) => slotKey(p.snapshot)));
+    for (const { slot } of slotEntries(object.status?.storageSizing)) {
+      if (!kept.has(slotKey(slot))) report(volumeKey(object, slot), undefined);
     }
   }
 }
 
-function volumeKey(object: DynamicStorage, snapshot: { role: VolumeKey['role']; tablespace?: string | undefined }): VolumeKey {
+function volumeKey(object: DynamicStorage, snapshot: VolumeSlotId): VolumeKey {
   return {
     namespace: object.metadata?.namespace ?? '', cluster: object.spec.cluster.name, dynamicStorage: object.metadata?.name ?? '',
     role: snapshot.role, tablespace: snapshot.tablespace,
   };
 }
 
-function placeStatus(sizing: StorageSizingStatus, snapshot: VolumeSnapshot, status: VolumeSizingStatus): void {
-  if (snapshot.role === 'data') sizing.data = status;
-  else if (snapshot.role === 'wal') sizing.wal = status;
-  else sizing.tablespaces = { ...sizing.tablespaces, [snapshot.tablespace ?? '']: status };
-}
-
-function statusOf(sizing: StorageSizingStatus, snapshot: VolumeSnapshot): VolumeSizingStatus | undefined {
-  if (snapshot.role === 'data') return sizing.data;
-  if (snapshot.role === 'wal') return sizing.wal;
-  return sizing.tablespaces?.[snapshot.tablespace ?? ''];
-}
-
 /** The status of every planned volume; a volume that could not be planned keeps its previous status. */
 function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date, snapshots: readonly VolumeSnapshot[]): StorageSizingStatus {
   const sizing: StorageSizingStatus = {};
-  for (const snapshot of snapshots) if (snapshot.previous) placeStatus(sizing, snapshot, snapshot.previous);
-  for (const [plan, outcome] of outcomes) placeStatus(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
+  for (const snapshot of snapshots) if (snapshot.previous) placeSlot(sizing, snapshot, snapshot.previous);
+  for (const [plan, outcome] of outcomes) placeSlot(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
   return sizing;
 }
 

@@ -20,9 +20,8 @@ import type { DynamicStorage, VolumeSizingStatus } from '../shared/api/dynamicst
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
-import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { cnpgLabels, managersOf, matchesLabels, volumeSlots } from '../shared/cnpg.ts';
 import { admitDynamicStorage } from './validation/admission.ts';
-import { managersOf } from './validation/cluster.ts';
 import { formatProblem } from './validation/problems.ts';
 
 /** Set on a PVC the webhook enlarged: the size CloudNativePG asked for. */
@@ -86,18 +85,8 @@ export interface PvcMutation {
 }
 
 function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): { status: VolumeSizingStatus | undefined; limit: string } | undefined {
-  const labels = pvc.metadata?.labels ?? {};
-  const sizing = object.status?.storageSizing;
-  switch (labels[cnpgLabels.pvcRole]) {
-    case pvcRoles.data: return object.spec.storage ? { status: sizing?.data, limit: object.spec.storage.limit } : undefined;
-    case pvcRoles.wal: return object.spec.walStorage ? { status: sizing?.wal, limit: object.spec.walStorage.limit } : undefined;
-    case pvcRoles.tablespace: {
-      const name = labels[cnpgLabels.tablespaceName];
-      const policy = object.spec.tablespaces?.find((t) => t.name === name);
-      return policy && name !== undefined ? { status: sizing?.tablespaces?.[name], limit: policy.storage.limit } : undefined;
-    }
-    default: return undefined;
-  }
+  const slot = volumeSlots(object.spec, object.status?.storageSizing).find((s) => matchesLabels(pvc.metadata?.labels, s.selector));
+  return slot && { status: slot.previous, limit: slot.policy.limit };
 }
 
 /**

@@ -10,7 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type DynamicStorage } from '../../shared/api/dynamicstorage.generated.ts';
 import { backoffDelay, retryBackoff } from '../../shared/backoff.ts';
 import type { Logger } from '../../shared/log.ts';
-import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from '../cnpg.ts';
+import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from '../../shared/cnpg.ts';
 
 export type Handle = { stop(): Promise<void> | void };
 
