@@ -74,10 +74,10 @@ describe('planning under an invalid window', () => {
   const reading: DiskReading = { sampledAt: now, totalBytes: 64 * MiB, freeBytes: 6 * MiB, availableBytes: 6 * MiB };
   const snapshot = (overrides: Partial<VolumeSnapshot>): VolumeSnapshot => ({
     role: 'data', label: 'data', field: 'spec.storage',
-    api: { request: '64Mi', limit: '1Gi', maintenanceWindow: { schedule: '0 25 * * *' }, emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
+    policy: { request: '64Mi', limit: '1Gi', maintenanceWindow: { schedule: '0 25 * * *' }, emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
     pvcs: [pvc('pg-1')],
     storageClass: { metadata: { name: 'managed-csi', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, provisioner: 'disk.csi.azure.com', allowVolumeExpansion: true },
-    readings: () => ({ latest: reading, recent: [] }),
+    readings: new Map([['pg-1', { latest: reading, recent: [] }]]),
     previous: undefined, windowInvalid: true,
     ...overrides,
   });
