@@ -12,7 +12,8 @@
 import path from 'node:path';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import type { VolumeIdentity, VolumeRole } from '../shared/readings.ts';
+import { roleOfPvcRole, type VolumeRole } from '../shared/cnpg.ts';
+import type { VolumeIdentity } from '../shared/readings.ts';
 import { retryBackoff, type Backoff } from '../shared/backoff.ts';
 import type { KubeClient } from './kube/client.ts';
 import { Informer } from './kube/informer.ts';
@@ -25,8 +26,6 @@ export const instanceNameLabel = 'cnpg.io/instanceName';
 export const pvcRoleLabel = 'cnpg.io/pvcRole';
 export const tablespaceNameLabel = 'cnpg.io/tablespaceName';
 export const podRoleLabel = 'cnpg.io/podRole';
-
-const rolesByPvcLabel: Record<string, VolumeRole> = { PG_DATA: 'data', PG_WAL: 'wal', PG_TABLESPACE: 'tablespace' };
 
 /**
  * In-tree volume sources that kubelet hands to a CSI driver (CSI migration, GA since Kubernetes 1.25..1.27): they are mounted
@@ -57,7 +56,7 @@ export interface Resolution {
 
 function roleOf(pvc: PersistentVolumeClaim, volumeName: string): VolumeRole | undefined {
   const label = pvc.metadata?.labels?.[pvcRoleLabel];
-  if (label !== undefined) return rolesByPvcLabel[label];
+  if (label !== undefined) return roleOfPvcRole(label);
   if (volumeName === 'pgdata') return 'data';
   if (volumeName === 'pg-wal') return 'wal';
   if (volumeName.startsWith('tbs-')) return 'tablespace';

@@ -9,7 +9,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { ConflictError, isApiCode } from '../shared/errors.ts';
-import { cnpgClusterPlural, cnpgGroup, cnpgVersion } from './cnpg.ts';
+import { cnpgClusterPlural, cnpgGroup, cnpgVersion } from '../shared/cnpg.ts';
 import { annotationPatch, clusterSummary, conditionPatch, type ClusterLike } from './cluster-status.ts';
 import type { DynamicStorageStatus } from '../shared/api/dynamicstorage.generated.ts';
 

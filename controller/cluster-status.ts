@@ -17,8 +17,9 @@ import type {
   VolumeSizingState,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { ConditionTypes, type Condition } from './kube/conditions.ts';
+import { placeSlot, slotEntries } from '../shared/cnpg.ts';
 import { rfc3339 } from '../shared/time.ts';
+import { ConditionTypes, type Condition } from './kube/conditions.ts';
 
 /** The condition type on the Cluster. */
 export const clusterConditionType = ConditionTypes.DynamicStorageReady;
@@ -97,10 +98,7 @@ function clean<T>(value: T): T {
 /** The compact block: per data / WAL / tablespace the sizes, state, last action, budget and next window. */
 export function storageSizingBlock(dynamicStorage: string, sizing: StorageSizingStatus | undefined): PluginStatusBlock {
   const block: PluginStatusBlock = { dynamicStorage, storageSizing: {} };
-  if (sizing?.data) block.storageSizing.data = compactVolume(sizing.data);
-  if (sizing?.wal) block.storageSizing.wal = compactVolume(sizing.wal);
-  const tablespaces = Object.entries(sizing?.tablespaces ?? {}).sort(([a], [b]) => a.localeCompare(b));
-  if (tablespaces.length > 0) block.storageSizing.tablespaces = Object.fromEntries(tablespaces.map(([name, v]) => [name, compactVolume(v)]));
+  for (const { slot, value } of slotEntries(sizing)) placeSlot(block.storageSizing, slot, compactVolume(value));
   return clean(block);
 }
 
@@ -123,18 +121,10 @@ function volumeLine(label: string, volume: VolumeSizingStatus): string {
   return `${label}: ${volume.state ?? 'Unknown'}${sizes ? ` (${sizes})` : ''}`;
 }
 
-function volumesOf(sizing: StorageSizingStatus | undefined): [string, VolumeSizingStatus][] {
-  const volumes: [string, VolumeSizingStatus][] = [];
-  if (sizing?.data) volumes.push(['data', sizing.data]);
-  if (sizing?.wal) volumes.push(['wal', sizing.wal]);
-  for (const [name, v] of Object.entries(sizing?.tablespaces ?? {}).sort(([a], [b]) => a.localeCompare(b))) volumes.push([`tablespace ${name}`, v]);
-  return volumes;
-}
-
 /** The summary of a DynamicStorage's status for the Cluster: worst state as reason, one line per volume. */
 export function clusterSummary(dynamicStorage: string, status: DynamicStorageStatus | undefined): ClusterSummary {
   const revision = createHash('sha256').update(JSON.stringify(storageSizingBlock(dynamicStorage, status?.storageSizing))).digest('hex').slice(0, 12);
-  const volumes = volumesOf(status?.storageSizing);
+  const volumes = slotEntries(status?.storageSizing).map(({ label, value }): [string, VolumeSizingStatus] => [label, value]);
   if (status?.protection === 'None') {
     const valid = status.conditions?.find((c) => c.type === ConditionTypes.Valid);
     return { status: 'False', reason: ClusterStatusReasons.PolicyInvalid, message: `DynamicStorage ${dynamicStorage}: ${valid?.message ?? 'the policy is invalid'}; nothing is resized`, revision };

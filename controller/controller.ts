@@ -12,7 +12,7 @@ import type { Logger } from '../shared/log.ts';
 import { dfUsage, type FilesystemUsage, type VolumeReading } from '../shared/readings.ts';
 import { ensureAgentTls } from './agent-tls.ts';
 import { AgentFleet, type AgentEndpoints } from './agents.ts';
-import { cnpgLabels } from './cnpg.ts';
+import { cnpgLabels } from '../shared/cnpg.ts';
 import { EventRecorder } from './kube/events.ts';
 import { LeaderElector, type LeaderElectionConfig } from './kube/leader.ts';
 import { WorkQueue } from './kube/workqueue.ts';

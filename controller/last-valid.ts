@@ -10,6 +10,7 @@ import type {
   MaintenanceWindow as ApiMaintenanceWindow,
   PolicyProtection,
 } from '../shared/api/dynamicstorage.generated.ts';
+import { sameSlot, untypedVolumeSlots, type VolumeSlotId } from '../shared/cnpg.ts';
 import { validateMaintenanceWindow } from './policy/window.ts';
 import { rfc3339 } from './resolve.ts';
 import { isObject } from '../shared/objects.ts';
@@ -68,14 +69,9 @@ export function readLastValidPolicy(object: DynamicStorage): LastValidRead {
   return { policy: { generation, observedAt, spec } };
 }
 
-/** The volume policy at `field` (`spec.storage`, `spec.walStorage`, `spec.tablespaces[2].storage`) of `object`. */
-function volumeAt(spec: Record<string, unknown>, field: string, tablespace: string | undefined): Record<string, unknown> | undefined {
-  if (field === 'spec.storage') return isObject(spec.storage) ? spec.storage : undefined;
-  if (field === 'spec.walStorage') return isObject(spec.walStorage) ? spec.walStorage : undefined;
-  // Tablespaces are matched by name: their order may change between generations.
-  const tablespaces = Array.isArray(spec.tablespaces) ? spec.tablespaces as unknown[] : [];
-  const match = tablespaces.find((t) => isObject(t) && t.name === tablespace);
-  return isObject(match) && isObject(match.storage) ? match.storage : undefined;
+/** The volume policy of `slot` in `spec` (a recorded copy, unchecked): tablespaces by name, their order may change. */
+function volumeAt(spec: Record<string, unknown>, slot: VolumeSlotId): Record<string, unknown> | undefined {
+  return untypedVolumeSlots(spec).find((s) => sameSlot(s, slot))?.policy;
 }
 
 export interface FallbackWindow {
@@ -87,9 +83,9 @@ export interface FallbackWindow {
  * The maintenance window the last valid policy had for this volume, checked again; undefined when it had none that
  * reads (then only emergencies grow the volume while the current window is invalid).
  */
-export function fallbackWindow(last: LastValidPolicy | undefined, field: string, tablespace: string | undefined): FallbackWindow | undefined {
+export function fallbackWindow(last: LastValidPolicy | undefined, slot: VolumeSlotId): FallbackWindow | undefined {
   if (!last) return undefined;
-  const volume = volumeAt(last.spec, field, tablespace);
+  const volume = volumeAt(last.spec, slot);
   const window = volume?.maintenanceWindow;
   if (!isObject(window)) return undefined;
   const text = (key: string): string | undefined => (typeof window[key] === 'string' ? window[key] : undefined);

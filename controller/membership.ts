@@ -8,7 +8,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../shared/errors.ts';
 import { formatQuantity, parseQuantity } from '../shared/quantity.ts';
-import { cnpgGroup } from './cnpg.ts';
+import { cnpgGroup } from '../shared/cnpg.ts';
 
 /** Why a member PVC is left out of the sizing; shown as the instance's diskStatus and in a Warning event. */
 export const ExclusionReasons = {

@@ -1,14 +1,20 @@
 /**
- * Pure planning of one reconcile: for each managed logical volume, settle the outcome of the previous action, ask the
- * engine for a decision, and describe the resulting status. The reconciler does the I/O around it.
+ * Pure planning of one reconcile, from one snapshot of a DynamicStorage (what the reconciler gathered: the object, its
+ * Cluster, the policy's problems, and per volume its PVCs, StorageClass, history and readings): the policy's status, and
+ * for each volume the outcome of the previous action settled, the engine's decision, and the resulting status. The
+ * reconciler does the I/O around it: it gathers the snapshot, then acts on the plan.
  */
 import type * as k8s from '@kubernetes/client-node';
 import type {
   BudgetStatus as ApiBudgetStatus,
+  DynamicStorage,
+  DynamicStorageStatus,
   InstanceVolumeStatus,
-  VolumePolicy as ApiVolumePolicy,
+  PolicyProtection,
+  StorageSizingStatus,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
+import { placeSlot, type VolumeSlot } from '../shared/cnpg.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
 import { dfPercent } from '../shared/readings.ts';
 import { maxMessageLength, truncate } from '../shared/text.ts';
@@ -27,36 +33,104 @@ import {
   type ProviderFacts,
   type VolumePolicy,
 } from './policy/index.ts';
+import type { ClusterLike } from './cluster-status.ts';
 import { readStatusActions } from './history.ts';
-import type { FallbackWindow } from './last-valid.ts';
+import { setCondition } from './kube/conditions.ts';
+import { rememberValidPolicy, type FallbackWindow, type LastValidRead } from './last-valid.ts';
 import { classifyMembers, isOwnedByCluster, type ExcludedMember } from './membership.ts';
 import { instanceVolume, providerFacts, resolveVolumePolicy, rfc3339, sizingAction } from './resolve.ts';
+import { validCondition, type CnpgCluster, type ValidConditionFields, type ValidationProblem } from './validation/index.ts';
 
-export type VolumeRoleName = 'data' | 'wal' | 'tablespace';
+/** The readings of one PVC, copied from the store when the snapshot was taken. */
+export interface PvcReadings {
+  readonly latest: DiskReading | undefined;
+  readonly recent: readonly DiskReading[];
+  readonly longTerm?: readonly DiskReading[] | undefined;
+}
 
-export interface VolumeSnapshot {
-  role: VolumeRoleName;
-  tablespace?: string | undefined;
-  /** `data`, `wal`, `tablespace app` — used in messages. */
-  label: string;
-  /** `spec.storage`, `spec.walStorage`, `spec.tablespaces[0].storage` — used in error messages. */
-  field: string;
-  api: ApiVolumePolicy;
+/** One volume of a DynamicStorage, as gathered: its slot (policy, previous status) and what its PVCs say. */
+export interface VolumeSnapshot extends Omit<VolumeSlot, 'selector'> {
   /** The PVCs the Cluster owns with this volume's labels (sizes not yet checked: planVolume sorts them out). */
-  pvcs: readonly k8s.V1PersistentVolumeClaim[];
+  readonly pvcs: readonly k8s.V1PersistentVolumeClaim[];
   /** The Cluster's UID; when given, PVCs it does not own are ignored here too. */
-  clusterUid?: string | undefined;
+  readonly clusterUid?: string | undefined;
   /** The action history to count, already validated and merged (default: the status's recentActions, validated). */
-  history?: readonly ActionRecord[] | undefined;
+  readonly history?: readonly Readonly<ActionRecord>[] | undefined;
   /** The policy's maintenance window is invalid: planned growth never happens, emergencies still do. */
-  windowInvalid?: boolean | undefined;
+  readonly windowInvalid?: boolean | undefined;
   /** While the window is invalid: the last valid policy's window for this volume, used in its place. */
-  fallbackWindow?: FallbackWindow | undefined;
+  readonly fallbackWindow?: FallbackWindow | undefined;
   /** What was wrong with the history as read (reported in the message). */
-  historyProblems?: readonly string[] | undefined;
-  storageClass: k8s.V1StorageClass | undefined;
-  readings: (pvcName: string) => { latest: DiskReading | undefined; recent: readonly DiskReading[]; longTerm?: readonly DiskReading[] };
-  previous: VolumeSizingStatus | undefined;
+  readonly historyProblems?: readonly string[] | undefined;
+  readonly storageClass: k8s.V1StorageClass | undefined;
+  /**
+   * Each PVC's readings by claim name, from an agent on a node where the volume is mounted; a PVC left out has none.
+   * Data, not a view of the store: planning reads nothing else.
+   */
+  readonly readings: ReadonlyMap<string, PvcReadings>;
+}
+
+/** A CNPG Cluster as the reconciler reads it. */
+export type ClusterObject = CnpgCluster & ClusterLike & { metadata?: { uid?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string> } };
+
+/**
+ * Everything one reconcile of a DynamicStorage decides from, gathered once. Read-only: planning is a function of it (and
+ * of the time), and nothing changes it afterwards.
+ */
+export interface DynamicStorageSnapshot {
+  readonly object: Readonly<DynamicStorage>;
+  /** The Cluster it names; null when it does not exist. */
+  readonly cluster: Readonly<ClusterObject> | null;
+  /** Every problem with the policy (sorted), a second DynamicStorage for the Cluster included. */
+  readonly problems: readonly ValidationProblem[];
+  /** What the controller does with the policy, given its problems. */
+  readonly protection: PolicyProtection;
+  /** The last valid policy recorded in status, as read (checked). */
+  readonly lastValid: LastValidRead;
+  /** The volumes, in slot order; none when nothing is sized (protection None). */
+  readonly volumes: readonly VolumeSnapshot[];
+}
+
+/** What every status write carries: a policy's validity and what the controller does with it. */
+export type PolicyStatus = Pick<DynamicStorageStatus, 'observedGeneration' | 'conditions' | 'protection' | 'lastValidPolicy'>;
+
+export interface DynamicStoragePlan {
+  /** The Valid condition (without its transition time). */
+  valid: ValidConditionFields;
+  policyStatus: PolicyStatus;
+  /**
+   * Whether the volumes are sized: a policy whose problems leave it usable still protects them (one mistake must not
+   * switch emergencies off), one that does not is left alone until it is fixed.
+   */
+  sized: boolean;
+  plans: VolumePlan[];
+  /** Volumes that could not be planned (a StorageClass annotation that is not a quantity, ...): they keep their status. */
+  unplanned: { volume: VolumeSnapshot; error: unknown }[];
+  /** The action each plan asks for, in the order of `plans` (undefined: none). */
+  records: (ActionRecord | undefined)[];
+}
+
+/** Plans one reconcile of a DynamicStorage: pure, from its snapshot and the time. */
+export function planDynamicStorage(snapshot: DynamicStorageSnapshot, now: Date): DynamicStoragePlan {
+  const { object, problems, protection } = snapshot;
+  const generation = object.metadata?.generation;
+  const valid = validCondition(problems, generation);
+  const policyStatus: PolicyStatus = {
+    observedGeneration: generation,
+    conditions: setCondition(object.status?.conditions ?? [], valid, now),
+    protection,
+    lastValidPolicy: rememberValidPolicy(object, problems.length, now),
+  };
+  const plans: VolumePlan[] = [];
+  const unplanned: DynamicStoragePlan['unplanned'] = [];
+  for (const volume of snapshot.volumes) {
+    try {
+      plans.push(planVolume(volume, now));
+    } catch (error) {
+      unplanned.push({ volume, error });
+    }
+  }
+  return { valid, policyStatus, sized: protection !== 'None', plans, unplanned, records: plans.map((plan) => newAction(plan, now)) };
 }
 
 /** Reason of a volume whose grow is not attempted because its StorageClass does not allow expansion. */
@@ -127,10 +201,12 @@ function withoutForbiddenExpansion(decision: Decision, storageClass: k8s.V1Stora
   };
 }
 
+/** A PVC no agent reported. */
+const noReadings: PvcReadings = { latest: undefined, recent: [], longTerm: [] };
 
 export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
   const fallback = snapshot.windowInvalid ? snapshot.fallbackWindow : undefined;
-  const api = snapshot.windowInvalid ? { ...snapshot.api, maintenanceWindow: fallback?.window } : snapshot.api;
+  const api = snapshot.windowInvalid ? { ...snapshot.policy, maintenanceWindow: fallback?.window } : snapshot.policy;
   const resolved = resolveVolumePolicy(api, snapshot.field);
   if (snapshot.windowInvalid && !fallback) resolved.policy.maintenanceWindow = neverOpenWindow;
   const provider = providerFacts(snapshot.storageClass, resolved.roundToAzureTier);
@@ -139,7 +215,7 @@ export function planVolume(snapshot: VolumeSnapshot, now: Date): VolumePlan {
   const owned = uid === undefined ? snapshot.pvcs : snapshot.pvcs.filter((pvc) => isOwnedByCluster(pvc, uid));
   const membership = classifyMembers(owned, memberCeiling(resolved.policy, provider, resolved.tuning), provider.allocationUnit);
   const members = { ...snapshot, pvcs: membership.members };
-  const instances = membership.members.map((pvc) => instanceVolume(pvc, snapshot.readings(pvc.metadata?.name ?? '')));
+  const instances = membership.members.map((pvc) => instanceVolume(pvc, snapshot.readings.get(pvc.metadata?.name ?? '') ?? noReadings));
   const input = {
     volume: snapshot.label,
     policy: resolved.policy,
@@ -218,6 +294,14 @@ export function volumeStatus(plan: VolumePlan, outcome: ActionOutcome | undefine
     budget: budgetStatus(history, plan.policy, now),
     ...(decision.window.nextStart ? { nextMaintenanceWindow: rfc3339(decision.window.nextStart) } : {}),
   };
+}
+
+/** The status of every planned volume; a volume that could not be planned keeps its previous status. */
+export function sizingOf(outcomes: readonly (readonly [VolumePlan, ActionOutcome | undefined])[], now: Date, volumes: readonly VolumeSnapshot[]): StorageSizingStatus {
+  const sizing: StorageSizingStatus = {};
+  for (const volume of volumes) if (volume.previous) placeSlot(sizing, volume, volume.previous);
+  for (const [plan, outcome] of outcomes) placeSlot(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
+  return sizing;
 }
 
 function messageOf(plan: VolumePlan, outcome: ActionOutcome | undefined): string {

@@ -1,6 +1,7 @@
 /**
- * One reconcile of one DynamicStorage: gather (API reads, agent readings) -> validate -> plan (pure) -> act (patch PVCs,
- * events) -> write status (through the status writer only). Returns when to look again.
+ * One reconcile of one DynamicStorage: gather (API reads, validation, agent readings) into one read-only snapshot ->
+ * plan (pure: plan.ts, a function of the snapshot and the time) -> act (patch PVCs, events) -> write status (through the
+ * status writer only). Returns when to look again.
  */
 import * as k8s from '@kubernetes/client-node';
 import {
@@ -8,28 +9,36 @@ import {
   dynamicStorageKind,
   type DynamicStorage,
   type DynamicStorageStatus,
-  type LastValidPolicy,
   type PolicyProtection,
-  type StorageSizingStatus,
   type VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
 import { apiErrorMessage, errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import { formatQuantity } from '../shared/quantity.ts';
-import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from './cnpg.ts';
+import { cnpgAnnotations, cnpgClusterKind, cnpgGroup, cnpgVersion, managerIdentity, pvcSelector, slotEntries, slotKey, readSlot, volumeSlots, type VolumeRole, type VolumeSlot, type VolumeSlotId } from '../shared/cnpg.ts';
 import { ApiState, type StateReader } from './kube/cache.ts';
-import { ConditionTypes, setCondition, type Condition } from './kube/conditions.ts';
+import { ConditionTypes, type Condition } from './kube/conditions.ts';
 import { EventReasons, type EventSink, type EventTarget } from './kube/events.ts';
 import { NoOp, VolumeStates, type ActionRecord } from './policy/index.ts';
 import { actionsAnnotation, encodeActionsAnnotation, mergeHistories, readActionsAnnotation, readStatusActions } from './history.ts';
-import { fallbackWindow, protectionOf, readLastValidPolicy, rememberValidPolicy } from './last-valid.ts';
+import { fallbackWindow, protectionOf, readLastValidPolicy } from './last-valid.ts';
 import { isOwnedByCluster } from './membership.ts';
-import { newAction, planVolume, volumeStatus, type ActionOutcome, type VolumePlan, type VolumeSnapshot } from './plan.ts';
+import {
+  planDynamicStorage,
+  sizingOf,
+  type ActionOutcome,
+  type ClusterObject,
+  type DynamicStoragePlan,
+  type DynamicStorageSnapshot,
+  type PolicyStatus,
+  type PvcReadings,
+  type VolumePlan,
+  type VolumeSnapshot,
+} from './plan.ts';
 import type { ReadingsStore } from './readings.ts';
 import type { StatusSink } from './status.ts';
 import { ClusterStatusConflict, type ClusterStatusSink } from './cluster-status-writer.ts';
-import type { ClusterLike } from './cluster-status.ts';
-import { checkSingleManager, managerIdentity, sortProblems, validateDynamicStorage, validCondition, type CnpgCluster } from './validation/index.ts';
+import { checkSingleManager, sortProblems, validateDynamicStorage, type ValidationProblem } from './validation/index.ts';
 import { ValidationCodes } from './validation/problems.ts';
 
 export interface ReconcilerDeps {
@@ -68,7 +77,7 @@ export interface VolumeKey {
   namespace: string;
   cluster: string;
   dynamicStorage: string;
-  role: 'data' | 'wal' | 'tablespace';
+  role: VolumeRole;
   tablespace?: string | undefined;
 }
 
@@ -94,38 +103,31 @@ export class Reconciler {
     const object = await this.getDynamicStorage(namespace, name);
     if (!object) return { requeueAfterMs: undefined };
     const now = this.deps.clock();
-    const clusterName = object.spec.cluster.name;
-    const log = this.deps.log.child({ namespace, cluster: clusterName, dynamicStorage: name });
-    const cluster = await this.getCluster(namespace, clusterName);
-    const target = eventTarget(object, cluster);
-    const generation = object.metadata?.generation;
+    const log = this.deps.log.child({ namespace, cluster: object.spec.cluster.name, dynamicStorage: name });
+    const snapshot = await this.gather(namespace, object, now, log);
+    const planned = planDynamicStorage(snapshot, now);
+    return await this.carryOut(namespace, snapshot, planned, { now, log });
+  }
 
-    const problems = sortProblems([
-      ...validateDynamicStorage(object, { cluster }),
-      ...checkSingleManager(managerIdentity(object), (await this.siblings(namespace)).map(managerIdentity)),
-    ]);
-    const valid = validCondition(problems, generation);
-    const conditions = setCondition(object.status?.conditions ?? [], valid, now);
-    const protection = protectionOf(problems, cluster !== null);
-    const remembered = readLastValidPolicy(object);
-    if (remembered.problem !== undefined) log.warn('last valid policy in status ignored', { problem: remembered.problem });
-    const lastValidPolicy = rememberValidPolicy(object, problems.length, now);
-    // Every status write carries these: a policy's validity and what the controller does with it.
-    const policyStatus: Pick<DynamicStorageStatus, 'observedGeneration' | 'conditions' | 'protection' | 'lastValidPolicy'> = {
-      observedGeneration: generation, conditions, protection, lastValidPolicy,
-    };
-    this.deps.onPolicy?.({ namespace, cluster: clusterName, dynamicStorage: name }, { valid: problems.length === 0, protection });
-    if (!await this.admit({ object, target, log, policyStatus }, problems, valid)) {
+  /** Acts on the plan: patches, events, status; returns when to look again. */
+  private async carryOut(namespace: string, snapshot: DynamicStorageSnapshot, planned: DynamicStoragePlan, context: { now: Date; log: Logger }): Promise<ReconcileResult> {
+    const { now, log } = context;
+    const { object, cluster } = snapshot;
+    const name = object.metadata?.name ?? '';
+    const target = eventTarget(object, cluster);
+    const { policyStatus, plans, records } = planned;
+    this.deps.onPolicy?.({ namespace, cluster: object.spec.cluster.name, dynamicStorage: name }, { valid: snapshot.problems.length === 0, protection: snapshot.protection });
+    await this.admit({ object, target, log, policyStatus }, snapshot.problems, planned);
+    if (!planned.sized) {
       this.forgetVolumes(object, undefined);
       const published = await this.publishToCluster(cluster, name, { ...object.status, ...policyStatus }, { now, log });
       return { requeueAfterMs: Math.min(published, this.deps.resyncMs ?? 30_000) };
     }
-
-    const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
-    const snapshots = cluster ? await this.snapshots(object, { namespace, cluster, log, now, invalidWindows, lastValid: remembered.policy }) : [];
-    const plans = this.plan(snapshots, now, target, log);
-    const records = plans.map((plan) => newAction(plan, now));
-    let current = object;
+    for (const { volume, error } of planned.unplanned) {
+      log.error('could not plan volume', { err: error, volume: volume.label });
+      void this.deps.events.record(target, 'Warning', dynamicStorageErrorReason, `${volume.label}: ${errorMessage(error)}`);
+    }
+    let current: DynamicStorage = object;
     if (records.some((record) => record !== undefined)) {
       // Record the actions before touching any PVC: a patch whose record is lost (a conflicting write, a restart in
       // between) would be invisible to the budget. If this write fails, nothing has been patched.
@@ -133,7 +135,7 @@ export class Reconciler {
         const record = records[i];
         return [plan, record && { record: { ...record }, error: undefined }];
       });
-      current = await this.writeStatus(current, { ...policyStatus, storageSizing: sizingOf(intent, now, snapshots) });
+      current = await this.writeStatus(current, { ...policyStatus, storageSizing: sizingOf(intent, now, snapshot.volumes) });
     }
     const outcomes: [VolumePlan, ActionOutcome | undefined][] = [];
     let requeue = this.deps.resyncMs ?? 30_000;
@@ -143,9 +145,9 @@ export class Reconciler {
       outcomes.push([plan, outcome]);
       requeue = Math.min(requeue, this.requeueFor(plan, outcome, now));
     }
-    const sizing = sizingOf(outcomes, now, snapshots);
+    const sizing = sizingOf(outcomes, now, snapshot.volumes);
     for (const [plan, outcome] of outcomes) {
-      const status = statusOf(sizing, plan.snapshot);
+      const status = readSlot(sizing, plan.snapshot);
       if (!status) continue;
       await this.announce(plan, status, outcome, target);
       this.deps.onVolumeStatus?.(volumeKey(object, plan.snapshot), status);
@@ -179,42 +181,24 @@ export class Reconciler {
   }
 
   /**
-   * Reports the policy's problems (a Warning when they changed) and says whether to go on: a policy whose problems
-   * leave it usable still protects the volumes (one mistake must not switch emergencies off: a volume whose window is
-   * invalid grows in emergencies only), while Valid=False and the Warning say what to fix.
+   * Reports the policy's problems (a Warning when they changed). A policy whose problems leave it usable is still sized
+   * (see planDynamicStorage), while Valid=False and the Warning say what to fix; one that does not gets its status only.
    */
-  private async admit(context: AdmitContext, problems: readonly { code: string }[], valid: ReturnType<typeof validCondition>): Promise<boolean> {
+  private async admit(context: AdmitContext, problems: readonly { code: string }[], planned: DynamicStoragePlan): Promise<void> {
     const { object, target, log, policyStatus } = context;
-    if (problems.length === 0) return true;
+    const { valid } = planned;
+    if (problems.length === 0) return;
     const name = object.metadata?.name ?? '';
     const generation = object.metadata?.generation;
     if (object.status?.conditions?.find((c) => c.type === ConditionTypes.Valid)?.message !== valid.message || object.status.observedGeneration !== generation) {
       await this.deps.events.record(target, 'Warning', valid.reason, `DynamicStorage ${name}: ${valid.message}`);
     }
-    if (policyStatus.protection === 'Partial') {
+    if (planned.sized) {
       log.warn('policy is partly invalid; the volumes are still sized with its valid parts', { reason: valid.reason, problems: valid.message });
-      return true;
+      return;
     }
     log.warn('policy is invalid; nothing is resized', { reason: valid.reason, problems: valid.message });
     await this.writeStatus(object, { ...object.status, ...policyStatus });
-    return false;
-  }
-
-  /**
-   * Plans every volume; one that cannot be planned (a StorageClass annotation that is not a quantity, ...) is reported
-   * with a Warning and keeps its previous status, and the others go on.
-   */
-  private plan(snapshots: readonly VolumeSnapshot[], now: Date, target: EventTarget, log: Logger): VolumePlan[] {
-    const plans: VolumePlan[] = [];
-    for (const snapshot of snapshots) {
-      try {
-        plans.push(planVolume(snapshot, now));
-      } catch (err) {
-        log.error('could not plan volume', { err, volume: snapshot.label });
-        void this.deps.events.record(target, 'Warning', dynamicStorageErrorReason, `${snapshot.label}: ${errorMessage(err)}`);
-      }
-    }
-    return plans;
   }
 
   /**
@@ -264,26 +248,34 @@ export class Reconciler {
     return stored;
   }
 
-  private async snapshots(object: DynamicStorage, context: SnapshotContext): Promise<VolumeSnapshot[]> {
-    const { namespace, cluster, log, now, invalidWindows, lastValid } = context;
-    const { spec } = object;
-    const clusterName = spec.cluster.name;
+  /**
+   * Reads everything one reconcile decides from, once: the Cluster, the policy's problems, and when the volumes are
+   * sized, per volume its PVCs, StorageClass, history and readings.
+   */
+  private async gather(namespace: string, object: DynamicStorage, now: Date, log: Logger): Promise<DynamicStorageSnapshot> {
+    const cluster = await this.getCluster(namespace, object.spec.cluster.name);
+    const problems = sortProblems([
+      ...validateDynamicStorage(object, { cluster }),
+      ...checkSingleManager(managerIdentity(object), (await this.siblings(namespace)).map(managerIdentity)),
+    ]);
+    const protection = protectionOf(problems, cluster !== null);
+    const lastValid = readLastValidPolicy(object);
+    if (lastValid.problem !== undefined) log.warn('last valid policy in status ignored', { problem: lastValid.problem });
+    const volumes = cluster && protection !== 'None' ? await this.gatherVolumes(object, { namespace, cluster, log, now, problems, lastValid }) : [];
+    return { object, cluster, problems, protection, lastValid, volumes };
+  }
+
+  private async gatherVolumes(object: DynamicStorage, context: GatherContext): Promise<VolumeSnapshot[]> {
+    const { namespace, cluster, log, now, problems, lastValid } = context;
+    const clusterName = object.spec.cluster.name;
     const clusterUid = cluster.metadata?.uid;
-    const previous = object.status?.storageSizing;
-    const wanted: Omit<VolumeSnapshot, 'pvcs' | 'storageClass' | 'readings'>[] = [];
-    if (spec.storage) wanted.push({ role: 'data', label: 'data', field: 'spec.storage', api: spec.storage, previous: previous?.data });
-    if (spec.walStorage) wanted.push({ role: 'wal', label: 'wal', field: 'spec.walStorage', api: spec.walStorage, previous: previous?.wal });
-    for (const [index, tablespace] of (spec.tablespaces ?? []).entries()) {
-      wanted.push({
-        role: 'tablespace', tablespace: tablespace.name, label: `tablespace ${tablespace.name}`,
-        field: `spec.tablespaces[${index}].storage`, api: tablespace.storage, previous: previous?.tablespaces?.[tablespace.name],
-      });
-    }
+    // Policy fields (`spec.storage`, ...) whose maintenance window is invalid.
+    const invalidWindows = new Set(problems.filter((p) => windowCodes.has(p.code)).map((p) => p.field.replace(/\.maintenanceWindow\..*$/, '')));
     const classes = new Map<string, Promise<k8s.V1StorageClass | undefined>>();
     const mountedOn = await this.mountNodes(namespace, clusterName, clusterUid);
-    const result: VolumeSnapshot[] = [];
-    for (const want of wanted) {
-      const labelled = await this.pvcsOf(namespace, clusterName, want.role, want.tablespace);
+    const gathered: Omit<VolumeSnapshot, 'readings'>[] = [];
+    for (const slot of volumeSlots(object.spec, object.status?.storageSizing)) {
+      const labelled = await this.pvcsOf(namespace, clusterName, slot);
       const pvcs = labelled.filter((pvc) => isOwnedByCluster(pvc, clusterUid));
       this.reportForeign(labelled.filter((pvc) => !pvcs.includes(pvc)), log);
       const className = pvcs.find((p) => p.spec?.storageClassName)?.spec?.storageClassName;
@@ -292,17 +284,28 @@ export class Reconciler {
         storageClass = classes.get(className) ?? this.state.storageClass(className).catch(() => undefined);
         classes.set(className, storageClass);
       }
-      const history = mergeHistories(readStatusActions(want.previous?.recentActions, now), pvcs.map((pvc) => readActionsAnnotation(pvc, now)));
-      if (history.problems.length > 0) log.warn('action history entries ignored', { volume: want.label, problems: history.problems });
-      result.push({
-        ...want, pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
-        windowInvalid: invalidWindows.has(want.field),
-        fallbackWindow: invalidWindows.has(want.field) ? fallbackWindow(lastValid, want.field, want.tablespace) : undefined,
-        // A reading counts only when the agent that sent it runs on a node where the volume is mounted.
-        readings: (pvc) => this.deps.readings.forPvc(namespace, pvc, mountedOn.get(pvc) ?? new Set<string>()),
+      const history = mergeHistories(readStatusActions(slot.previous?.recentActions, now), pvcs.map((pvc) => readActionsAnnotation(pvc, now)));
+      if (history.problems.length > 0) log.warn('action history entries ignored', { volume: slot.label, problems: history.problems });
+      const windowInvalid = invalidWindows.has(slot.field);
+      gathered.push({
+        ...withoutSelector(slot), pvcs, clusterUid, storageClass: await storageClass, history: history.records, historyProblems: history.problems,
+        windowInvalid, fallbackWindow: windowInvalid ? fallbackWindow(lastValid.policy, slot) : undefined,
       });
     }
-    return result;
+    // The readings last, in one pass with no I/O in between: copies of what the store holds now, as planning would have
+    // read it right after gathering.
+    return gathered.map((volume) => ({ ...volume, readings: this.readingsOf(namespace, volume.pvcs, mountedOn) }));
+  }
+
+  /** Each PVC's readings, copied: a reading counts only when the agent that sent it runs on a node where the volume is mounted. */
+  private readingsOf(namespace: string, pvcs: readonly k8s.V1PersistentVolumeClaim[], mountedOn: ReadonlyMap<string, ReadonlySet<string>>): ReadonlyMap<string, PvcReadings> {
+    const readings = new Map<string, PvcReadings>();
+    for (const pvc of pvcs) {
+      const name = pvc.metadata?.name ?? '';
+      const { latest, recent, longTerm } = this.deps.readings.forPvc(namespace, name, mountedOn.get(name) ?? new Set<string>());
+      readings.set(name, { latest, recent: [...recent], longTerm: [...longTerm] });
+    }
+    return readings;
   }
 
   /**
@@ -339,10 +342,8 @@ export class Reconciler {
    * The PVCs CNPG made for this logical volume, as the cache holds them, with the controller's own patches in them even
    * before the cache has them (see kube/cache.ts): a patch is never repeated on stale data.
    */
-  private async pvcsOf(namespace: string, cluster: string, role: VolumeSnapshot['role'], tablespace: string | undefined): Promise<k8s.V1PersistentVolumeClaim[]> {
-    const labels: Record<string, string> = { [cnpgLabels.cluster]: cluster, [cnpgLabels.pvcRole]: pvcRoles[role] };
-    if (tablespace !== undefined) labels[cnpgLabels.tablespaceName] = tablespace;
-    const list = await this.state.pvcs(namespace, labels);
+  private async pvcsOf(namespace: string, cluster: string, slot: VolumeSlotId): Promise<k8s.V1PersistentVolumeClaim[]> {
+    const list = await this.state.pvcs(namespace, pvcSelector(cluster, slot));
     return list
       .filter((pvc) => !pvc.metadata?.deletionTimestamp && pvc.metadata?.annotations?.[cnpgAnnotations.pvcStatus] !== 'detached')
       .sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
@@ -413,67 +414,45 @@ export class Reconciler {
   private forgetVolumes(object: DynamicStorage, plans: readonly VolumePlan[] | undefined): void {
     const report = this.deps.onVolumeStatus;
     if (!report) return;
-    const kept = new Set((plans ?? []).map((p) => `${p.snapshot.role}/${p.snapshot.tablespace ?? ''}`));
-    const previous = object.status?.storageSizing;
-    const known: { role: VolumeKey['role']; tablespace?: string }[] = [];
-    if (previous?.data) known.push({ role: 'data' });
-    if (previous?.wal) known.push({ role: 'wal' });
-    for (const name of Object.keys(previous?.tablespaces ?? {})) known.push({ role: 'tablespace', tablespace: name });
-    for (const k of known) {
-      if (!kept.has(`${k.role}/${k.tablespace ?? ''}`)) report({ ...volumeKey(object, { role: k.role, tablespace: k.tablespace }) }, undefined);
+    const kept = new Set((plans ?? []).map((p) => slotKey(p.snapshot)));
+    for (const { slot } of slotEntries(object.status?.storageSizing)) {
+      if (!kept.has(slotKey(slot))) report(volumeKey(object, slot), undefined);
     }
   }
 }
 
-function volumeKey(object: DynamicStorage, snapshot: { role: VolumeKey['role']; tablespace?: string | undefined }): VolumeKey {
+function volumeKey(object: DynamicStorage, snapshot: VolumeSlotId): VolumeKey {
   return {
     namespace: object.metadata?.namespace ?? '', cluster: object.spec.cluster.name, dynamicStorage: object.metadata?.name ?? '',
     role: snapshot.role, tablespace: snapshot.tablespace,
   };
 }
 
-function placeStatus(sizing: StorageSizingStatus, snapshot: VolumeSnapshot, status: VolumeSizingStatus): void {
-  if (snapshot.role === 'data') sizing.data = status;
-  else if (snapshot.role === 'wal') sizing.wal = status;
-  else sizing.tablespaces = { ...sizing.tablespaces, [snapshot.tablespace ?? '']: status };
+/** The slot without the PVC selector, which only gathering uses. */
+function withoutSelector(slot: VolumeSlot): Omit<VolumeSlot, 'selector'> {
+  const { selector: _selector, ...rest } = slot;
+  return rest;
 }
 
-function statusOf(sizing: StorageSizingStatus, snapshot: VolumeSnapshot): VolumeSizingStatus | undefined {
-  if (snapshot.role === 'data') return sizing.data;
-  if (snapshot.role === 'wal') return sizing.wal;
-  return sizing.tablespaces?.[snapshot.tablespace ?? ''];
-}
-
-/** The status of every planned volume; a volume that could not be planned keeps its previous status. */
-function sizingOf(outcomes: readonly [VolumePlan, ActionOutcome | undefined][], now: Date, snapshots: readonly VolumeSnapshot[]): StorageSizingStatus {
-  const sizing: StorageSizingStatus = {};
-  for (const snapshot of snapshots) if (snapshot.previous) placeStatus(sizing, snapshot, snapshot.previous);
-  for (const [plan, outcome] of outcomes) placeStatus(sizing, plan.snapshot, volumeStatus(plan, outcome, now));
-  return sizing;
-}
-
-/** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
-type ClusterObject = CnpgCluster & ClusterLike & { metadata?: { uid?: string; resourceVersion?: string; generation?: number; annotations?: Record<string, string> } };
-
-interface SnapshotContext {
+interface GatherContext {
   namespace: string;
-  cluster: ClusterObject;
+  cluster: Readonly<ClusterObject>;
   log: Logger;
   now: Date;
-  /** Policy fields (`spec.storage`, ...) whose maintenance window is invalid. */
-  invalidWindows: ReadonlySet<string>;
+  problems: readonly ValidationProblem[];
   /** The last valid policy recorded in status (checked), for the windows the current one cannot give. */
-  lastValid: LastValidPolicy | undefined;
+  lastValid: ReturnType<typeof readLastValidPolicy>;
 }
 
 interface AdmitContext {
   object: DynamicStorage;
   target: EventTarget;
   log: Logger;
-  policyStatus: Pick<DynamicStorageStatus, 'observedGeneration' | 'conditions' | 'protection' | 'lastValidPolicy'>;
+  policyStatus: PolicyStatus;
 }
 
-function eventTarget(object: DynamicStorage, cluster: ClusterObject | null): EventTarget {
+/** Events go on the CNPG Cluster, where users look; on the DynamicStorage itself when the Cluster does not exist. */
+function eventTarget(object: DynamicStorage, cluster: Readonly<ClusterObject> | null): EventTarget {
   const namespace = object.metadata?.namespace ?? '';
   if (cluster) {
     return { apiVersion: `${cnpgGroup}/${cnpgVersion}`, kind: cnpgClusterKind, namespace, name: object.spec.cluster.name, uid: cluster.metadata?.uid };

@@ -21,10 +21,9 @@ import { errorMessage } from '../shared/errors.ts';
 import { listenOn } from '../shared/listen.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseQuantity } from '../shared/quantity.ts';
-import { cnpgLabels, pvcRoles } from './cnpg.ts';
+import { cnpgLabels, managersOf, matchesLabels, volumeSlots } from '../shared/cnpg.ts';
 import { ConditionTypes } from './kube/conditions.ts';
 import { admitDynamicStorage } from './validation/admission.ts';
-import { managersOf } from './validation/cluster.ts';
 import { formatProblem } from './validation/problems.ts';
 
 /** Set on a PVC the webhook enlarged: the size CloudNativePG asked for. */
@@ -88,18 +87,8 @@ export interface PvcMutation {
 }
 
 function volumeStatusFor(pvc: k8s.V1PersistentVolumeClaim, object: DynamicStorage): { status: VolumeSizingStatus | undefined; limit: string } | undefined {
-  const labels = pvc.metadata?.labels ?? {};
-  const sizing = object.status?.storageSizing;
-  switch (labels[cnpgLabels.pvcRole]) {
-    case pvcRoles.data: return object.spec.storage ? { status: sizing?.data, limit: object.spec.storage.limit } : undefined;
-    case pvcRoles.wal: return object.spec.walStorage ? { status: sizing?.wal, limit: object.spec.walStorage.limit } : undefined;
-    case pvcRoles.tablespace: {
-      const name = labels[cnpgLabels.tablespaceName];
-      const policy = object.spec.tablespaces?.find((t) => t.name === name);
-      return policy && name !== undefined ? { status: sizing?.tablespaces?.[name], limit: policy.storage.limit } : undefined;
-    }
-    default: return undefined;
-  }
+  const slot = volumeSlots(object.spec, object.status?.storageSizing).find((s) => matchesLabels(pvc.metadata?.labels, s.selector));
+  return slot && { status: slot.previous, limit: slot.policy.limit };
 }
 
 /**

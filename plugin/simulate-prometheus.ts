@@ -6,15 +6,12 @@
  * does the HTTP (global fetch, or one passed in).
  */
 import type { InstanceTrace, UsagePoint } from '../controller/policy/replay.ts';
+import type { VolumeSlotId } from '../shared/cnpg.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { SimulateErrorCodes, SimulateInputError } from './simulate-errors.ts';
 
 /** The logical volume to read: what `--volume` names. */
-export interface VolumeSelector {
-  role: 'data' | 'wal' | 'tablespace';
-  /** The tablespace's name (role `tablespace` only). */
-  tablespace?: string | undefined;
-}
+export type VolumeSelector = VolumeSlotId;
 
 export interface PrometheusRequest {
   /** Base URL of Prometheus (`http://prometheus:9090`, or with a path prefix). */

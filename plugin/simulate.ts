@@ -7,6 +7,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import { dynamicStorageApiVersion, dynamicStorageKind, type VolumePolicy as ApiVolumePolicy } from '../shared/api/dynamicstorage.generated.ts';
+import { sameSlot, slotLabel, untypedVolumeSlots } from '../shared/cnpg.ts';
 import { errorMessage } from '../shared/errors.ts';
 import { formatQuantity, parseQuantity } from '../shared/quantity.ts';
 import { withDefaults } from '../controller/validation/index.ts';
@@ -91,6 +92,11 @@ export function parseVolume(text: string): VolumeSelector {
   if (text === 'data' || text === 'wal') return { role: text };
   if (text.startsWith('tablespace:') && text.length > 'tablespace:'.length) return { role: 'tablespace', tablespace: text.slice('tablespace:'.length) };
   throw new UsageError(`--volume must be data, wal or tablespace:<name>, not "${text}"`);
+}
+
+/** The volume as `--volume` names it: data, wal, tablespace:<name>. */
+function volumeArgument(volume: VolumeSelector): string {
+  return volume.role === 'tablespace' ? `tablespace:${volume.tablespace ?? ''}` : volume.role;
 }
 
 const aliases: Record<string, string> = { '-f': '--filename', '-o': '--output', '-n': '--namespace' };
@@ -195,20 +201,8 @@ export interface LoadedPolicy {
   provider: ProviderFacts;
 }
 
-function volumeOf(spec: Json, volume: VolumeSelector): { field: string; api: Json } | undefined {
-  if (volume.role === 'data') return isObject(spec.storage) ? { field: 'spec.storage', api: spec.storage } : undefined;
-  if (volume.role === 'wal') return isObject(spec.walStorage) ? { field: 'spec.walStorage', api: spec.walStorage } : undefined;
-  const tablespaces = Array.isArray(spec.tablespaces) ? spec.tablespaces : [];
-  const index = tablespaces.findIndex((t) => isObject(t) && t.name === volume.tablespace);
-  const item: unknown = tablespaces[index];
-  return isObject(item) && isObject(item.storage) ? { field: `spec.tablespaces[${index}].storage`, api: item.storage } : undefined;
-}
-
 function managedVolumes(spec: Json): string {
-  const names: string[] = [];
-  if (isObject(spec.storage)) names.push('data');
-  if (isObject(spec.walStorage)) names.push('wal');
-  for (const t of Array.isArray(spec.tablespaces) ? spec.tablespaces : []) if (isObject(t) && isObject(t.storage) && typeof t.name === 'string') names.push(`tablespace:${t.name}`);
+  const names = untypedVolumeSlots(spec).filter((s) => s.role !== 'tablespace' || s.tablespace !== undefined).map(volumeArgument);
   return names.length === 0 ? 'none' : names.join(', ');
 }
 
@@ -234,13 +228,13 @@ export function loadPolicy(text: string, source: string, volume: VolumeSelector)
   if (report === undefined || !report.valid) throw new SimulateInputError(SimulateErrorCodes.InvalidPolicy, renderText(reports).trimEnd());
   const stored = withDefaults(policies[0]) as Json;
   const spec = isObject(stored.spec) ? stored.spec : {};
-  const selected = volumeOf(spec, volume);
-  const label = volume.role === 'tablespace' ? `tablespace ${volume.tablespace ?? ''}` : volume.role;
+  const selected = untypedVolumeSlots(spec).find((s) => sameSlot(s, volume));
+  const label = slotLabel(volume);
   if (selected === undefined) {
     const where = volume.role === 'data' ? 'spec.storage' : volume.role === 'wal' ? 'spec.walStorage' : `spec.tablespaces[name=${volume.tablespace ?? ''}].storage`;
     throw new SimulateInputError(SimulateErrorCodes.VolumeNotManaged, `${source}: DynamicStorage ${report.namespace}/${report.name} does not manage the ${label} volume (no ${where}); it manages: ${managedVolumes(spec)}`);
   }
-  const resolved = resolveVolumePolicy(selected.api as unknown as ApiVolumePolicy, selected.field);
+  const resolved = resolveVolumePolicy(selected.policy as unknown as ApiVolumePolicy, selected.field);
   const cluster = isObject(spec.cluster) && typeof spec.cluster.name === 'string' ? spec.cluster.name : report.name;
   return {
     namespace: report.namespace,
@@ -331,7 +325,7 @@ export function simulate(run: SimulationRun): SimulationResult {
   const emergency = loaded.policy.emergencyGrow;
   return {
     dynamicStorage: `${loaded.namespace}/${loaded.name}`,
-    volume: loaded.volume.role === 'tablespace' ? `tablespace:${loaded.volume.tablespace ?? ''}` : loaded.volume.role,
+    volume: volumeArgument(loaded.volume),
     source: run.source.description,
     metric: run.source.metric ?? null,
     instances: run.traces.map((t) => t.instance),

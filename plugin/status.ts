@@ -14,7 +14,6 @@ import {
   dynamicStoragePlural,
   dynamicStorageVersion,
   emergencyGrowDefaults,
-  maintenanceWindowDefaults,
   volumePolicyDefaults,
   type DynamicStorage,
   type InstanceVolumeStatus,
@@ -25,18 +24,26 @@ import {
 import { apiErrorDetail, apiStatusCode, errorMessage } from '../shared/errors.ts';
 import { rfc3339 } from '../shared/time.ts';
 import { parseMaintenanceWindow } from '../controller/policy/window.ts';
-import { managersOf } from '../controller/validation/cluster.ts';
 import { clusterConditionType, clusterStatusAnnotation, readStatusAnnotation } from '../controller/cluster-status.ts';
 import { ConditionTypes } from '../controller/kube/conditions.ts';
-import { cnpgiPluginName as pluginName } from '../controller/cnpg.ts';
-import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion, pvcRoles } from '../controller/cnpg.ts';
+import {
+  cnpgClusterPlural,
+  cnpgGroup,
+  cnpgiPluginName as pluginName,
+  cnpgLabels,
+  cnpgVersion,
+  maintenanceWindowDefaults,
+  managersOf,
+  matchesLabels,
+  volumeSlots,
+  type VolumeRole,
+  type VolumeSlot,
+} from '../shared/cnpg.ts';
 import { UsageError, type CliIo, type Subcommand } from './command.ts';
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The model (also the -o json|yaml output)
 // ---------------------------------------------------------------------------------------------------------------------
-
-export type VolumeKind = 'data' | 'wal' | 'tablespace';
 
 export interface InstanceRow {
   instance: string;
@@ -70,7 +77,7 @@ export interface WindowModel {
 }
 
 export interface VolumeModel {
-  volume: VolumeKind;
+  volume: VolumeRole;
   tablespace: string | null;
   title: string;
   request: string;
@@ -183,26 +190,13 @@ export interface BuildOptions {
 /** RFC 3339 in UTC without milliseconds, as Kubernetes writes times. */
 export const formatTimestamp = rfc3339;
 
-interface RoleSelector {
-  role: string;
-  tablespace?: string;
-}
-
-function pvcsOfRole(pvcs: readonly k8s.V1PersistentVolumeClaim[], selector: RoleSelector): k8s.V1PersistentVolumeClaim[] {
-  return pvcs.filter((pvc) => {
-    const labels = pvc.metadata?.labels ?? {};
-    if (labels[cnpgLabels.pvcRole] !== selector.role) return false;
-    return selector.tablespace === undefined || labels[cnpgLabels.tablespaceName] === selector.tablespace;
-  });
-}
-
-function instanceOfPvc(pvc: k8s.V1PersistentVolumeClaim, role: string): string | undefined {
+function instanceOfPvc(pvc: k8s.V1PersistentVolumeClaim, role: VolumeRole): string | undefined {
   const label = pvc.metadata?.labels?.[cnpgLabels.instanceName];
   if (label) return label;
   const name = pvc.metadata?.name;
   if (name === undefined) return undefined;
-  if (role === pvcRoles.data) return name;
-  if (role === pvcRoles.wal) return name.replace(/-wal$/, '');
+  if (role === 'data') return name;
+  if (role === 'wal') return name.replace(/-wal$/, '');
   return name.replace(/-tbs-.*$/, '');
 }
 
@@ -214,7 +208,7 @@ function pvcSizeOf(pvc: k8s.V1PersistentVolumeClaim | undefined): string | null 
 /** `pg-2` before `pg-10`. */
 const byInstanceName = new Intl.Collator('en', { numeric: true }).compare;
 
-function instanceRows(status: VolumeSizingStatus | undefined, pvcs: readonly k8s.V1PersistentVolumeClaim[], role: string): InstanceRow[] {
+function instanceRows(status: VolumeSizingStatus | undefined, pvcs: readonly k8s.V1PersistentVolumeClaim[], role: VolumeRole): InstanceRow[] {
   const byInstance = new Map<string, k8s.V1PersistentVolumeClaim>();
   for (const pvc of pvcs) {
     const instance = instanceOfPvc(pvc, role);
@@ -277,39 +271,16 @@ function windowModel(policy: VolumePolicy, status: VolumeSizingStatus | undefine
   }
 }
 
-interface ManagedVolume {
-  volume: VolumeKind;
-  tablespace: string | null;
-  title: string;
-  policy: VolumePolicy;
-  status: VolumeSizingStatus | undefined;
-  selector: RoleSelector;
+function volumeTitle(slot: VolumeSlot): string {
+  return slot.role === 'data' ? 'Data Volume' : slot.role === 'wal' ? 'WAL Volume' : `Tablespace ${slot.tablespace ?? ''}`;
 }
 
-function managedVolumes(ds: DynamicStorage): ManagedVolume[] {
-  const sizing = ds.status?.storageSizing;
-  const volumes: ManagedVolume[] = [];
-  if (ds.spec.storage) {
-    volumes.push({ volume: 'data', tablespace: null, title: 'Data Volume', policy: ds.spec.storage, status: sizing?.data, selector: { role: pvcRoles.data } });
-  }
-  if (ds.spec.walStorage) {
-    volumes.push({ volume: 'wal', tablespace: null, title: 'WAL Volume', policy: ds.spec.walStorage, status: sizing?.wal, selector: { role: pvcRoles.wal } });
-  }
-  for (const { name, storage } of ds.spec.tablespaces ?? []) {
-    volumes.push({
-      volume: 'tablespace', tablespace: name, title: `Tablespace ${name}`, policy: storage, status: sizing?.tablespaces?.[name],
-      selector: { role: pvcRoles.tablespace, tablespace: name },
-    });
-  }
-  return volumes;
-}
-
-function volumeModel(volume: ManagedVolume, pvcs: readonly k8s.V1PersistentVolumeClaim[], now: Date): VolumeModel {
-  const { policy, status } = volume;
+function volumeModel(slot: VolumeSlot, pvcs: readonly k8s.V1PersistentVolumeClaim[], now: Date): VolumeModel {
+  const { policy, previous: status } = slot;
   return {
-    volume: volume.volume,
-    tablespace: volume.tablespace,
-    title: volume.title,
+    volume: slot.role,
+    tablespace: slot.tablespace ?? null,
+    title: volumeTitle(slot),
     request: policy.request,
     limit: policy.limit,
     targetBuffer: policy.targetBuffer ?? volumePolicyDefaults.targetBuffer,
@@ -318,7 +289,7 @@ function volumeModel(volume: ManagedVolume, pvcs: readonly k8s.V1PersistentVolum
     state: status?.state ?? null,
     reason: status?.reason ?? null,
     message: status?.message ?? null,
-    instances: instanceRows(status, pvcsOfRole(pvcs, volume.selector), volume.selector.role),
+    instances: instanceRows(status, pvcs.filter((pvc) => matchesLabels(pvc.metadata?.labels, slot.selector)), slot.role),
     lastAction: status?.lastAction ?? null,
     budget: budgetModel(policy, status),
     ...windowModel(policy, status, now),
@@ -411,7 +382,7 @@ export function buildStatusModel(
     warnings: [...warnings, ...statusWarnings(dynamicStorage)],
     hint: null,
     ...(cluster ? { statusSource: statusSourceOf(cluster) } : {}),
-    volumes: managedVolumes(dynamicStorage).map((volume) => volumeModel(volume, pvcs, now)),
+    volumes: volumeSlots(dynamicStorage.spec, dynamicStorage.status?.storageSizing).map((slot) => volumeModel(slot, pvcs, now)),
   };
 }
 

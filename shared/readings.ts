@@ -5,14 +5,11 @@
  *
  * Byte and inode counts are JavaScript numbers (exact up to 8 PiB). Times are RFC 3339 with milliseconds, in UTC.
  */
+import { volumeRoles, type VolumeRole } from './cnpg.ts';
 
 import { isObject } from './objects.ts';
 
 export const agentApiVersion = 'agent.dynamicstorage.cnpg.io/v1';
-
-/** What a volume holds, from CNPG's `cnpg.io/pvcRole` label (PG_DATA, PG_WAL, PG_TABLESPACE). */
-export type VolumeRole = 'data' | 'wal' | 'tablespace';
-export const volumeRoles: readonly VolumeRole[] = ['data', 'wal', 'tablespace'];
 
 /** Who a volume belongs to and where the agent looks at it. */
 export interface VolumeIdentity {

@@ -16,7 +16,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { PluginStatusBlock } from '../cluster-status.ts';
-import { cnpgiPluginName } from '../cnpg.ts';
+import { cnpgiPluginName } from '../../shared/cnpg.ts';
 
 /** The plugin's name: the Service's `cnpg.io/pluginName` label and what a Cluster lists under `spec.plugins`. */
 export const pluginName = cnpgiPluginName;

@@ -11,7 +11,7 @@ import { dynamicStorageGroup, dynamicStoragePlural, dynamicStorageVersion, type 
 import { backoffDelay, retryBackoff } from '../../shared/backoff.ts';
 import { isApiCode } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from '../cnpg.ts';
+import { cnpgClusterPlural, cnpgGroup, cnpgLabels, cnpgVersion } from '../../shared/cnpg.ts';
 
 export type Handle = { stop(): Promise<void> | void };
 

@@ -8,6 +8,7 @@
  */
 import { CronExpressionParser } from 'cron-parser';
 import { IANAZone } from 'luxon';
+import { maintenanceWindowDefaults } from '../../shared/cnpg.ts';
 import { InvalidInputError } from '../../shared/errors.ts';
 
 export const WindowErrorCodes = {
@@ -17,7 +18,8 @@ export const WindowErrorCodes = {
 } as const;
 export type WindowErrorCode = (typeof WindowErrorCodes)[keyof typeof WindowErrorCodes];
 
-export const MAINTENANCE_WINDOW_DEFAULTS = { schedule: '0 3 * * *', duration: '2h', timezone: 'UTC' } as const;
+/** What a window that leaves a field out takes (the API server fills in the same). */
+export const MAINTENANCE_WINDOW_DEFAULTS = maintenanceWindowDefaults;
 
 /** The user's window as written in the Cluster's storage configuration; empty or missing fields take the defaults. */
 export interface MaintenanceWindowSpec {

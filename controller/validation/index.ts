@@ -1,6 +1,6 @@
 /** Validation of DynamicStorage objects: pure functions shared by the controller and the offline command. */
-export { validateDynamicStorage, withDefaults, policyLocations, type ValidationContext, type PolicyLocation } from './validate.ts';
-export { checkAgainstCluster, checkSingleManager, clusterVolumeSize, compareManagers, managerIdentity, managersOf, type CnpgCluster, type CnpgStorageConfiguration, type ManagerIdentity } from './cluster.ts';
+export { validateDynamicStorage, withDefaults, type ValidationContext } from './validate.ts';
+export { checkAgainstCluster, checkSingleManager, clusterVolumeSize, type CnpgCluster, type CnpgStorageConfiguration } from './cluster.ts';
 export {
   ValidationCodes, formatProblem, sortProblems, renderProblemsMessage, validCondition, validConditionType, validReason, invalidPolicyReason,
   maxConditionMessageLength, type ValidationCode, type ValidationProblem, type FieldErrorType, type ValidConditionFields,

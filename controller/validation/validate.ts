@@ -9,6 +9,7 @@
  * Pure: no clock, no client, no environment. The controller turns the result into the Valid condition (validCondition)
  * and the offline command prints it.
  */
+import { untypedVolumeSlots, type UntypedVolumeSlot } from '../../shared/cnpg.ts';
 import { dynamicStorageOpenApiSchema } from '../../shared/api/dynamicstorage.schema.generated.ts';
 import { validateMaintenanceWindow } from '../policy/window.ts';
 import { checkAgainstCluster, type CnpgCluster } from './cluster.ts';
@@ -33,37 +34,12 @@ export function withDefaults(object: unknown): unknown {
   return applySchemaDefaults(object, dynamicStorageOpenApiSchema);
 }
 
-/** Where each volume policy sits in the object, for the checks that go through all of them. */
-export interface PolicyLocation {
-  /** `spec.storage`, `spec.walStorage`, `spec.tablespaces[2].storage`. */
-  path: string;
-  policy: Json;
-  tablespaceName?: string;
-  tablespaceIndex?: number;
-}
-
-export function policyLocations(spec: unknown): PolicyLocation[] {
-  if (!isObject(spec)) return [];
-  const locations: PolicyLocation[] = [];
-  if (isObject(spec.storage)) locations.push({ path: 'spec.storage', policy: spec.storage });
-  if (isObject(spec.walStorage)) locations.push({ path: 'spec.walStorage', policy: spec.walStorage });
-  if (Array.isArray(spec.tablespaces)) {
-    for (const [index, item] of spec.tablespaces.entries()) {
-      if (!isObject(item) || !isObject(item.storage)) continue;
-      const location: PolicyLocation = { path: `spec.tablespaces[${index}].storage`, policy: item.storage, tablespaceIndex: index };
-      if (typeof item.name === 'string') location.tablespaceName = item.name;
-      locations.push(location);
-    }
-  }
-  return locations;
-}
-
 const windowCodes = new Set<string>([ValidationCodes.InvalidSchedule, ValidationCodes.InvalidTimeZone]);
 
 /** Cron schedule and time zone of every maintenance window (the duration is a CEL rule, checked with the schema). */
-function checkMaintenanceWindows(locations: readonly PolicyLocation[]): ValidationProblem[] {
+function checkMaintenanceWindows(slots: readonly UntypedVolumeSlot[]): ValidationProblem[] {
   const problems: ValidationProblem[] = [];
-  for (const { path, policy } of locations) {
+  for (const { field: path, policy } of slots) {
     const window = policy.maintenanceWindow;
     if (!isObject(window)) continue;
     const schedule = typeof window.schedule === 'string' ? window.schedule : undefined;
@@ -90,10 +66,10 @@ export function validateDynamicStorage(object: unknown, context: ValidationConte
   const { metadata: _metadata, ...policy } = defaulted;
   const old = isObject(context.oldObject) ? (withDefaults(withoutStatus(context.oldObject)) as Json) : undefined;
   const problems = validateAgainstSchema(policy, dynamicStorageOpenApiSchema, '', old);
-  const locations = policyLocations(defaulted.spec);
-  problems.push(...checkMaintenanceWindows(locations));
+  const slots = untypedVolumeSlots(defaulted.spec);
+  problems.push(...checkMaintenanceWindows(slots));
   if (context.cluster !== undefined && isObject(defaulted.spec)) {
-    problems.push(...checkAgainstCluster(defaulted.spec, locations, context.cluster, namespaceOf(defaulted)));
+    problems.push(...checkAgainstCluster(defaulted.spec, slots, context.cluster, namespaceOf(defaulted)));
   }
   return sortProblems(problems);
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
 import { MiB } from '../../../shared/quantity.ts';
 import { clusterConditionType, readStatusAnnotation, storageSizingBlock, type PluginStatusBlock } from '../../../controller/cluster-status.ts';
-import { cnpgiPluginName } from '../../../controller/cnpg.ts';
+import { cnpgiPluginName } from '../../../shared/cnpg.ts';
 import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';

@@ -1,7 +1,8 @@
 /** Test doubles for the agent: a scriptable statfs, a manual clock and scheduler, targets. */
 import { StatfsError, statfsError, type Statfs, type StatfsResult } from '../../../agent/statfs.ts';
 import type { MountCheck, ProberClock, Scheduler, VolumeTarget } from '../../../agent/prober.ts';
-import type { VolumeIdentity, VolumeRole } from '../../../shared/readings.ts';
+import type { VolumeRole } from '../../../shared/cnpg.ts';
+import type { VolumeIdentity } from '../../../shared/readings.ts';
 
 export class FakeStatfs implements Statfs {
   readonly implementation = 'node' as const;

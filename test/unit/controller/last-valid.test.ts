@@ -46,12 +46,12 @@ describe('the last valid policy', () => {
 
   it('gives each volume its own last valid window, tablespaces by name, checked again', () => {
     const last = { generation: 1, observedAt: '2026-03-01T12:00:00Z', spec: object(1, '0 12 * * *').spec as unknown as Record<string, unknown> };
-    assert.deepEqual(fallbackWindow(last, 'spec.storage', undefined), { window: { schedule: '0 12 * * *', duration: '1h' }, generation: 1 });
-    assert.deepEqual(fallbackWindow(last, 'spec.tablespaces[3].storage', 'idx'), { window: { schedule: '0 4 * * *' }, generation: 1 });
-    assert.equal(fallbackWindow(last, 'spec.tablespaces[0].storage', 'other'), undefined);
-    assert.equal(fallbackWindow(last, 'spec.walStorage', undefined), undefined);
+    assert.deepEqual(fallbackWindow(last, { role: 'data' }), { window: { schedule: '0 12 * * *', duration: '1h' }, generation: 1 });
+    assert.deepEqual(fallbackWindow(last, { role: 'tablespace', tablespace: 'idx' }), { window: { schedule: '0 4 * * *' }, generation: 1 });
+    assert.equal(fallbackWindow(last, { role: 'tablespace', tablespace: 'other' }), undefined);
+    assert.equal(fallbackWindow(last, { role: 'wal' }), undefined);
     const forged = { ...last, spec: { ...last.spec, storage: { maintenanceWindow: { schedule: 'every day' } } } };
-    assert.equal(fallbackWindow(forged, 'spec.storage', undefined), undefined, 'an unreadable remembered window is not used');
+    assert.equal(fallbackWindow(forged, { role: 'data' }), undefined, 'an unreadable remembered window is not used');
   });
 
   it('says what the controller does with the policy: Full, Partial (usable problems), None', () => {
@@ -74,10 +74,10 @@ describe('planning under an invalid window', () => {
   const reading: DiskReading = { sampledAt: now, totalBytes: 64 * MiB, freeBytes: 6 * MiB, availableBytes: 6 * MiB };
   const snapshot = (overrides: Partial<VolumeSnapshot>): VolumeSnapshot => ({
     role: 'data', label: 'data', field: 'spec.storage',
-    api: { request: '64Mi', limit: '1Gi', maintenanceWindow: { schedule: '0 25 * * *' }, emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
+    policy: { request: '64Mi', limit: '1Gi', maintenanceWindow: { schedule: '0 25 * * *' }, emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
     pvcs: [pvc('pg-1')],
     storageClass: { metadata: { name: 'managed-csi', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, provisioner: 'disk.csi.azure.com', allowVolumeExpansion: true },
-    readings: () => ({ latest: reading, recent: [] }),
+    readings: new Map([['pg-1', { latest: reading, recent: [] }]]),
     previous: undefined, windowInvalid: true,
     ...overrides,
   });

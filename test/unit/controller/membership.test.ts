@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import type * as k8s from '@kubernetes/client-node';
 import { classifyMembers, isOwnedByCluster } from '../../../controller/membership.ts';
-import { planVolume, type VolumeSnapshot } from '../../../controller/plan.ts';
+import { planVolume, type PvcReadings, type VolumeSnapshot } from '../../../controller/plan.ts';
 import { GiB, MiB } from '../../../shared/quantity.ts';
 
 const uid = 'cluster-uid-1';
+
+/** The same readings for each of `names`. */
+function readingsOf(names: readonly string[], readings: PvcReadings): ReadonlyMap<string, PvcReadings> {
+  return new Map(names.map((name) => [name, readings]));
+}
 const owner = { apiVersion: 'postgresql.cnpg.io/v1', kind: 'Cluster', name: 'pg', uid, controller: true };
 
 function pvc(name: string, requested: string, capacity: string | undefined, ownerReferences: k8s.V1OwnerReference[] = [owner]): k8s.V1PersistentVolumeClaim {
@@ -54,10 +59,10 @@ describe('PVC membership', () => {
   it('sizes the volume from its members only: a forged PVC neither sets the size nor gets patched', () => {
     const snapshot: VolumeSnapshot = {
       role: 'data', label: 'data', field: 'spec.storage', clusterUid: uid,
-      api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
+      policy: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
       pvcs: [pvc('pg-1', '64Mi', '64Mi'), pvc('pg-9', '64Ti', undefined, []), pvc('pg-8', '512Gi', '512Gi')],
       storageClass: { metadata: { name: 'c', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: true, provisioner: 'disk.csi.azure.com' },
-      readings: () => ({ latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
+      readings: readingsOf(['pg-1', 'pg-8', 'pg-9'], { latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
       previous: undefined,
     };
     const plan = planVolume(snapshot, new Date('2026-03-01T12:00:00Z'));
@@ -70,10 +75,10 @@ describe('PVC membership', () => {
   it('does not attempt a grow the StorageClass cannot do', () => {
     const snapshot: VolumeSnapshot = {
       role: 'data', label: 'data', field: 'spec.storage',
-      api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
+      policy: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
       pvcs: [pvc('pg-1', '64Mi', '64Mi')],
       storageClass: { metadata: { name: 'fixed', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, allowVolumeExpansion: false, provisioner: 'disk.csi.azure.com' },
-      readings: () => ({ latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
+      readings: readingsOf(['pg-1', 'pg-8', 'pg-9'], { latest: { sampledAt: new Date('2026-03-01T12:00:00Z'), totalBytes: 64 * MiB, freeBytes: MiB, availableBytes: MiB }, recent: [] }),
       previous: undefined,
     };
     const plan = planVolume(snapshot, new Date('2026-03-01T12:00:00Z'));

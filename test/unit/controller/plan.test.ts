@@ -3,7 +3,9 @@ import type * as k8s from '@kubernetes/client-node';
 import { GiB, MiB, TiB } from '../../../shared/quantity.ts';
 import { providerFacts, resizeCondition, resolveVolumePolicy, sizingAction } from '../../../controller/resolve.ts';
 import { readStatusActions } from '../../../controller/history.ts';
-import { newAction, planVolume, trimHistory, volumeStatus, type VolumeSnapshot } from '../../../controller/plan.ts';
+import type { DynamicStorage } from '../../../shared/api/dynamicstorage.generated.ts';
+import { newAction, planDynamicStorage, planVolume, trimHistory, volumeStatus, type DynamicStorageSnapshot, type VolumeSnapshot } from '../../../controller/plan.ts';
+import { problem, ValidationCodes } from '../../../controller/validation/problems.ts';
 import type { DiskReading } from '../../../controller/policy/index.ts';
 
 const now = new Date('2026-03-01T12:00:00Z');
@@ -24,10 +26,10 @@ function reading(usedMi: number, sizeMi: number, at = now): DiskReading {
 function snapshot(overrides: Partial<VolumeSnapshot> = {}): VolumeSnapshot {
   return {
     role: 'data', label: 'data', field: 'spec.storage',
-    api: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
+    policy: { request: '64Mi', limit: '1Gi', emergencyGrow: { criticalMinimumFree: '4Mi' }, growth: { minimumStep: '8Mi' } },
     pvcs: [pvc('pg-1', '64Mi', '64Mi'), pvc('pg-2', '64Mi', '64Mi')],
     storageClass: { metadata: { name: 'managed-csi', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': '1Mi' } }, provisioner: 'disk.csi.azure.com', allowVolumeExpansion: true },
-    readings: (name) => ({ latest: reading(name === 'pg-1' ? 62 : 20, 64), recent: [] }),
+    readings: new Map([['pg-1', { latest: reading(62, 64), recent: [] }], ['pg-2', { latest: reading(20, 64), recent: [] }]]),
     previous: undefined,
     ...overrides,
   };
@@ -120,7 +122,7 @@ describe('planVolume and volumeStatus', () => {
 
   it('reports percent used as df does (exact integer arithmetic), computed from the raw statfs numbers', () => {
     // 7 of 100 units: 7 / 100 x 100 is 7.000000000000001 in floating point, which a plain ceil would show as 8.
-    const plan = planVolume(snapshot({ readings: () => ({ latest: reading(7, 100), recent: [] }) }), now);
+    const plan = planVolume(snapshot({ readings: new Map([['pg-1', { latest: reading(7, 100), recent: [] }]]) }), now);
     const status = volumeStatus(plan, undefined, now);
     assert.equal(status.instances?.['pg-1']?.percentUsed, 7);
   });
@@ -152,7 +154,7 @@ describe('planVolume and volumeStatus', () => {
     const previous = { recentActions: [sizingAction({ kind: 'EmergencyGrow', from: 64 * MiB, to: 96 * MiB, timestamp: earlier, result: 'Pending' })] };
     const grown = snapshot({
       pvcs: [pvc('pg-1', '96Mi', '96Mi'), pvc('pg-2', '96Mi', '96Mi')],
-      readings: () => ({ latest: reading(40, 96), recent: [] }),
+      readings: new Map(['pg-1', 'pg-2'].map((name) => [name, { latest: reading(40, 96), recent: [] }])),
       previous,
     });
     const plan = planVolume(grown, now);
@@ -189,5 +191,49 @@ describe('planVolume and volumeStatus', () => {
     }));
     const older = { kind: 'ScheduledGrow' as const, from: GiB, to: 2 * GiB, timestamp: new Date(now.getTime() - 30 * 3600_000), result: 'Success' as const };
     assert.equal(trimHistory([older, ...actions], now).length, 50);
+  });
+});
+
+describe('planDynamicStorage', () => {
+  const object: DynamicStorage = {
+    apiVersion: 'dynamicstorage.cnpg.io/v1alpha1', kind: 'DynamicStorage', metadata: { name: 'pg', namespace: 'db', generation: 2 },
+    spec: { cluster: { name: 'pg' }, storage: { request: '64Mi', limit: '1Gi' }, walStorage: { request: '64Mi', limit: '1Gi' } },
+  };
+  const of = (volumes: readonly VolumeSnapshot[], overrides: Partial<DynamicStorageSnapshot> = {}): DynamicStorageSnapshot => ({
+    object, cluster: { metadata: { uid: 'uid-1' } }, problems: [], protection: 'Full', lastValid: { policy: undefined }, volumes, ...overrides,
+  });
+
+  it('plans every volume from the snapshot alone, and leaves the snapshot as it was', () => {
+    const gathered = of([snapshot()]);
+    const before = structuredClone(gathered);
+    const planned = planDynamicStorage(gathered, now);
+    assert.equal(planned.sized, true);
+    assert.equal(planned.plans.length, 1);
+    assert.equal(planned.records[0]?.kind, 'EmergencyGrow');
+    assert.deepEqual(planned.unplanned, []);
+    assert.equal(planned.policyStatus.observedGeneration, 2);
+    assert.equal(planned.policyStatus.protection, 'Full');
+    assert.deepEqual(planned.policyStatus.conditions?.map((c) => [c.type, c.status, c.lastTransitionTime]), [['Valid', 'True', '2026-03-01T12:00:00Z']]);
+    assert.equal(planned.policyStatus.lastValidPolicy?.generation, 2);
+    assert.deepEqual(gathered, before);
+  });
+
+  it('reports a volume that cannot be planned and plans the others', () => {
+    const broken = snapshot({ storageClass: { metadata: { name: 'odd', annotations: { 'dynamicstorage.cnpg.io/allocation-unit': 'lots' } }, provisioner: 'example.com/csi', allowVolumeExpansion: true } });
+    const wal = snapshot({ role: 'wal', label: 'wal', field: 'spec.walStorage' });
+    const planned = planDynamicStorage(of([broken, wal]), now);
+    assert.deepEqual(planned.plans.map((p) => p.snapshot.label), ['wal']);
+    assert.deepEqual(planned.unplanned.map((u) => u.volume.label), ['data']);
+    assert.equal(planned.records.length, 1);
+  });
+
+  it('sizes nothing when the policy is not usable, and says why in the Valid condition', () => {
+    const problems = [problem('spec.cluster.name', ValidationCodes.ClusterNotFound, 'Not found', 'pg')];
+    const planned = planDynamicStorage(of([], { cluster: null, problems, protection: 'None' }), now);
+    assert.equal(planned.sized, false);
+    assert.deepEqual(planned.plans, []);
+    assert.equal(planned.valid.status, 'False');
+    assert.equal(planned.valid.reason, ValidationCodes.ClusterNotFound);
+    assert.equal(planned.policyStatus.lastValidPolicy, undefined);
   });
 });
