@@ -482,6 +482,18 @@ async function main(): Promise<void> {
   const plane = await startControlPlane({ controllerManager: false });
   let agents: SimulatedAgents | undefined;
   let running: Running | undefined;
+  // Interrupted: the same clean-up as at the end (the controller, its cgroup, the control plane and its directory).
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: cleaning up`);
+      void (async () => {
+        if (running) await stopChild(running);
+        removeMemoryCgroup();
+        await agents?.close();
+        await plane.stop();
+      })().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+    });
+  }
   try {
     await applyCrds(plane, ['crds/dynamicstorage.cnpg.io_dynamicstorages.yaml', 'test/sim/cnpg-crd.yaml'].map((f) => path.join(repoRoot, f)));
     const setupStarted = performance.now();
