@@ -135,7 +135,7 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     await waitForHealthy(s, ns, cluster, instances, 180_000);
   });
 
-  it('WAL disk full: PostgreSQL stops with exit code 4, the product grows the disk at once, the instance comes back on its own', async function () {
+  it('WAL disk full: PostgreSQL stops (exit code 4 while the disk is still full), the product grows the disk at once, the instance comes back on its own', async function () {
     const s = stack();
     const ns = namespace!.name;
     const primary = await primaryOf(s, ns, cluster);
@@ -156,17 +156,23 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
       if (failed) break;
     }
     try {
-      // PostgreSQL may first PANIC (exit 1) on the failed WAL write; CloudNativePG's instance manager then finds the WAL
-      // disk full and exits with 4. Every exit seen until the product grew the disk is kept.
+      // PostgreSQL may first PANIC on the failed WAL write; CloudNativePG's instance manager, finding the WAL disk full,
+      // exits with 4. When the product grew the disk before that check, the container ends otherwise (exit 0 was seen):
+      // the instance stopped either way, which is what is asserted; the codes seen are reported.
       const exits = new Set<number>();
       await eventually(async () => {
         const pod = await s.core.readNamespacedPod({ namespace: ns, name: primary });
         const postgres = pod.status?.containerStatuses?.find((c) => c.name === 'postgres');
         const code = postgres?.lastState?.terminated?.exitCode;
         if ((postgres?.restartCount ?? 0) > restartsBefore && code !== undefined) exits.add(code);
-        assert.ok(exits.has(4), `${primary} has not stopped with exit code 4 (exits seen: ${[...exits].join(', ') || 'none'})`);
+        assert.ok(exits.size > 0, `${primary}'s postgres container has not stopped since the WAL disk filled`);
       }, { timeoutMs: 180_000, intervalMs: 250 });
       const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'wal', before[0]!.requested, { count: instances });
+      if (!exits.has(4)) {
+        // Exit 4 is CloudNativePG's answer to a full disk at start: without it the disk must have been grown first.
+        const firstGrowth = ((await volumeStatus(s, ns, cluster, 'wal'))?.recentActions ?? []).find((a) => Date.parse(a.timestamp) >= since);
+        process.stdout.write(`${JSON.stringify({ measured: 'WAL disk full', exits: [...exits], firstGrowth })}\n`);
+      }
       // The first growth after the disk filled is the emergency; planned growth may follow it (no maintenance window
       // here, and the filler still takes the old disk's size), so the last action can be a ScheduledGrow.
       const actions = ((await volumeStatus(s, ns, cluster, 'wal'))?.recentActions ?? []).filter((a) => Date.parse(a.timestamp) >= since);
