@@ -135,7 +135,7 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     await waitForHealthy(s, ns, cluster, instances, 180_000);
   });
 
-  it('WAL disk full: PostgreSQL stops (exit code 4 while the disk is still full), the product grows the disk at once, the instance comes back on its own', async function () {
+  it('WAL disk full: a WAL write fails, the product grows the disk as an emergency, the instance comes back on its own', async function () {
     const s = stack();
     const ns = namespace!.name;
     const primary = await primaryOf(s, ns, cluster);
@@ -150,29 +150,19 @@ describe('the product with the real CloudNativePG operator and PostgreSQL', func
     await s.kubectl(['exec', '-n', ns, primary, '-c', 'postgres', '--', 'sh', '-c', `dd if=/dev/zero of=${mountPaths.wal}/e2e-filler bs=1M 2>/dev/null; sync; df -P -B1 ${mountPaths.wal}`]);
     // WAL is written into recycled segment files first: write until PostgreSQL needs a new one and cannot make it.
     await psql(s, ns, primary, 'CREATE TABLE IF NOT EXISTS wal_full_probe (payload text);');
-    for (let round = 0; round < 100; round += 1) {
-      const failed = await psql(s, ns, primary, "INSERT INTO wal_full_probe SELECT repeat(md5(random()::text), 32) FROM generate_series(1, 2000);")
+    let writeFailed = false;
+    for (let round = 0; round < 100 && !writeFailed; round += 1) {
+      writeFailed = await psql(s, ns, primary, "INSERT INTO wal_full_probe SELECT repeat(md5(random()::text), 32) FROM generate_series(1, 2000);")
         .then(() => false, () => true);
-      if (failed) break;
     }
     try {
-      // PostgreSQL may first PANIC on the failed WAL write; CloudNativePG's instance manager, finding the WAL disk full,
-      // exits with 4. When the product grew the disk before that check, the container ends otherwise (exit 0 was seen):
-      // the instance stopped either way, which is what is asserted; the codes seen are reported.
-      const exits = new Set<number>();
-      await eventually(async () => {
-        const pod = await s.core.readNamespacedPod({ namespace: ns, name: primary });
-        const postgres = pod.status?.containerStatuses?.find((c) => c.name === 'postgres');
-        const code = postgres?.lastState?.terminated?.exitCode;
-        if ((postgres?.restartCount ?? 0) > restartsBefore && code !== undefined) exits.add(code);
-        assert.ok(exits.size > 0, `${primary}'s postgres container has not stopped since the WAL disk filled`);
-      }, { timeoutMs: 180_000, intervalMs: 250 });
+      assert.ok(writeFailed, 'PostgreSQL kept writing WAL on a full disk');
       const grown = await waitForGrowth(s, { namespace: ns, cluster }, 'wal', before[0]!.requested, { count: instances });
-      if (!exits.has(4)) {
-        // Exit 4 is CloudNativePG's answer to a full disk at start: without it the disk must have been grown first.
-        const firstGrowth = ((await volumeStatus(s, ns, cluster, 'wal'))?.recentActions ?? []).find((a) => Date.parse(a.timestamp) >= since);
-        process.stdout.write(`${JSON.stringify({ measured: 'WAL disk full', exits: [...exits], firstGrowth })}\n`);
-      }
+      // What PostgreSQL's container did meanwhile depends on timing: PostgreSQL may PANIC and be restarted inside the
+      // container, CloudNativePG's instance manager exits with 4 when it still finds the disk full, and the product may
+      // have grown the disk before either. Reported, not asserted (observed: exit 4, exit 0, no restart).
+      const postgres = (await s.core.readNamespacedPod({ namespace: ns, name: primary })).status?.containerStatuses?.find((c) => c.name === 'postgres');
+      process.stdout.write(`${JSON.stringify({ measured: 'WAL disk full', restarts: (postgres?.restartCount ?? 0) - restartsBefore, lastExit: postgres?.lastState?.terminated?.exitCode })}\n`);
       // The first growth after the disk filled is the emergency; planned growth may follow it (no maintenance window
       // here, and the filler still takes the old disk's size), so the last action can be a ScheduledGrow.
       const actions = ((await volumeStatus(s, ns, cluster, 'wal'))?.recentActions ?? []).filter((a) => Date.parse(a.timestamp) >= since);
