@@ -187,13 +187,14 @@ export function supervised<T extends k8s.KubernetesObject>(name: string, informe
  * of a Cluster its metadata, the storage part of its spec and its conditions (our condition is patched by index). A
  * Cluster's and a pod's full objects are tens of kilobytes each; a fleet holds thousands.
  */
-export function slimPvc(object: k8s.KubernetesObject): void {
+/** Every kind: managedFields are most of a PVC's bytes, and nothing here reads them. */
+export function dropManagedFields(object: k8s.KubernetesObject): void {
   if (object.metadata?.managedFields) delete object.metadata.managedFields;
 }
 
 export function slimPod(object: k8s.KubernetesObject): void {
   const pod = object as k8s.V1Pod;
-  slimPvc(pod);
+  dropManagedFields(pod);
   const claims = (pod.spec?.volumes ?? []).filter((v) => v.persistentVolumeClaim !== undefined)
     .map((v) => ({ name: v.name, persistentVolumeClaim: v.persistentVolumeClaim }));
   pod.spec = { nodeName: pod.spec?.nodeName, volumes: claims, containers: [] };
@@ -202,7 +203,7 @@ export function slimPod(object: k8s.KubernetesObject): void {
 
 export function slimCluster(object: k8s.KubernetesObject): void {
   const cluster = object as k8s.KubernetesObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
-  slimPvc(cluster);
+  dropManagedFields(cluster);
   const spec = cluster.spec;
   if (spec) {
     cluster.spec = Object.fromEntries(['instances', 'storage', 'walStorage', 'tablespaces'].filter((k) => spec[k] !== undefined).map((k) => [k, spec[k]]));
@@ -294,8 +295,8 @@ export class ClusterCache implements StateReader {
     this.storageClassInformer = k8s.makeInformer<k8s.V1StorageClass>(kubeConfig, '/apis/storage.k8s.io/v1/storageclasses', () => storage.listStorageClass());
     // Registered first, so every other handler sees (and the cache keeps) the slim object.
     const slimmed: [Store<k8s.KubernetesObject>, (object: k8s.KubernetesObject) => void][] = [
-      [this.dynamicStorageInformer, slimPvc], [this.clusterInformer, slimCluster], [this.pvcInformer, slimPvc],
-      [this.podInformer, slimPod], [this.storageClassInformer, slimPvc],
+      [this.dynamicStorageInformer, dropManagedFields], [this.clusterInformer, slimCluster], [this.pvcInformer, dropManagedFields],
+      [this.podInformer, slimPod], [this.storageClassInformer, dropManagedFields],
     ];
     for (const [informer, slim] of slimmed) {
       informer.on('add', slim);
