@@ -34,7 +34,14 @@ async function sleep(ms: number): Promise<void> {
 
 const windowSpec = (w: DemoWindow): { schedule: string; duration: string; timezone: string } => ({ schedule: w.schedule, duration: w.duration, timezone: w.timezone });
 
-function volumeRows(status: DynamicStorage['status']): string[] {
+function describeLastAction(s: VolumeSizingStatus): string {
+  const last = s.lastAction;
+  if (!last) return 'no action yet';
+  return `last action: ${last.kind} ${last.from ?? '?'} -> ${last.to ?? '?'} at ${last.timestamp}: ${last.result ?? '?'}; ${s.recentActions?.length ?? 0} in the last 24 h`;
+}
+
+/** One or two lines per volume as `showStatus` prints them; `withActions` adds each volume's last action (for a failure). */
+function volumeRows(status: DynamicStorage['status'], withActions = false): string[] {
   const sizing = status?.storageSizing;
   const volumes: [string, VolumeSizingStatus | undefined][] = [
     ['data', sizing?.data], ['wal', sizing?.wal],
@@ -46,6 +53,7 @@ function volumeRows(status: DynamicStorage['status']): string[] {
     const usage = Object.entries(s.instances ?? {}).map(([instance, i]) => `${instance} ${i.percentUsed ?? '?'}%`).join('  ');
     rows.push(`  ${label.padEnd(14)} ${String(s.state).padEnd(15)} size ${String(s.effectiveSize).padEnd(6)} target ${String(s.targetSize).padEnd(6)} budget ${s.budget?.availableForPlanned ?? '?'}/${s.budget?.availableForEmergency ?? '?'}  ${usage}`);
     if (s.message) rows.push(`  ${''.padEnd(14)} ${s.message}`);
+    if (withActions && s.lastAction) rows.push(`  ${''.padEnd(14)} ${describeLastAction(s)}`);
   }
   return rows;
 }
@@ -62,7 +70,7 @@ async function waitFor(custom: k8s.CustomObjectsApi, what: string, done: (status
   for (;;) {
     const object = await custom.getNamespacedCustomObject({ ...dsApi, name: cluster }) as DynamicStorage;
     if (done(object.status)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the status was:\n${volumeRows(object.status, true).join('\n')}`);
     await sleep(200);
   }
 }
