@@ -7,23 +7,9 @@ STARTED := $(shell date +%s)
 
 .PHONY: test check unit integration e2e e2e-node deps controlplane helm cluster-up cluster-down demo build plugin leftovers clean stack-up stack-down test-node
 
-## test: every check and every test (the CI command)
-test: deps controlplane helm
-	@echo "== node $$(node --version); control plane $$(hack/controlplane/build.sh)"
-	npm run --silent check
-	npm run --silent test:unit
-	npm run --silent test:integration
-	npx mocha --config e2e/.mocharc.json
-	@echo "== the README's first command, unattended: CI=true make demo"
-	CI=true node hack/demo.ts
-	@echo "== on a real node (kubelet, containerd, CSI resize flow, CloudNativePG): the product installed from its manifests,"
-	@echo "== real PostgreSQL grown, the status on the Cluster; then end-to-end growth scenarios (e2e/README.md: why only these)"
-	@hack/node/stack.sh status >/dev/null 2>&1 && up_before=1 || up_before=0; \
-	  [ $$up_before = 1 ] || trap 'hack/node/stack.sh down >/dev/null' EXIT; \
-	  hack/node/stack.sh up >/dev/null; \
-	  npx mocha --config test/.mocharc.node.json; \
-	  $(MAKE) --no-print-directory e2e-node E2E_FILES=e2e/scenarios/growth.test.ts E2E_GREP='$(NODE_E2E_GREP)'
-	hack/leftovers.sh --since $(STARTED)
+## test: every check and every test (the CI command); hack/test.sh has the order, and builds the real node beside it
+test: deps controlplane
+	TEST_STARTED=$(STARTED) NODE_E2E_GREP='$(NODE_E2E_GREP)' hack/test.sh
 
 ## check: type-check, ESLint, spelling, inclusive language
 check: deps

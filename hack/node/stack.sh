@@ -3,6 +3,7 @@
 # (containerd + runc, kubelet, kube-proxy, CNI bridge, CoreDNS), the test CSI driver with its sidecars, our images
 # imported into the node's containerd, and CloudNativePG's operator (hack/cnpg/) with a PostgreSQL image of Debian's. Everything runs on this machine; pod traffic stays on a bridge of our own.
 #   hack/node/stack.sh up       builds what is missing, starts everything (idempotent), prints the kubeconfig path
+#   hack/node/stack.sh build    only builds what is missing (make test starts it early, beside the first test phases)
 #   hack/node/stack.sh down     removes everything it or kubelet created (idempotent, also after SIGKILL of everything)
 #   hack/node/stack.sh status   exits 0 when the stack is up and the node Ready
 #   hack/node/stack.sh env      prints the stack's settings as shell assignments
@@ -561,8 +562,9 @@ EOF
 
 case "${1:-}" in
   up) up ;;
+  build) ensure_packages; build_all; log "built: control plane, node, CSI driver, images" ;;
   down) down ;;
   status) status ;;
   env) settings ;;
-  *) echo "usage: hack/node/stack.sh up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: hack/node/stack.sh up|build|down|status|env" >&2; exit 2 ;;
 esac
