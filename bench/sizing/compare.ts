@@ -5,7 +5,9 @@
  *   at most maxActionsPerDay resizes in any 24 h; provisioned GiB-hours at most Crunchy PGO's.
  * Exit status 1 when any run misses the goal.
  *
- *   node bench/sizing/compare.ts [--shape NAME] [--seed N] [--details]
+ *   node bench/sizing/compare.ts [--shape NAME] [--seed N[,N...]] [--details]
+ *
+ * `--seed` picks the seeds to run, any of them: the default seeds of `shapes.ts` or others (`--seed 4,5,6,7,8,9`).
  */
 import { parseArgs } from 'node:util';
 import { POLICY_DEFAULTS, parseMaintenanceWindow, type VolumePolicy } from '../../controller/policy/index.ts';
@@ -59,12 +61,13 @@ function main(): void {
   console.log('Each cell: seconds out of space / seconds at or over 95% / resizes (most in any 24 h) / provisioned GiB-hours.\n');
   console.log(`| shape | seed | start | this engine | ${peerNames.join(' | ')} | goal |`);
   console.log(`|---|---|---|---|${peerNames.map(() => '---').join('|')}|---|`);
+  const picked = values.seed === undefined ? seeds : values.seed.split(',').map((seed) => Number.parseInt(seed, 10));
+  if (picked.some((seed) => !Number.isSafeInteger(seed))) throw new Error(`--seed takes integers separated by commas, not ${values.seed ?? ''}`);
   for (const generate of generators) {
     for (const scale of scales) {
-      for (const seed of seeds) {
+      for (const seed of picked) {
         const shape = generate(seed, scale);
         if (values.shape !== undefined && !shape.name.includes(values.shape)) continue;
-        if (values.seed !== undefined && String(seed) !== values.seed) continue;
         const r = compare(shape);
         results.push(r);
         const goal = r.misses.length === 0 ? 'met' : `**missed**: ${r.misses.join('; ')}`;

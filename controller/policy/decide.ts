@@ -6,7 +6,7 @@
  */
 import { exponentialDelay } from '../../shared/backoff.ts';
 import { BUDGET_WINDOW_MS, evaluateBudget, rejectedAttemptAllowedAt, type BudgetView } from './budget.ts';
-import { fillRate, growthRate, rateEvidenceSince, resizeHorizonMs, resizeLatencyMs, secondsToUse } from './predict.ts';
+import { fillRate, growthWithin, longTermGrowth, rateEvidenceSince, rateOf, resizeHorizonMs, resizeLatencyMs, secondsToUse, sustainedForMs } from './predict.ts';
 import {
   computeTargets,
   effectiveBufferPercent,
@@ -153,8 +153,8 @@ function evaluateInstance(volume: InstanceVolume, lastAction: ActionRecord | und
   const readings: DiskReading[] = [...volume.recentReadings];
   if (volume.reading !== undefined && !readings.includes(volume.reading)) readings.push(volume.reading);
   const rate = problem === undefined ? fillRate(readings, rateEvidenceSince(lastAction), tuning.prediction, now) : undefined;
-  const longTerm = problem === undefined ? growthRate(volume.longTermReadings ?? [], tuning.prediction, tuning.growthRateMinSpanMs, now) : undefined;
-  return { volume, usage: describeUsage(volume, problem, { fillRate: rate, growthRate: longTerm }) };
+  const longTerm = problem === undefined ? longTermGrowth(volume.longTermReadings ?? [], tuning.prediction, tuning.growthRateMinSpanMs, now) : undefined;
+  return { volume, usage: describeUsage(volume, problem, { fillRate: rate, growthRate: rateOf(longTerm), longTermGrowth: longTerm }) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -391,12 +391,12 @@ function emergency(ctx: Context): Outcome | undefined {
 
 /**
  * At least the target (unclamped, so an allowed overshoot can serve it) and one emergency step (max(25%, 1Gi)). When the
- * disk is filling, also room for the runway (see runwayMs): the long-term growth until then, and the current fill rate for
- * as long as this resize takes (the prediction still looks `safetyFactor` resizes ahead, so a fill that goes on triggers
- * the next action in time) — a burst or a ramp is not extrapolated for hours while actions remain. When they are scarce
- * (one more at most after this), the current rate is extrapolated over the whole runway: bounded to 1.5 times the current
- * size while one action remains (that last one can still follow), by the ceiling alone for the day's last action, since
- * nothing can follow it.
+ * disk is filling, also room for the runway (see runwayMs): the long-term growth until then (see `growthWithin`), and the
+ * current fill rate for as long as this resize takes (the prediction still looks `safetyFactor` resizes ahead, so a fill
+ * that goes on triggers the next action in time) — a burst or a ramp is not extrapolated for hours while actions remain.
+ * With one action at most after this, the current rate is extrapolated over the whole runway, bounded to 1.5 times the
+ * current size (the last one can still follow). The day's last action is bounded by the ceiling alone, since nothing can
+ * follow it, and sized from what the evidence supports: see `lastActionGrowth`.
  */
 function emergencySize(ctx: Context, trigger: Trigger): number {
   const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
@@ -408,12 +408,33 @@ function emergencySize(ctx: Context, trigger: Trigger): number {
   const horizonMs = resizeLatencyMs(ctx.input.history, prediction);
   const runway = runwayMs(ctx);
   const actionsAfterThis = Math.max(0, ctx.budget.availableForEmergency - 1);
-  const scarce = actionsAfterThis <= 1;
-  const projected = usage.usedBytes + (fill * (scarce ? runway : horizonMs) + growth * runway) / 1000;
+  const longTerm = growthWithin(usage.longTermGrowth, runway / 1000, prediction);
+  const added = actionsAfterThis === 0
+    ? lastActionGrowth(ctx, trigger.entry, runway)
+    : (fill * (actionsAfterThis === 1 ? runway : horizonMs)) / 1000 + longTerm;
   const keep = 1 - effectiveBufferPercent(ctx.policy, ctx.tuning) / 100;
-  const runwaySize = roundForProvider(pvcBytesFor(projected / keep, usage), ctx.provider);
-  const bound = actionsAfterThis === 0 ? Number.POSITIVE_INFINITY : roundForProvider((scarce ? 1.5 : 2) * ctx.current, ctx.provider);
+  const runwaySize = roundForProvider(pvcBytesFor((usage.usedBytes + added) / keep, usage), ctx.provider);
+  const bound = actionsAfterThis === 0 ? Number.POSITIVE_INFINITY : roundForProvider((actionsAfterThis === 1 ? 1.5 : 2) * ctx.current, ctx.provider);
   return Math.max(ctx.targets.desired, step, Math.min(runwaySize, bound));
+}
+
+/**
+ * Growth the day's last action buys for: nothing can follow it until the budget refills, yet a rate measured over minutes
+ * is no evidence for a day. The current fill rate is projected for as long as the readings show it has gone on (a fill
+ * that lasted 12 minutes is bought 12 more, one that lasted 10 hours 10 more), at least for a resize horizon and at most
+ * the runway, then the typical growth for the rest of the runway; or the long-term growth over the whole runway when that
+ * is more (both measure the same growth, so they are not added).
+ */
+function lastActionGrowth(ctx: Context, entry: Evaluated, runway: number): number {
+  const { usage, volume } = entry;
+  const prediction = ctx.tuning.prediction;
+  const fill = Math.max(0, usage.fillRate ?? 0);
+  const readings = [...volume.recentReadings, ...(volume.longTermReadings ?? []), ...(volume.reading === undefined ? [] : [volume.reading])];
+  const lasted = sustainedForMs(readings, fill, ctx.now);
+  const fillFor = Math.min(runway, Math.max(resizeHorizonMs(ctx.input.history, prediction), lasted));
+  const typical = Math.max(0, usage.longTermGrowth?.typical ?? 0);
+  const fillThenTypical = (fill * fillFor + typical * (runway - fillFor)) / 1000;
+  return Math.max(fillThenTypical, growthWithin(usage.longTermGrowth, runway / 1000, prediction));
 }
 
 const MAX_RUNWAY_MS = 24 * 60 * 60 * 1000;

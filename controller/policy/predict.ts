@@ -8,7 +8,7 @@
  * - a burst is seen within a few readings: growth in every interval of the latest run, at that run's own rate.
  * The result is the larger of the trend and the burst rate: the disk fills at least as fast as either says.
  */
-import type { ActionRecord, DiskReading, PredictionTuning } from './types.ts';
+import type { ActionRecord, DiskReading, LongTermGrowth, PredictionTuning } from './types.ts';
 import { ActionResults } from './types.ts';
 import { isPlausibleReading, usageOf } from './usage.ts';
 
@@ -177,14 +177,20 @@ function leastSquaresSlope(points: readonly { x: number; y: number }[]): number 
 }
 
 /**
- * The long-term growth rate of `used`, from sparse readings of the last days: the larger of the rate over the last
- * hours (`recentGrowthSpanMs`, least squares) and the rate over the days. With a day of history or more the latter is the
- * mean day-over-day change (each reading against the one nearest to 24 h before it), which cancels a daily cycle such as
- * nightly temp files exactly; with less, the least-squares slope, once the readings span `minSpanMs`. Hours of evidence
- * are needed either way, and steps (bulk loads, finished or not) are taken out first, so minutes of noise or one bulk
- * load do not decide how much planned growth buys ahead.
+ * The long-term growth of `used`, from sparse readings of the last days, in two parts that are projected differently
+ * (see `growthWithin`): a rate is not projected further ahead than the span it was measured over.
+ * - The **typical** rate, projected over any horizon: with a day of history or more the mean day-over-day change (each
+ *   reading against the one nearest to 24 h before it), which cancels a daily cycle such as nightly temp files exactly;
+ *   with less, the least-squares slope, once the readings span `minSpanMs`. While the last hours grow faster than that
+ *   mean (growth began hours ago, a runaway WAL), hours of it would move the mean of the days it is in: the typical rate
+ *   is then the median of the interval rates (one interval per sparse reading), which such hours do not move.
+ * - The **recent excess**: how much faster than the typical rate the last hours (`recentGrowthSpanMs`, least squares)
+ *   grow, when that growth is sustained; projected for at most those hours.
+ * Before the readings span `minSpanMs`, the recent rate is the typical one, in full. Hours of evidence are needed either
+ * way, and steps (bulk loads, finished or not) are taken out first, so minutes of noise or one bulk load do not decide
+ * how much planned growth buys ahead.
  */
-export function growthRate(readings: readonly DiskReading[], tuning: PredictionTuning, minSpanMs: number, now: Date): number | undefined {
+export function longTermGrowth(readings: readonly DiskReading[], tuning: PredictionTuning, minSpanMs: number, now: Date): LongTermGrowth | undefined {
   const points = readings
     .filter((reading) => isPlausibleReading(reading) && reading.sampledAt.getTime() <= now.getTime())
     .map((reading) => ({ t: reading.sampledAt.getTime(), used: usageOf(reading).usedBytes }))
@@ -197,13 +203,32 @@ export function growthRate(readings: readonly DiskReading[], tuning: PredictionT
     const origin = series[0]?.t ?? 0;
     return series.length < 3 ? undefined : leastSquaresSlope(series.map((point) => ({ x: (point.t - origin) / 1000, y: point.used })));
   };
-  const longTerm = last.t - first.t < minSpanMs ? undefined : (dayOverDay(levelled) ?? slope(levelled));
-  // Growth that began hours ago (a runaway WAL) shows in the last hours before it moves a two-day average.
+  const mean = last.t - first.t < minSpanMs ? undefined : (dayOverDay(levelled) ?? slope(levelled));
   // It counts only when sustained: each half of those hours grows at least half as fast, so a nightly job ramping up
   // for an hour or two is not taken for a new trend.
   const recent = sustainedSlope(levelled.filter((point) => point.t >= last.t - tuning.recentGrowthSpanMs), tuning.recentGrowthSpanMs / 2, slope);
-  if (longTerm === undefined) return recent;
-  return recent === undefined ? longTerm : Math.max(longTerm, recent);
+  if (mean === undefined) return recent === undefined ? undefined : { typical: recent, recentExcess: 0 };
+  if (recent === undefined || recent <= mean) return { typical: mean, recentExcess: 0 };
+  const typical = median(levelled.slice(1).map((point, i) => intervalRate(levelled[i] ?? point, point)));
+  return { typical, recentExcess: Math.max(0, recent - Math.max(0, typical)) };
+}
+
+/** The long-term growth rate now, in bytes per second: the typical rate and the recent excess together. */
+export function growthRate(readings: readonly DiskReading[], tuning: PredictionTuning, minSpanMs: number, now: Date): number | undefined {
+  return rateOf(longTermGrowth(readings, tuning, minSpanMs, now));
+}
+
+export function rateOf(growth: LongTermGrowth | undefined): number | undefined {
+  return growth === undefined ? undefined : Math.max(growth.typical, Math.max(0, growth.typical) + growth.recentExcess);
+}
+
+/**
+ * Bytes the long-term growth adds in `seconds`: the typical rate for all of them, the recent excess for at most the
+ * `recentGrowthSpanMs` it was measured over (hours of a runaway WAL say it may go on for hours, not for days).
+ */
+export function growthWithin(growth: LongTermGrowth | undefined, seconds: number, tuning: PredictionTuning): number {
+  if (growth === undefined || seconds <= 0) return 0;
+  return Math.max(0, growth.typical) * seconds + growth.recentExcess * Math.min(seconds, tuning.recentGrowthSpanMs / 1000);
 }
 
 function sustainedSlope(points: readonly Point[], minSpanMs: number, slope: (series: readonly Point[]) => number | undefined): number | undefined {
@@ -233,6 +258,29 @@ function dayOverDay(points: readonly Point[]): number | undefined {
   }
   return rates.length === 0 ? undefined : rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
 }
+
+/**
+ * How long `used` has grown at about `rate` up to the latest reading: the longest span back from it over which the
+ * average growth was at least `SUSTAINED_SHARE` of `rate`. Readings of earlier filesystems count (used bytes do not
+ * change with the size), so a fill is followed across resizes, and sparse readings of the last days show a fill that has
+ * gone on for hours. 0 when nothing earlier shows it.
+ */
+export function sustainedForMs(readings: readonly DiskReading[], rate: number, now: Date): number {
+  if (rate <= 0) return 0;
+  const points = readings
+    .filter((reading) => isPlausibleReading(reading) && reading.sampledAt.getTime() <= now.getTime())
+    .map((reading) => ({ t: reading.sampledAt.getTime(), used: usageOf(reading).usedBytes }));
+  const latest = points.reduce<Point | undefined>((found, point) => (found === undefined || point.t > found.t ? point : found), undefined);
+  if (latest === undefined) return 0;
+  let span = 0;
+  for (const point of points) {
+    if (point.t < latest.t && intervalRate(point, latest) >= SUSTAINED_SHARE * rate) span = Math.max(span, latest.t - point.t);
+  }
+  return span;
+}
+
+/** A fill counts as going on over a span when the span grew at least this share of its rate on average. */
+const SUSTAINED_SHARE = 3 / 4;
 
 /**
  * How long a resize takes here: the longest of the most recent completed actions (the slow case is the one that matters),

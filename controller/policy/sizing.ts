@@ -3,6 +3,7 @@
  * the ceilings that planned and emergency growth may not pass. All sizes are PVC bytes unless a name says otherwise.
  */
 import { roundUpTo } from '../../shared/quantity.ts';
+import { growthWithin } from './predict.ts';
 import type { EngineTuning, InstanceUsage, ProviderFacts, VolumePolicy } from './types.ts';
 
 /**
@@ -104,10 +105,10 @@ export function computeTargets(
   return { desired: Math.max(roundForProvider(needed, provider), current), target: clamp(needed), ahead: clamp(Math.max(needed, neededAhead)), expectedGrowth, ceiling };
 }
 
-/** The instance's usage after `seconds` more at its long-term growth rate (never less than now). */
+/** The instance's usage after `seconds` more of its long-term growth (see `growthWithin`; never less than now). */
 export function projectedUsage(usage: InstanceUsage, seconds: number, tuning: EngineTuning): InstanceUsage {
-  const rate = usage.growthRate ?? 0;
-  if (rate <= 0 || seconds <= 0) return usage;
-  const growth = Math.min(rate * seconds, usage.usedBytes * tuning.lookaheadMaxGrowth);
+  const expected = growthWithin(usage.longTermGrowth, seconds, tuning.prediction);
+  if (expected <= 0) return usage;
+  const growth = Math.min(expected, usage.usedBytes * tuning.lookaheadMaxGrowth);
   return { ...usage, usedBytes: usage.usedBytes + growth, availableBytes: Math.max(0, usage.availableBytes - growth) };
 }

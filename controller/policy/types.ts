@@ -287,6 +287,14 @@ export interface WindowStatus {
   nextStart: Date | undefined;
 }
 
+/** Long-term growth in bytes per second, in the parts a projection treats differently. */
+export interface LongTermGrowth {
+  /** How fast the volume typically grows: projected over any horizon. */
+  typical: number;
+  /** How much faster the last hours grow (never negative): projected for at most the hours it was measured over. */
+  recentExcess: number;
+}
+
 export interface InstanceUsage {
   instance: string;
   pvcName: string;
@@ -301,6 +309,8 @@ export interface InstanceUsage {
   fillRate: number | undefined;
   /** Bytes per second over the last days, from the long-term readings; undefined when they span too little time. */
   growthRate: number | undefined;
+  /** The same in the parts that are projected differently (see `growthWithin`). */
+  longTermGrowth: LongTermGrowth | undefined;
   /** Usable filesystem bytes per PVC byte. */
   ratio: number;
 }

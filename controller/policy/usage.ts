@@ -3,7 +3,7 @@
  * (f_bavail). PostgreSQL does not run as root, so the space it can use is `used + available` and the percentage is
  * `used / (used + available)`, exactly what `df` prints. `used / total` understates it by the reserved blocks (5% on ext4).
  */
-import type { ActionRecord, DiskReading, EngineTuning, InstanceUsage, InstanceVolume, Reason } from './types.ts';
+import type { ActionRecord, DiskReading, EngineTuning, InstanceUsage, InstanceVolume, LongTermGrowth, Reason } from './types.ts';
 import { Reasons } from './types.ts';
 
 export interface Usage {
@@ -73,7 +73,7 @@ export function observedRatio(volume: InstanceVolume, usage: Usage): number {
 export function describeUsage(
   volume: InstanceVolume,
   excluded: Reason | undefined,
-  rates: { fillRate: number | undefined; growthRate: number | undefined },
+  rates: { fillRate: number | undefined; growthRate: number | undefined; longTermGrowth: LongTermGrowth | undefined },
 ): InstanceUsage {
   const usage = volume.reading !== undefined && isPlausibleReading(volume.reading) ? usageOf(volume.reading) : undefined;
   return {
@@ -87,6 +87,7 @@ export function describeUsage(
     inodePercentUsed: usage?.inodePercentUsed,
     fillRate: rates.fillRate,
     growthRate: rates.growthRate,
+    longTermGrowth: rates.longTermGrowth,
     ratio: usage === undefined ? 1 : observedRatio(volume, usage),
   };
 }

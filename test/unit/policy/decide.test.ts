@@ -385,15 +385,35 @@ const cases: Case[] = [
     expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'PredictedFull', newSize: 150 * G },
   },
   {
-    name: 'the day\'s last action buys the runway until planned growth can take over again, bounded by the limit alone',
+    name: 'the day\'s last action does not buy a day of a fill seen for minutes: a fill seen for 4 minutes is bought for a resize horizon',
     input: input({
       policy: policy({ limit: 4000 * G }),
       history: [1, 2, 3].map((hours) => action({ timestamp: new Date(IN_WINDOW.getTime() - (12 - hours) * HOUR) })),
       instances: [{ ...instance({ size: 100 * G, used: 96 * G }), recentReadings: rising(96 * G, 100 * G, 2 * MiB, IN_WINDOW) }],
     }),
-    // A planned action is possible again in 13 h, the first window after that opens in 23.5 h (03:00 the next day):
-    // 96Gi + 2Mi/s x 23.5 h = 261.2Gi, kept at 80% used = 326.5Gi, rounded up to 327Gi.
-    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 327 * G },
+    // 96Gi + 2Mi/s x 2 x 5 minutes = 97.2Gi, kept at 80% used = 121.5Gi: less than one emergency step (125Gi). Projected
+    // over the 23.5 h until planned growth can take over, the 4 minutes would have bought 327Gi.
+    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 125 * G },
+  },
+  {
+    name: 'the day\'s last action buys a fill seen for hours for those hours, then the typical growth',
+    input: input({
+      policy: policy({ limit: 4000 * G }),
+      history: [1, 2, 3].map((hours) => action({ timestamp: new Date(IN_WINDOW.getTime() - (12 - hours) * HOUR) })),
+      instances: [{
+        ...instance({ size: 100 * G, used: 96 * G }),
+        recentReadings: rising(96 * G, 100 * G, 2 * MiB, IN_WINDOW),
+        // Sparse readings of two days: flat, then 2Mi/s for the last 2 hours.
+        longTermReadings: Array.from({ length: 193 }, (_, i) => {
+          const before = (192 - i) * 15 * MINUTE;
+          return reading({ used: 96 * G - Math.min(before, 2 * HOUR) / 1000 * 2 * MiB, usable: 100 * G, at: new Date(IN_WINDOW.getTime() - before) });
+        }),
+      }],
+    }),
+    // The fill went on for 2 hours (2.5 h back, the average is still 80% of it): 96Gi + 2Mi/s x 2.5 h = 113.6Gi, then
+    // the typical growth for the other 21 h (the day-over-day mean, which the 2 hours move by about 0.6Gi a day), kept at
+    // 80% used = 143Gi. A day of the fill would be 327Gi.
+    expect: { state: 'Emergency', action: 'EmergencyGrow', reason: 'CriticalUsage', newSize: 143 * G },
   },
   {
     name: 'an emergency on a filling disk with actions to spare takes one emergency step',

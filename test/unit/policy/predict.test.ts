@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { GiB } from '../../../shared/quantity.ts';
-import { DEFAULT_TUNING, decide, fillRate, growthRate, type DiskReading } from '../../../controller/policy/index.ts';
+import { DEFAULT_TUNING, decide, fillRate, growthRate, growthWithin, longTermGrowth, type DiskReading } from '../../../controller/policy/index.ts';
+import { sustainedForMs } from '../../../controller/policy/predict.ts';
 import { HOUR, IN_WINDOW, MINUTE, OUT_OF_WINDOW, action, input, instance, policy, reading } from './fixtures.ts';
 
 const MiB = 1024 ** 2;
@@ -125,5 +126,82 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
     const runaway = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 20 * GiB + Math.max(0, 3 * HOUR - before) / HOUR * GiB);
     const recent = growthRate(runaway, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
     assert.ok(Math.abs(recent * 3600 - GiB) < 0.1 * GiB, `${recent * 3600 / GiB} GiB an hour`);
+  });
+  describe('a growth rate is not projected further ahead than the span it was measured over', () => {
+    const day = 24 * HOUR;
+    const minSpan = DEFAULT_TUNING.growthRateMinSpanMs;
+
+    it('hours of a runaway WAL are projected for those hours, the flat days before it for the whole horizon', () => {
+      // Two flat days, then 1Gi an hour for the last 3 hours (archiving broke).
+      const now = IN_WINDOW;
+      const runaway = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 20 * GiB + Math.max(0, 3 * HOUR - before) / HOUR * GiB);
+      const growth = longTermGrowth(runaway, tuning, minSpan, now);
+      assert.ok(growth !== undefined);
+      assert.ok(Math.abs(growth.typical) < 0.01 * GiB / HOUR, `typical ${growth.typical * 3600 / GiB} GiB an hour`);
+      assert.ok(Math.abs(growth.recentExcess * 3600 - GiB) < 0.1 * GiB, `excess ${growth.recentExcess * 3600 / GiB} GiB an hour`);
+      const inADay = growthWithin(growth, day / SECOND, tuning);
+      assert.ok(Math.abs(inADay - 3 * GiB) < 0.3 * GiB, `${inADay / GiB} GiB in a day, not 24`);
+      assert.ok(Math.abs(growthWithin(growth, HOUR / SECOND, tuning) - GiB) < 0.1 * GiB);
+    });
+
+    it('steady growth and a daily cycle are projected over the whole horizon', () => {
+      const now = IN_WINDOW;
+      const steady = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 4 * GiB);
+      const inADay = growthWithin(longTermGrowth(steady, tuning, minSpan, now), day / SECOND, tuning);
+      assert.ok(Math.abs(inADay - 4 * GiB) < 0.05 * GiB, `${inADay / GiB} GiB in a day`);
+      const cycle = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 2 * GiB + Math.sin((before / day) * 2 * Math.PI) * 5 * GiB);
+      const cycleDay = growthWithin(longTermGrowth(cycle, tuning, minSpan, now), day / SECOND, tuning);
+      assert.ok(Math.abs(cycleDay - 2 * GiB) < 0.25 * GiB, `${cycleDay / GiB} GiB in a day`);
+    });
+
+    it('growth that comes in nightly loads keeps its daily mean: most 15-minute intervals do not grow, the days do', () => {
+      // 3Gi loaded within 15 minutes every night at 22:00, flat otherwise; now is 03:30, the last load 5.5 hours ago.
+      const now = IN_WINDOW;
+      const loads = (before: number): number => {
+        const at = now.getTime() - before;
+        let loaded = 0;
+        for (let night = Date.UTC(2024, 4, 29, 22); night <= at; night += day) loaded += Math.min(1, (at - night) / (10 * MINUTE));
+        return loaded;
+      };
+      const nightly = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 40 * GiB + loads(before) * 3 * GiB);
+      const inADay = growthWithin(longTermGrowth(nightly, tuning, minSpan, now), day / SECOND, tuning);
+      assert.ok(Math.abs(inADay - 3 * GiB) < 0.3 * GiB, `${inADay / GiB} GiB in a day`);
+    });
+
+    it('before the readings span the minimum, the recent rate is projected in full', () => {
+      const now = IN_WINDOW;
+      const young = series(now, 100 * GiB, every(4 * HOUR, 15 * MINUTE), (before) => 20 * GiB - (before / HOUR) * GiB);
+      const inADay = growthWithin(longTermGrowth(young, tuning, minSpan, now), day / SECOND, tuning);
+      assert.ok(Math.abs(inADay - 24 * GiB) < 0.5 * GiB, `${inADay / GiB} GiB in a day`);
+    });
+
+    it('planned growth in the window buys the hours of a runaway, not a day of it', () => {
+      // The runaway above on a 40Gi volume, now 31Gi used: the target for today's usage is 39Gi, below the size.
+      const now = IN_WINDOW;
+      const longTermReadings = series(now, 40 * GiB, every(2 * day, 15 * MINUTE), (before) => 28 * GiB + Math.max(0, 3 * HOUR - before) / HOUR * GiB);
+      const decision = decide(input({
+        policy: policy({ request: 40 * GiB, limit: 400 * GiB }),
+        instances: [{ ...instance({ size: 40 * GiB, used: 31 * GiB, usable: 40 * GiB, at: now }), longTermReadings }],
+      }), now);
+      assert.equal(decision.action, 'ScheduledGrow', decision.message);
+      assert.equal(decision.reason, 'ExpectedGrowth');
+      // 31Gi + about 3Gi, kept at 80% used: 43Gi; a day of 1Gi an hour would be 69Gi.
+      assert.ok(decision.newSize !== undefined && decision.newSize >= 42 * GiB && decision.newSize <= 44 * GiB, `${(decision.newSize ?? 0) / GiB}Gi: ${decision.message}`);
+    });
+  });
+
+  it('a fill has gone on for as long as the readings show it at about its rate, across resizes', () => {
+    const now = OUT_OF_WINDOW;
+    const rate = 10 * MiB;
+    // Flat until 40 minutes ago, then 10Mi/s; a resize 10 minutes ago changed the filesystem's size.
+    const used = (before: number): number => 5 * GiB + Math.max(0, 40 * MINUTE - before) / SECOND * rate;
+    const readings = [
+      ...series(now, 30 * GiB, every(2 * HOUR, 15 * MINUTE).filter((b) => b > 10 * MINUTE), used),
+      ...series(now, 60 * GiB, every(10 * MINUTE, 5 * SECOND), used),
+    ];
+    const lasted = sustainedForMs(readings, rate, now);
+    assert.ok(lasted >= 40 * MINUTE && lasted <= 55 * MINUTE, `${lasted / MINUTE} minutes`);
+    assert.equal(sustainedForMs(readings, 100 * rate, now), 0);
+    assert.equal(sustainedForMs(readings, 0, now), 0);
   });
 });
