@@ -78,7 +78,7 @@ describe('the self-contained plugin executable, without Node.js', function () {
 
   it('simulates a policy over a usage trace exactly as the checkout does', async () => {
     // An hour inside the example policy's window, two instances filling at 0.25 GiB a minute: planned grows, then an
-    // emergency one.
+    // emergency one, the day's last action, sized for the fill as long again as it has gone on (about 46 minutes).
     const rows = ['timestamp,instance,used_bytes'];
     for (let minute = 0; minute <= 60; minute++) {
       const at = new Date(Date.UTC(2026, 0, 12, 3, minute)).toISOString().replace('.000Z', 'Z');
@@ -93,6 +93,6 @@ describe('the self-contained plugin executable, without Node.js', function () {
       assert.deepEqual(result, await fromCheckout(args));
     }
     const text = await run(plugin, ['simulate', '-f', 'docs/examples/simulate/policy.yaml', '--trace', trace], env);
-    assert.match(text.stdout, /Resizes: 4\n.*\n.*Scheduled +40Gi +42Gi[^]*Emergency +48Gi +200Gi/);
+    assert.match(text.stdout, /Resizes: 4\n.*\n.*Scheduled +40Gi +42Gi[^]*Emergency +48Gi +73Gi/);
   });
 });
