@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
-import { roleOfPvcRole, type VolumeRole } from '../shared/cnpg.ts';
+import { cnpgLabels, roleOfPvcRole, type VolumeRole } from '../shared/cnpg.ts';
 import type { VolumeIdentity } from '../shared/readings.ts';
 import { retryBackoff, type Backoff } from '../shared/backoff.ts';
 import type { KubeClient } from './kube/client.ts';
@@ -21,11 +21,7 @@ import { trimPod, trimPv, trimPvc } from './kube/trim.ts';
 import type { PersistentVolume, PersistentVolumeClaim, Pod, PodVolume } from './kube/types.ts';
 import type { VolumeTarget } from './prober.ts';
 
-export const clusterLabel = 'cnpg.io/cluster';
-export const instanceNameLabel = 'cnpg.io/instanceName';
-export const pvcRoleLabel = 'cnpg.io/pvcRole';
-export const tablespaceNameLabel = 'cnpg.io/tablespaceName';
-export const podRoleLabel = 'cnpg.io/podRole';
+const { cluster: clusterLabel, instanceName: instanceNameLabel, pvcRole: pvcRoleLabel, tablespaceName: tablespaceNameLabel, podRole: podRoleLabel } = cnpgLabels;
 
 /**
  * In-tree volume sources that kubelet hands to a CSI driver (CSI migration, GA since Kubernetes 1.25..1.27): they are mounted

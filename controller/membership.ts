@@ -8,7 +8,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { errorMessage } from '../shared/errors.ts';
 import { formatQuantity, parseQuantity } from '../shared/quantity.ts';
-import { cnpgGroup } from '../shared/cnpg.ts';
+import { cnpgGroup, instanceOfPvc } from '../shared/cnpg.ts';
 
 /** Why a member PVC is left out of the sizing; shown as the instance's diskStatus and in a Warning event. */
 export const ExclusionReasons = {
@@ -42,10 +42,6 @@ export function isOwnedByCluster(pvc: k8s.V1PersistentVolumeClaim, clusterUid: s
     ref.controller === true && ref.kind === 'Cluster' && ref.uid === clusterUid && ref.apiVersion.split('/')[0] === cnpgGroup);
 }
 
-function instanceOf(pvc: k8s.V1PersistentVolumeClaim): string {
-  return pvc.metadata?.labels?.['cnpg.io/instanceName'] ?? pvc.metadata?.name ?? '';
-}
-
 type Sizes = { requested: number; capacity: number | undefined } | { error: string };
 
 function sizesOf(pvc: k8s.V1PersistentVolumeClaim): Sizes {
@@ -77,7 +73,7 @@ export function classifyMembers(
   const sized: { pvc: k8s.V1PersistentVolumeClaim; requested: number; capacity: number | undefined }[] = [];
   for (const pvc of pvcs) {
     const pvcName = pvc.metadata?.name ?? '';
-    const instance = instanceOf(pvc);
+    const instance = instanceOfPvc(pvc);
     const sizes = sizesOf(pvc);
     if ('error' in sizes) {
       result.excluded.push({ pvcName, instance, reason: ExclusionReasons.InvalidSize, message: `PVC ${pvcName} is left alone: ${sizes.error}` });
@@ -99,7 +95,7 @@ export function classifyMembers(
     const pvcName = entry.pvc.metadata?.name ?? '';
     if (bound.length > 0 && entry.capacity === undefined && entry.requested > largestBound) {
       result.excluded.push({
-        pvcName, instance: instanceOf(entry.pvc), reason: ExclusionReasons.UnboundAboveVolumeSize,
+        pvcName, instance: instanceOfPvc(entry.pvc), reason: ExclusionReasons.UnboundAboveVolumeSize,
         message: `PVC ${pvcName} is left out until it is bound: it asks for ${formatQuantity(entry.requested)}, more than every bound volume (${formatQuantity(largestBound)})`,
       });
       continue;

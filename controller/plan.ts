@@ -14,7 +14,7 @@ import type {
   StorageSizingStatus,
   VolumeSizingStatus,
 } from '../shared/api/dynamicstorage.generated.ts';
-import { placeSlot, type VolumeSlot } from '../shared/cnpg.ts';
+import { instanceOfPvc, placeSlot, type VolumeSlot } from '../shared/cnpg.ts';
 import { formatBytesHuman, formatQuantity } from '../shared/quantity.ts';
 import { dfPercent } from '../shared/readings.ts';
 import { maxMessageLength, truncate } from '../shared/text.ts';
@@ -343,7 +343,7 @@ function instanceStatuses(decision: PlanDecision): Record<string, InstanceVolume
 function actualSizes(pvcs: readonly k8s.V1PersistentVolumeClaim[]): Record<string, string> {
   const sizes: Record<string, string> = {};
   for (const pvc of pvcs) {
-    const instance = pvc.metadata?.labels?.['cnpg.io/instanceName'] ?? pvc.metadata?.name ?? '';
+    const instance = instanceOfPvc(pvc);
     const size = pvc.status?.capacity?.storage ?? pvc.spec?.resources?.requests?.storage;
     if (size !== undefined) sizes[instance] = size;
   }

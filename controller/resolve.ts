@@ -11,6 +11,7 @@ import {
   type SizingAction,
   type VolumePolicy as ApiVolumePolicy,
 } from '../shared/api/dynamicstorage.generated.ts';
+import { instanceOfPvc } from '../shared/cnpg.ts';
 import { GiB, formatQuantity, parseQuantity } from '../shared/quantity.ts';
 import { rfc3339 } from '../shared/time.ts';
 import {
@@ -112,9 +113,8 @@ export function instanceVolume(
   pvc: k8s.V1PersistentVolumeClaim,
   readings: { latest: DiskReading | undefined; recent: readonly DiskReading[]; longTerm?: readonly DiskReading[] },
 ): InstanceVolume {
-  const labels = pvc.metadata?.labels ?? {};
   return {
-    instance: labels['cnpg.io/instanceName'] ?? pvc.metadata?.name ?? '',
+    instance: instanceOfPvc(pvc),
     pvcName: pvc.metadata?.name ?? '',
     requestedSize: storageOf(pvc.spec?.resources?.requests) ?? 0,
     capacity: pvc.status?.phase === 'Bound' ? storageOf(pvc.status.capacity) : undefined,

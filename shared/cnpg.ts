@@ -10,6 +10,7 @@ import type {
   VolumePolicy,
   VolumeSizingStatus,
 } from './api/dynamicstorage.generated.ts';
+import { isObject } from './objects.ts';
 
 export { maintenanceWindowDefaults } from './api/dynamicstorage.generated.ts';
 
@@ -23,7 +24,13 @@ export const cnpgLabels = {
   instanceName: 'cnpg.io/instanceName',
   pvcRole: 'cnpg.io/pvcRole',
   tablespaceName: 'cnpg.io/tablespaceName',
+  podRole: 'cnpg.io/podRole',
 } as const;
+
+/** The instance a PVC belongs to: CNPG's `cnpg.io/instanceName` label, else the PVC's name (CNPG names it after the instance). */
+export function instanceOfPvc(pvc: { metadata?: { name?: string | undefined; labels?: Record<string, string> | undefined } | undefined }): string {
+  return pvc.metadata?.labels?.[cnpgLabels.instanceName] ?? pvc.metadata?.name ?? '';
+}
 
 export const cnpgAnnotations = {
   pvcStatus: 'cnpg.io/pvcStatus',
@@ -105,7 +112,6 @@ export function volumeSlots(spec: DynamicStorageSpec, sizing?: StorageSizingStat
 }
 
 type Json = Record<string, unknown>;
-const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** A volume slot of input that is not known to be a DynamicStorage (what validation and the offline commands read). */
 export interface UntypedVolumeSlot {

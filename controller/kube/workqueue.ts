@@ -3,18 +3,10 @@
  * out twice, a key re-added while processing is queued again when done, and failures back off exponentially per key.
  * Handlers only enqueue `namespace/name`; the worker reads current state at sync time.
  */
-import { exponentialDelay } from '../../shared/backoff.ts';
+import { exponentialDelay, type Backoff } from '../../shared/backoff.ts';
 
-export interface BackoffConfig {
-  baseMs: number;
-  maxMs: number;
-}
-
-export const DEFAULT_BACKOFF: BackoffConfig = { baseMs: 500, maxMs: 5 * 60_000 };
-
-export function backoffDelay(failures: number, config: BackoffConfig): number {
-  return exponentialDelay({ initialMs: config.baseMs, maxMs: config.maxMs }, failures);
-}
+/** Per-key retries: from 0.5 s, doubling, at most 5 minutes (client-go's default rate limiter is 5 ms to 1000 s). */
+export const DEFAULT_BACKOFF: Backoff = { initialMs: 500, maxMs: 5 * 60_000 };
 
 /** The clock and timers of delayed adds; tests pass fake ones. */
 export interface QueueTimers {
@@ -37,11 +29,11 @@ export class WorkQueue {
   private readonly failures = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; timer: unknown }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
-  private readonly backoff: BackoffConfig;
+  private readonly backoff: Backoff;
   private readonly timers: QueueTimers;
   private shuttingDown = false;
 
-  constructor(backoff: BackoffConfig = DEFAULT_BACKOFF, timers: QueueTimers = realTimers) {
+  constructor(backoff: Backoff = DEFAULT_BACKOFF, timers: QueueTimers = realTimers) {
     this.backoff = backoff;
     this.timers = timers;
   }
@@ -114,7 +106,7 @@ export class WorkQueue {
   addRateLimited(key: string, options: { atOnce?: boolean } = {}): number {
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
-    const delay = options.atOnce === true && failures === 1 ? 0 : backoffDelay(failures, this.backoff);
+    const delay = options.atOnce === true && failures === 1 ? 0 : exponentialDelay(this.backoff, failures);
     this.addAfter(key, delay);
     return delay;
   }

@@ -81,7 +81,7 @@ describe('status write errors: a conflict is retried at once, a failing API serv
 
   it('queues a first conflict again at once, a repeated one and a 500 after the backoff', async () => {
     const timers = new FakeTimers();
-    const queue = new WorkQueue({ baseMs: 500, maxMs: 60_000 }, timers);
+    const queue = new WorkQueue({ initialMs: 500, maxMs: 60_000 }, timers);
     assert.equal(queue.addRateLimited('ns/a', { atOnce: true }), 0);
     assert.equal(queue.length, 1, 'queued without moving the clock');
     assert.equal(await queue.get(), 'ns/a');
@@ -106,7 +106,7 @@ describe('status write errors: a conflict is retried at once, a failing API serv
   });
 
   it('a key being processed that conflicts is handed out again as soon as the worker is done', async () => {
-    const queue = new WorkQueue({ baseMs: 500, maxMs: 60_000 }, new FakeTimers());
+    const queue = new WorkQueue({ initialMs: 500, maxMs: 60_000 }, new FakeTimers());
     queue.add('ns/a');
     const key = await queue.get() ?? '';
     assert.equal(queue.addRateLimited(key, { atOnce: true }), 0);

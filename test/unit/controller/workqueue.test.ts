@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { WorkQueue, backoffDelay } from '../../../controller/kube/workqueue.ts';
+import { exponentialDelay } from '../../../shared/backoff.ts';
+import { WorkQueue } from '../../../controller/kube/workqueue.ts';
 import { canAcquire } from '../../../controller/kube/leader.ts';
 import { setCondition } from '../../../controller/kube/conditions.ts';
 
@@ -60,8 +61,8 @@ describe('WorkQueue', () => {
   });
 
   it('backs off exponentially per key and forgets on success', () => {
-    const config = { baseMs: 100, maxMs: 1000 };
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, config)), [100, 200, 400, 800, 1000, 1000]);
+    const config = { initialMs: 100, maxMs: 1000 };
+    assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => exponentialDelay(config, n)), [100, 200, 400, 800, 1000, 1000]);
     const queue = new WorkQueue(config);
     assert.equal(queue.addRateLimited('k'), 100);
     assert.equal(queue.addRateLimited('k'), 200);
