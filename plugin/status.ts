@@ -630,8 +630,12 @@ function withCauses(err: unknown): string {
   return parts.join(': ');
 }
 
-/** `403 Forbidden: clusters.postgresql.cnpg.io "pg" is forbidden: ...` from an ApiException, else the error's message. */
-export function apiErrorMessage(err: unknown): string {
+/**
+ * `403 Forbidden: clusters.postgresql.cnpg.io "pg" is forbidden: ...` from an ApiException, else the error's message with
+ * its causes (a refused connection names the address): for a person at a terminal, where shared/errors.ts's
+ * `apiErrorMessage` keeps the API's message alone for status and logs.
+ */
+function readErrorMessage(err: unknown): string {
   return apiErrorDetail(err) ?? withCauses(err);
 }
 
@@ -656,7 +660,7 @@ async function listDynamicStorages(custom: k8s.CustomObjectsApi, namespace: stri
     return list.items ?? [];
   } catch (err) {
     if (apiStatusCode(err) === 404) return []; // the CRD is not installed: no DynamicStorage anywhere
-    throw new StatusReadError(`cannot list DynamicStorage objects in namespace "${namespace}": ${apiErrorMessage(err)}`);
+    throw new StatusReadError(`cannot list DynamicStorage objects in namespace "${namespace}": ${readErrorMessage(err)}`);
   }
 }
 
@@ -667,8 +671,8 @@ async function readCluster(custom: k8s.CustomObjectsApi, namespace: string, name
   } catch (err) {
     const code = apiStatusCode(err);
     if (code === 404) return { cluster: undefined, clusterUnreadable: undefined };
-    if (code === 401 || code === 403) return { cluster: undefined, clusterUnreadable: apiErrorMessage(err) };
-    throw new StatusReadError(`cannot read Cluster "${name}" in namespace "${namespace}": ${apiErrorMessage(err)}`);
+    if (code === 401 || code === 403) return { cluster: undefined, clusterUnreadable: readErrorMessage(err) };
+    throw new StatusReadError(`cannot read Cluster "${name}" in namespace "${namespace}": ${readErrorMessage(err)}`);
   }
 }
 
@@ -678,8 +682,8 @@ async function listPvcs(core: k8s.CoreV1Api, namespace: string, cluster: string)
     return { pvcs: list.items };
   } catch (err) {
     const code = apiStatusCode(err);
-    if (code === 401 || code === 403) return { pvcs: [], pvcsUnreadable: apiErrorMessage(err) };
-    throw new StatusReadError(`cannot list the PVCs of Cluster "${cluster}" in namespace "${namespace}": ${apiErrorMessage(err)}`);
+    if (code === 401 || code === 403) return { pvcs: [], pvcsUnreadable: readErrorMessage(err) };
+    throw new StatusReadError(`cannot list the PVCs of Cluster "${cluster}" in namespace "${namespace}": ${readErrorMessage(err)}`);
   }
 }
 
@@ -715,7 +719,7 @@ export async function runStatus(args: readonly string[], io: CliIo, dependencies
   try {
     loaded = await dependencies.load(options);
   } catch (err) {
-    io.stderr(`kubectl cnpg storage status: ${err instanceof StatusReadError ? err.message : `cannot read from the API server: ${apiErrorMessage(err)}`}\n`);
+    io.stderr(`kubectl cnpg storage status: ${err instanceof StatusReadError ? err.message : `cannot read from the API server: ${readErrorMessage(err)}`}\n`);
     return 1;
   }
   const { selected, others } = selectDynamicStorage(loaded.dynamicStorages, options.cluster);
