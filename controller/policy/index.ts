@@ -25,6 +25,6 @@ export {
   roundForProvider,
   type Targets,
 } from './sizing.ts';
-export { fillRate, growthRate, growthWithin, longTermGrowth, rateEvidenceSince, resizeLatencyMs, secondsToUse } from './predict.ts';
+export { fillRate, growthWithin, longTermGrowth, rateEvidenceSince, resizeLatencyMs, secondsToUse } from './predict.ts';
 export { replay, usageAt, type ReplayOptions, type ReplayReport, type ReplayResize, type UsagePoint } from './replay.ts';
 export { LONG_TERM_HISTORY, RECENT_HISTORY, keepSampled, type ReadingHistoryOptions } from './history.ts';

@@ -214,10 +214,6 @@ export function longTermGrowth(readings: readonly DiskReading[], tuning: Predict
 }
 
 /** The long-term growth rate now, in bytes per second: the typical rate and the recent excess together. */
-export function growthRate(readings: readonly DiskReading[], tuning: PredictionTuning, minSpanMs: number, now: Date): number | undefined {
-  return rateOf(longTermGrowth(readings, tuning, minSpanMs, now));
-}
-
 export function rateOf(growth: LongTermGrowth | undefined): number | undefined {
   return growth === undefined ? undefined : Math.max(growth.typical, Math.max(0, growth.typical) + growth.recentExcess);
 }

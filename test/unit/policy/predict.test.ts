@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { GiB } from '../../../shared/quantity.ts';
-import { DEFAULT_TUNING, decide, fillRate, growthRate, growthWithin, longTermGrowth, type DiskReading } from '../../../controller/policy/index.ts';
-import { sustainedForMs } from '../../../controller/policy/predict.ts';
+import { DEFAULT_TUNING, decide, fillRate, growthWithin, longTermGrowth, type DiskReading } from '../../../controller/policy/index.ts';
+import { rateOf, sustainedForMs } from '../../../controller/policy/predict.ts';
 import { HOUR, IN_WINDOW, MINUTE, OUT_OF_WINDOW, action, input, instance, policy, reading } from './fixtures.ts';
 
 const MiB = 1024 ** 2;
@@ -117,14 +117,14 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
   it('the long-term growth rate needs hours of evidence, averages a daily cycle and sees growth begun hours ago', () => {
     const now = IN_WINDOW;
     const short = series(now, 100 * GiB, every(HOUR, 15 * MINUTE), (before) => 50 * GiB - before / HOUR * GiB);
-    assert.equal(growthRate(short, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now), undefined);
+    assert.equal(rateOf(longTermGrowth(short, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now)), undefined);
     const day = 24 * HOUR;
     const cycle = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 50 * GiB - (before / day) * 2 * GiB + Math.sin((before / day) * 2 * Math.PI) * 5 * GiB);
-    const rate = growthRate(cycle, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
+    const rate = rateOf(longTermGrowth(cycle, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now)) ?? 0;
     assert.ok(Math.abs(rate * 86_400 - 2 * GiB) < 0.25 * GiB, `${rate * 86_400 / GiB} GiB a day`);
     // Two flat days, then 1Gi an hour for the last 3 hours (archiving broke): the recent hours decide.
     const runaway = series(now, 100 * GiB, every(2 * day, 15 * MINUTE), (before) => 20 * GiB + Math.max(0, 3 * HOUR - before) / HOUR * GiB);
-    const recent = growthRate(runaway, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now) ?? 0;
+    const recent = rateOf(longTermGrowth(runaway, tuning, DEFAULT_TUNING.growthRateMinSpanMs, now)) ?? 0;
     assert.ok(Math.abs(recent * 3600 - GiB) < 0.1 * GiB, `${recent * 3600 / GiB} GiB an hour`);
   });
   describe('a growth rate is not projected further ahead than the span it was measured over', () => {
