@@ -154,7 +154,7 @@ function evaluateInstance(volume: InstanceVolume, lastAction: ActionRecord | und
   if (volume.reading !== undefined && !readings.includes(volume.reading)) readings.push(volume.reading);
   const rate = problem === undefined ? fillRate(readings, rateEvidenceSince(lastAction), tuning.prediction, now) : undefined;
   const longTerm = problem === undefined ? longTermGrowth(volume.longTermReadings ?? [], tuning.prediction, tuning.growthRateMinSpanMs, now) : undefined;
-  return { volume, usage: describeUsage(volume, problem, { fillRate: rate, growthRate: rateOf(longTerm), longTermGrowth: longTerm }) };
+  return { volume, usage: describeUsage(volume, problem, { fillRate: rate, longTermGrowth: longTerm }) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -402,7 +402,7 @@ function emergencySize(ctx: Context, trigger: Trigger): number {
   const step = emergencyStepSize(ctx.current, ctx.provider, ctx.tuning);
   const { usage } = trigger.entry;
   const fill = Math.max(0, usage.fillRate ?? 0);
-  const growth = Math.max(0, usage.growthRate ?? 0);
+  const growth = Math.max(0, rateOf(usage.longTermGrowth) ?? 0);
   if (fill <= 0 && growth <= 0) return Math.max(ctx.targets.desired, step);
   const prediction = ctx.tuning.prediction;
   const horizonMs = resizeLatencyMs(ctx.input.history, prediction);
@@ -520,8 +520,9 @@ function plannedWhy(ctx: Context, reason: Reason): string {
   if (reason === Reasons.BelowRequest) return `the request ${formatSize(ctx.policy.request)} is above the current size`;
   if (reason === Reasons.ReplicaBelowEffectiveSize) return 'every PVC of a volume has the same size';
   if (reason === Reasons.ExpectedGrowth) {
-    const fastest = [...ctx.fresh].sort((a, b) => (b.usage.growthRate ?? 0) - (a.usage.growthRate ?? 0))[0];
-    const perDay = (fastest?.usage.growthRate ?? 0) * 86_400;
+    const growthOf = (entry: Evaluated | undefined): number => rateOf(entry?.usage.longTermGrowth) ?? 0;
+    const fastest = [...ctx.fresh].sort((a, b) => growthOf(b) - growthOf(a))[0];
+    const perDay = growthOf(fastest) * 86_400;
     const rate = fastest === undefined ? '' : `instance ${fastest.volume.instance} grows by ${formatUsage(perDay)} a day; `;
     return `${rate}sized for the usage expected before the next chance to grow`;
   }

@@ -307,9 +307,10 @@ export interface InstanceUsage {
   inodePercentUsed: number | undefined;
   /** Bytes per second, from recent readings; undefined when there are too few. */
   fillRate: number | undefined;
-  /** Bytes per second over the last days, from the long-term readings; undefined when they span too little time. */
-  growthRate: number | undefined;
-  /** The same in the parts that are projected differently (see `growthWithin`). */
+  /**
+   * Growth over the last days, from the long-term readings, in the parts that are projected differently (see
+   * `growthWithin`; `rateOf` gives the rate now); undefined when they span too little time.
+   */
   longTermGrowth: LongTermGrowth | undefined;
   /** Usable filesystem bytes per PVC byte. */
   ratio: number;

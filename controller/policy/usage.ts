@@ -73,7 +73,7 @@ export function observedRatio(volume: InstanceVolume, usage: Usage): number {
 export function describeUsage(
   volume: InstanceVolume,
   excluded: Reason | undefined,
-  rates: { fillRate: number | undefined; growthRate: number | undefined; longTermGrowth: LongTermGrowth | undefined },
+  rates: { fillRate: number | undefined; longTermGrowth: LongTermGrowth | undefined },
 ): InstanceUsage {
   const usage = volume.reading !== undefined && isPlausibleReading(volume.reading) ? usageOf(volume.reading) : undefined;
   return {
@@ -86,7 +86,6 @@ export function describeUsage(
     percentUsed: usage?.percentUsed ?? 0,
     inodePercentUsed: usage?.inodePercentUsed,
     fillRate: rates.fillRate,
-    growthRate: rates.growthRate,
     longTermGrowth: rates.longTermGrowth,
     ratio: usage === undefined ? 1 : observedRatio(volume, usage),
   };
