@@ -8,7 +8,7 @@ STARTED := $(shell date +%s)
 .PHONY: test check unit integration e2e e2e-node deps controlplane helm cluster-up cluster-down demo build plugin leftovers clean stack-up stack-down test-node
 
 ## test: every check and every test (the CI command); hack/test.sh has the order, and builds the real node beside it
-test: deps controlplane
+test: deps
 	TEST_STARTED=$(STARTED) NODE_E2E_GREP='$(NODE_E2E_GREP)' hack/test.sh
 
 ## check: type-check, ESLint, spelling, inclusive language

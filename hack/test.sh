@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: every check and every test, in the order of the README. The real node's binaries and images (kubelet,
 # CoreDNS, the CSI sidecars, CloudNativePG's operator, the PostgreSQL and product images) are built in the background,
-# at low priority, from the start of the run, so that on a cold machine their builds overlap the checks and the tests
-# that do not need them; on a warm one the build only checks its caches (and rebuilds the product's images).
+# at low priority, from the start of the run, and helm once the control plane is built, so that on a cold machine their
+# builds overlap the checks and the tests that do not need them; the chart's tests, which need helm, run last of the
+# integration tests. On a warm machine the builds only check their caches (and rebuild the product's images).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH=$PWD/node_modules/.bin:$PATH
@@ -11,36 +12,55 @@ started=${TEST_STARTED:-$(date +%s)}
 log_dir=.cache/test
 mkdir -p "$log_dir"
 build_log=$log_dir/node-build.log
+helm_log=$log_dir/helm-build.log
 phase() { echo "== $* ($(( $(date +%s) - started )) s)"; }
 
 stack_was_up=0
 hack/node/stack.sh status >/dev/null 2>&1 && stack_was_up=1
 build_pid=
+helm_pid=
+stop_group() {
+  if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+    kill -TERM -- "-$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
 cleanup() {
   local rc=$?
-  if [ -n "$build_pid" ] && kill -0 "$build_pid" 2>/dev/null; then
-    kill -TERM -- "-$build_pid" 2>/dev/null || true
-    wait "$build_pid" 2>/dev/null || true
-  fi
+  stop_group "$build_pid"
+  stop_group "$helm_pid"
   [ "$stack_was_up" = 1 ] || hack/node/stack.sh down >/dev/null 2>&1 || true
   exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Its own session, so that the cleanup can end the whole build (go, mmdebstrap, their children) at once.
+# Its own session, so that the cleanup can end the whole build (go, mmdebstrap, their children) at once. Its images
+# (Debian packages) start at once; its Go builds wait for the control plane's, whose compiled packages they reuse.
 setsid nice -n 10 hack/node/stack.sh build >"$build_log" 2>&1 &
 build_pid=$!
 phase "building the real node's binaries and images in the background (log: $build_log)"
 
-phase "node $(node --version); control plane $(hack/controlplane/build.sh)"
+phase "node $(node --version); building the control plane"
+phase "control plane $(hack/controlplane/build.sh)"
+# helm reuses the control plane's compiled Kubernetes packages (hack/helm/build.sh); the chart's tests wait for it.
+setsid nice -n 5 hack/helm/build.sh >"$helm_log" 2>&1 &
+helm_pid=$!
 npm run --silent check
 phase "unit tests"
 npm run --silent test:unit
-phase "helm (for the chart's tests)"
-hack/helm/build.sh >/dev/null
-phase "integration tests"
-npm run --silent test:integration
+phase "integration tests (the chart's last: they need helm, built in the background; log: $helm_log)"
+npx mocha --config test/.mocharc.integration.json --ignore 'test/integration/chart/**'
+helm_rc=0
+wait "$helm_pid" || helm_rc=$?
+helm_pid=
+if [ "$helm_rc" != 0 ]; then
+  tail -n 30 "$helm_log" >&2
+  echo "building helm failed (exit $helm_rc); full log: $helm_log" >&2
+  exit 1
+fi
+phase "the chart's integration tests"
+npx mocha --extension ts --timeout 120000 --reporter spec --forbid-only 'test/integration/chart/**/*.test.ts'
 phase "end-to-end scenarios on the AKS stand-in"
 npx mocha --config e2e/.mocharc.json
 phase "the README's first command, unattended: CI=true make demo"

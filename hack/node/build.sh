@@ -59,11 +59,13 @@ GO
   ldflags_kube="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2) -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION"
   log "resolving modules for Kubernetes $KUBERNETES_VERSION"
   (cd "$work/kube" && { go mod tidy -e >/dev/null 2>&1 || true; } && go mod download)
-  for cmd in "${missing[@]}"; do
-    log "building $cmd"
-    (cd "$work/kube" && go build -trimpath -tags selinux,notest -ldflags "$ldflags_kube" -o "$bin_dir/$cmd.partial" "k8s.io/kubernetes/cmd/$cmd")
-    mv "$bin_dir/$cmd.partial" "$bin_dir/$cmd"
-  done
+  log "building ${missing[*]}"
+  # One build for all of them, so that their links run in parallel.
+  rm -rf "$bin_dir/partial" && mkdir -p "$bin_dir/partial"
+  (cd "$work/kube" && go build -trimpath -tags selinux,notest -ldflags "$ldflags_kube" -o "$bin_dir/partial/" \
+    "${missing[@]/#/k8s.io/kubernetes/cmd/}")
+  for cmd in "${missing[@]}"; do mv "$bin_dir/partial/$cmd" "$bin_dir/$cmd"; done
+  rmdir "$bin_dir/partial"
 fi
 
 # CoreDNS: its own main with only the plugins a test cluster uses (the full set pulls in every cloud SDK).

@@ -439,8 +439,9 @@ report() {
 }
 
 status() {
-  CP_BIN=${CP_BIN:-$("$repo/hack/controlplane/build.sh" | tail -1)}
+  # Before the control plane's path: on a cold machine, asking whether the stack is up must not build it.
   [ -s "$STACK_DIR/up" ] || return 1
+  CP_BIN=${CP_BIN:-$("$repo/hack/controlplane/build.sh" | tail -1)}
   local p
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns; do
     running "$p" || { echo "stack: $p is not running" >&2; return 1; }
