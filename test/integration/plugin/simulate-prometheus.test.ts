@@ -1,20 +1,19 @@
 /**
- * `kubectl cnpg storage simulate --prometheus` against a real Prometheus (Debian's package; hack/ensure-prometheus.sh
- * installs it): a TSDB is backfilled with promtool from OpenMetrics text — the node agent's metric as a scrape without
+ * `kubectl cnpg storage simulate --prometheus` against a real Prometheus (test/harness/prometheus.ts): a TSDB is
+ * backfilled with promtool from OpenMetrics text — the node agent's metric as a scrape without
  * honor_labels stores it (exported_namespace, exported_instance; one instance moves node halfway), and kubelet's metric
  * for a second Cluster that has no agent — then Prometheus serves it on a free loopback port. The command runs as a child
  * process and must say exactly what it says for the same samples given as a CSV file.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { eventually } from '../../harness/eventually.ts';
 import { freePort } from '../../harness/ports.ts';
-import { startProcess, type ManagedProcess } from '../../harness/processes.ts';
+import { startHistoryPrometheus, type HistoryPrometheus } from '../../harness/prometheus.ts';
 import type { SimulationResult } from '../../../plugin/simulate.ts';
 
 const execFileAsync = promisify(execFile);
@@ -87,13 +86,11 @@ spec:
 describe('kubectl cnpg storage simulate on a real Prometheus', function () {
   this.timeout(600_000);
   let tmp: string | undefined;
-  let prometheus: ManagedProcess | undefined;
+  let prometheus: HistoryPrometheus | undefined;
   let url: string;
 
   before(async () => {
-    const ensured = await run(path.join(repoRoot, 'hack/ensure-prometheus.sh'), []);
-    assert.equal(ensured.code, 0, `hack/ensure-prometheus.sh: ${ensured.stderr}`);
-    tmp = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-prometheus-'));
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'cnpg-ds-simulate-'));
     const agent = openMetrics('cnpg_disk_used_bytes', ['pg-1', 'pg-2', 'pg-3'].map((instance) => ({
       instance,
       labels: (m: number) => [
@@ -109,26 +106,12 @@ describe('kubectl cnpg storage simulate on a real Prometheus', function () {
       { instance: 'legacy-9', labels: () => 'namespace="other",persistentvolumeclaim="legacy-9"' },
     ]);
     assert.equal(agentWal.samples.length, 0);
-    await writeFile(path.join(tmp, 'history.om'), `${agent.text}\n${kubelet.text}\n# EOF\n`);
     await writeFile(path.join(tmp, 'policy.yaml'), policy);
     await writeFile(path.join(tmp, 'legacy.yaml'), policy.replaceAll('name: pg', 'name: legacy'));
     await writeFile(path.join(tmp, 'pg.csv'), csv(['pg-1', 'pg-2', 'pg-3']));
     await writeFile(path.join(tmp, 'legacy.csv'), csv(['legacy-1', 'legacy-2']));
-    await writeFile(path.join(tmp, 'prometheus.yml'), 'global:\n  scrape_interval: 1h\n');
-    await mkdir(path.join(tmp, 'data'));
-    const backfill = await run('promtool', ['tsdb', 'create-blocks-from', 'openmetrics', path.join(tmp, 'history.om'), path.join(tmp, 'data')]);
-    assert.equal(backfill.code, 0, `promtool: ${backfill.stderr}`);
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    prometheus = startProcess('prometheus', 'prometheus', [
-      `--config.file=${path.join(tmp, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(tmp, 'data')}`, '--storage.tsdb.retention.time=36500d',
-      `--web.listen-address=127.0.0.1:${port}`,
-    ], path.join(tmp, 'prometheus.log'));
-    await eventually(async () => {
-      if (prometheus?.exited()) throw new Error(`prometheus exited:\n${await prometheus.tail()}`);
-      const response = await fetch(`${url}/-/ready`);
-      assert.equal(response.status, 200);
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    prometheus = await startHistoryPrometheus(`${agent.text}\n${kubelet.text}`);
+    url = prometheus.url;
   });
 
   after(async () => {
