@@ -33,6 +33,16 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# Waits for a background build; on failure shows the end of its log and stops the run.
+await_build() {
+  local rc=0
+  wait "$1" || rc=$?
+  if [ "$rc" != 0 ]; then
+    tail -n 30 "$2" >&2
+    echo "building $3 failed (exit $rc); full log: $2" >&2
+    exit 1
+  fi
+}
 trap 'exit 130' INT TERM
 
 # Its own session, so that the cleanup can end the whole build (go, mmdebstrap, their children) at once. Its images
@@ -51,14 +61,8 @@ phase "unit tests"
 npm run --silent test:unit
 phase "integration tests (the chart's last: they need helm, built in the background; log: $helm_log)"
 npx mocha --config test/.mocharc.integration.json --ignore 'test/integration/chart/**'
-helm_rc=0
-wait "$helm_pid" || helm_rc=$?
+await_build "$helm_pid" "$helm_log" helm
 helm_pid=
-if [ "$helm_rc" != 0 ]; then
-  tail -n 30 "$helm_log" >&2
-  echo "building helm failed (exit $helm_rc); full log: $helm_log" >&2
-  exit 1
-fi
 phase "the chart's integration tests"
 npx mocha --extension ts --timeout 120000 --reporter spec --forbid-only 'test/integration/chart/**/*.test.ts'
 phase "end-to-end scenarios on the AKS stand-in"
@@ -67,14 +71,8 @@ phase "the README's first command, unattended: CI=true make demo"
 CI=true node hack/demo.ts
 
 phase "waiting for the real node's build"
-build_rc=0
-wait "$build_pid" || build_rc=$?
+await_build "$build_pid" "$build_log" "the real node"
 build_pid=
-if [ "$build_rc" != 0 ]; then
-  tail -n 30 "$build_log" >&2
-  echo "building the real node failed (exit $build_rc); full log: $build_log" >&2
-  exit 1
-fi
 phase "on a real node (kubelet, containerd, CSI resize flow, CloudNativePG): the product installed from its manifests,"
 echo "== real PostgreSQL grown, the status on the Cluster; then end-to-end growth scenarios (e2e/README.md: why only these)"
 hack/node/stack.sh up >/dev/null

@@ -90,17 +90,22 @@ export function resizeView(pvc: k8s.V1PersistentVolumeClaim): string {
 export function recordResizeViews(sim: Simulation, namespace: string, name: string, intervalMs = 5): { stop(): Promise<string[]> } {
   const views: string[] = [];
   const state = { running: true };
+  const record = async (): Promise<void> => {
+    const pvc = await readPvc(sim, namespace, name).catch(() => undefined);
+    if (pvc) {
+      const view = resizeView(pvc);
+      if (views.at(-1) !== view) views.push(view);
+    }
+  };
   const loop = (async () => {
     while (state.running) {
-      const pvc = await readPvc(sim, namespace, name).catch(() => undefined);
-      if (pvc) {
-        const view = resizeView(pvc);
-        if (views.at(-1) !== view) views.push(view);
-      }
+      await record();
       await new Promise((resolve) => setTimeout(resolve, intervalMs));
     }
   })();
-  const recorder = { stop: async () => { state.running = false; activeRecorders.delete(recorder); await loop; return views; } };
+  // A last reading once the loop is done: the loop's read in flight when stop() is called may predate what the caller
+  // has just seen (a busy machine was seen to leave the final view out).
+  const recorder = { stop: async () => { state.running = false; activeRecorders.delete(recorder); await loop; await record(); return views; } };
   activeRecorders.add(recorder);
   return recorder;
 }
