@@ -22,7 +22,7 @@ import { MiB } from '../../../shared/quantity.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { startHistoryPrometheus, type HistoryPrometheus } from '../../harness/prometheus.ts';
 import { removeTestStorageClass, testStorageClass } from '../../node/fixtures.ts';
-import { clusterManifest, pvcSizes, volumeStatus, waitForHealthy } from '../../node/postgres.ts';
+import { clusterApi, clusterManifest, pvcSizes, volumeStatus, waitForHealthy } from '../../node/postgres.ts';
 import { installProduct, systemNamespace, waitForProduct, type InstalledProduct } from '../../node/product.ts';
 import { createNamespace, repoRoot, useRealStack, type RealStack } from '../../node/stack.ts';
 
@@ -151,8 +151,8 @@ describe('the operations docs, run as written on the real node', function () {
     await product?.remove();
   });
 
-  async function runDocCommand(s: RealStack, command: DocCommand, values: Readonly<Record<string, string>>): Promise<string> {
-    const text = fill(command, values, prometheus?.url ?? '');
+  /** Runs a command's filled-in `text` as a user's shell would; the error names the command's doc and line. */
+  async function runDocCommand(s: RealStack, command: DocCommand, text: string): Promise<string> {
     const env = {
       ...process.env, KUBECONFIG: s.settings.KUBECONFIG_PATH,
       PATH: [path.dirname(s.kubectlBinary), path.join(repoRoot, 'plugin'), process.env.PATH ?? ''].join(':'),
@@ -198,7 +198,7 @@ describe('the operations docs, run as written on the real node', function () {
       const text = fill(command, values, prometheus?.url ?? '');
       if (seen.has(text)) continue;
       seen.add(text);
-      outputs.set(text, await runDocCommand(s, command, values));
+      outputs.set(text, await runDocCommand(s, command, text));
     }
 
     console.log(`      ran ${outputs.size} commands:\n${[...outputs.keys()].map((t) => `        ${t}`).join('\n')}`);
@@ -217,7 +217,7 @@ describe('the operations docs, run as written on the real node', function () {
     assert.deepEqual(after.map((p) => p.requested), before.map((p) => p.requested), 'no PVC shrunk or grown by the uninstall');
     await waitForHealthy(s, ns, cluster, 1, 120_000);
     const custom = s.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-    const spec = await custom.getNamespacedCustomObject({ group: 'postgresql.cnpg.io', version: 'v1', plural: 'clusters', namespace: ns, name: cluster }) as { spec?: { storage?: { size?: string } } };
+    const spec = await custom.getNamespacedCustomObject({ ...clusterApi, namespace: ns, name: cluster }) as { spec?: { storage?: { size?: string } } };
     assert.ok(spec.spec?.storage?.size, 'the sizes were frozen in the Cluster spec');
   });
 });
