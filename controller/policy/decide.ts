@@ -477,8 +477,11 @@ function plannedGrowth(ctx: Context): Outcome | undefined {
   const { current } = ctx;
   const belowRequest = current < ctx.policy.request;
   const canGrowNow = ctx.window.open && ctx.budget.availableForPlanned > 0;
-  const due = (size: number): boolean => size > current && (belowRequest || size >= ceiling || size - current >= minimumStep(current, ctx.tuning));
-  const growthDue = due(target);
+  const step = minimumStep(current, ctx.tuning);
+  const due = (size: number): boolean => size > current && (belowRequest || size >= ceiling || size - current >= step);
+  // Usage past the buffer is always due: the step is rounded up to the minimum instead of waiting for usage to reach it,
+  // which on a volume smaller than the step divided by the buffer would never happen before the disk is full.
+  const growthDue = target > current;
   // Outside the window only today's usage makes growth pending; in it, growth expected before the next chance counts too.
   // Hysteresis: the look-ahead alone grows only when at least half the expected growth is missing, so a rate estimate
   // that creeps up during a window does not spend the planned budget in small steps.
@@ -486,7 +489,8 @@ function plannedGrowth(ctx: Context): Outcome | undefined {
   const lagging = boundVolumes(ctx).filter((volume) => volume.requestedSize < current);
   if (!growthDue && !aheadDue && lagging.length === 0) return undefined;
   const grows = growthDue || aheadDue;
-  const newSize = grows ? Math.min(canGrowNow ? Math.max(target, ahead) : target, stepCeiling(ctx)) : current;
+  const wanted = Math.max(canGrowNow ? Math.max(target, ahead) : target, belowRequest ? 0 : roundForProvider(current + step, ctx.provider, ceiling));
+  const newSize = grows ? Math.min(wanted, ceiling, stepCeiling(ctx)) : current;
   const reason = belowRequest
     ? Reasons.BelowRequest
     : growthDue ? Reasons.BelowTargetBuffer : aheadDue ? Reasons.ExpectedGrowth : Reasons.ReplicaBelowEffectiveSize;
@@ -566,7 +570,7 @@ function pendingGrowth(ctx: Context, growth: string): Outcome {
 
 function steadyState(ctx: Context): Outcome {
   const { current } = ctx;
-  const { desired, target, ceiling } = ctx.targets;
+  const { desired, ceiling } = ctx.targets;
   const fullest = fullestInstance(ctx);
   const level = fullest === undefined ? '' : `instance ${fullest.volume.instance} is ${formatPercent(fullest.usage.percentUsed)} used`;
   if (current > ctx.policy.limit) {
@@ -580,10 +584,6 @@ function steadyState(ctx: Context): Outcome {
   }
   const missing = ctx.evaluated.filter((entry) => entry.usage.excluded !== undefined);
   if (missing.length > 0) return waitingOutcome(worstExclusion(ctx), describeExclusions(ctx));
-  if (target > current) {
-    const step = formatSize(roundForProvider(minimumStep(current, ctx.tuning), ctx.provider));
-    return steady(VolumeStates.Balanced, Reasons.GrowthBelowMinimumStep, `${level}; the target ${formatSize(target)} is less than the minimum step (${step}) above ${formatSize(current)}`);
-  }
   return steady(VolumeStates.Balanced, Reasons.WithinTargetBuffer, `${level}, within the ${ctx.policy.targetBuffer}% target buffer at ${formatSize(current)}`);
 }
 

@@ -31,7 +31,6 @@ export type ActionResult = (typeof ActionResults)[keyof typeof ActionResults];
 /** Machine-readable reasons. Stable: they appear in status, events and metrics (see docs/sizing-policy.md). */
 export const Reasons = {
   WithinTargetBuffer: 'WithinTargetBuffer',
-  GrowthBelowMinimumStep: 'GrowthBelowMinimumStep',
   BelowTargetBuffer: 'BelowTargetBuffer',
   ExpectedGrowth: 'ExpectedGrowth',
   BelowRequest: 'BelowRequest',

@@ -35,9 +35,8 @@ async function fillUntilAtCeiling(e2e: E2E, c: ScenarioCluster, target: ReturnTy
 describe('e2e: growth', function () {
   const e2e = useTarget();
 
-  // The core growth scenario on each topology. A 64-unit volume (64Mi on the stand-in) with an 8-unit minimum step needs
-  // about 91% used before the target (used / 0.8) is a full step above the current size, so the fill is 92%: above the
-  // 80% the buffer allows, below the 95% critical threshold. The fullest instance is the last one (a replica when there are several): the
+  // The core growth scenario on each topology: a 64-unit volume (64Mi on the stand-in) with an 8-unit minimum step filled
+  // to 92%, above the 80% the buffer allows, below the 95% critical threshold; the step is the target (used / 0.8). The fullest instance is the last one (a replica when there are several): the
   // target follows the highest usage across instances, and every instance's PVC grows to the same size.
   for (const instances of [1, 2, 3]) {
     it(`grows every data PVC when usage passes the buffer, without a maintenance window (${instances} instance${instances > 1 ? 's' : ''})`, async function () {

@@ -98,7 +98,7 @@ describe('the product on a real node', function () {
       },
     } });
     const before = await dfInPod(s, ns, instance.name, dataMountPath);
-    // 93%: past the 20% buffer by more than the 8Mi minimum step (the target is then about 75Mi), short of critical.
+    // 93%: past the 20% buffer (the target is then about 75Mi), short of critical.
     const fillMiB = Math.floor((before.totalBytes * 0.93 - before.usedBytes) / MiB);
     await execInPod(s, ns, instance.name, ['dd', 'if=/dev/zero', `of=${dataMountPath}/fill`, 'bs=1M', `count=${fillMiB}`, 'conv=fsync']);
 

@@ -29,7 +29,7 @@ const dataSize = 96 * MiB;
 async function growAndHold(stack: RealStack, ref: ClusterRef): Promise<PvcSize[]> {
   const before = await pvcSizes(stack, ref.namespace, ref.cluster, 'data');
   await setCsiFaults(stack, [{ id: 'hold', kind: 'stuck', pvcRegexp: `^${ref.namespace}/${ref.cluster}-[0-9]+$` }]);
-  // 93%: past the buffer by more than the minimum step at any size these tests reach, short of the critical threshold.
+  // 93%: past the buffer, short of the critical threshold.
   // It stops once the product patched: rows written after its decision would call for a second grow once this one is done.
   const patched = async (): Promise<boolean> => (await pvcSizes(stack, ref.namespace, ref.cluster, 'data')).every((p, i) => p.requested > (before[i]?.requested ?? 0));
   await fillWithRows(stack, ref.namespace, await primaryOf(stack, ref.namespace, ref.cluster), { usedShare: 0.93, stepMiB: 4, until: patched });

@@ -55,11 +55,21 @@ const cases: Case[] = [
     },
   },
   {
-    name: 'growth smaller than the minimum step waits',
+    name: 'growth past the buffer by less than the minimum step grows by the minimum step',
     input: input({ policy: policy({ limit: 200 * G }), instances: [instance({ size: 100 * G, used: 81 * G })] }),
     expect: {
-      state: 'Balanced', action: 'NoOp', reason: 'GrowthBelowMinimumStep', targetSize: 102 * G,
-      message: 'data: instance pg-1 is 81.0% used; the target 102Gi is less than the minimum step (5Gi) above 100Gi',
+      state: 'NeedsGrow', action: 'ScheduledGrow', reason: 'BelowTargetBuffer', targetSize: 102 * G, newSize: 105 * G, patched: ['pg-1'],
+      message: 'data: growing from 100Gi to 105Gi: instance pg-1 is 81.0% used, above the 80.0% the target buffer allows',
+    },
+  },
+  {
+    // 8Gi at 85%: the target (8.5Gi) is less than the 1Gi step above 8Gi, and more than the 1Gi critical minimum is free.
+    // Waiting for a target a full step above would wait until the critical minimum makes it an emergency.
+    name: 'a volume smaller than the step divided by the buffer grows in the window before it is critical',
+    input: input({ policy: policy({ request: 8 * G, limit: 20 * G }), instances: [instance({ size: 8 * G, used: 6.8 * G })] }),
+    expect: {
+      state: 'NeedsGrow', action: 'ScheduledGrow', reason: 'BelowTargetBuffer', newSize: 9 * G, patched: ['pg-1'],
+      message: 'data: growing from 8Gi to 9Gi: instance pg-1 is 85.0% used, above the 80.0% the target buffer allows',
     },
   },
   {
