@@ -9,7 +9,8 @@
  * for monitoring/prometheus-k8s, which only the component's RBAC lets in. The alert rules are the PrometheusRule's.
  *
  * Then: the brief's metrics come back from Prometheus's HTTP API with the right labels, every dashboard query and
- * variable returns data, every rule evaluates without error, and the emergency grow the test caused fires its alert.
+ * variable returns data, so do the example queries of docs/metrics.md, every rule evaluates without error, and the
+ * emergency grow the test caused fires its alert.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -227,6 +228,29 @@ describe('monitoring: a real Prometheus scraping the product with the shipped mo
       assert.ok(values.length > 0, `variable ${variable.name}: ${variable.selector}`);
     }
     assert.deepEqual(await api<string[]>('/api/v1/label/cluster/values', { 'match[]': 'cnpg_dynamic_storage_state' }), [cluster]);
+  });
+
+  it("answers every example query of docs/metrics.md: without error, and with data unless it filters for trouble", async () => {
+    const doc = await readFile(path.join(repoRoot, 'docs/metrics.md'), 'utf8');
+    const block = /```promql\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+    // A query is the lines between blank lines, after its comment.
+    const examples = block.split(/\n\s*\n/).map((paragraph) => ({
+      title: paragraph.split('\n').find((line) => line.startsWith('#'))?.replace(/^#\s*/, '') ?? '',
+      expr: paragraph.split('\n').filter((line) => !line.trim().startsWith('#')).join('\n').trim(),
+    })).filter((example) => example.expr !== '');
+    assert.ok(examples.length >= 15, `${examples.length} example queries`);
+    for (const { title, expr } of examples) {
+      // A comparison with a number keeps only volumes in trouble, and error counters exist once an error happened.
+      const mayBeEmpty = /(==|<|>)\s*\d/.test(expr) || /error/.test(expr);
+      await eventually(async () => {
+        const result = await query(expr);
+        if (!mayBeEmpty) assert.ok(result.length > 0, `${title}: ${expr} returned nothing`);
+      }, { timeoutMs: 60_000, intervalMs: 1_000 });
+    }
+    // The emergency grow this test caused is the one the "last hour" example finds.
+    const lastHour = examples.find((example) => example.expr.includes('EmergencyGrow'));
+    assert.ok(lastHour);
+    assert.deepEqual((await query(lastHour.expr)).map((sample) => sample.metric.volume_type), ['wal']);
   });
 
   it('evaluates every alert rule without error, and fires the emergency-growth alert for the WAL volume', async () => {
