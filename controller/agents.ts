@@ -273,7 +273,7 @@ export class AgentFleet {
   /** Stores the reading (history for fill rates) and reports it when it changes a decision input. */
   private store(node: string, volume: VolumeReading): void {
     const { store, onChange } = this.options;
-    const before = store.forPvc(volume.namespace, volume.pvc, new Set([node])).raw;
+    const before = store.rawFrom(volume.namespace, volume.pvc, node);
     store.update(volume);
     if (readingChangesDecision(before, volume, this.options.refreshReadingAfterMs ?? 60_000)) onChange(volume, volume);
   }

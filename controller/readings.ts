@@ -4,13 +4,13 @@
  */
 import type { VolumeReading } from '../shared/readings.ts';
 import type { DiskReading } from './policy/index.ts';
-import { LONG_TERM_HISTORY, RECENT_HISTORY, keepSampled, type ReadingHistoryOptions } from './policy/history.ts';
+import { LONG_TERM_HISTORY, RECENT_HISTORY, SampledSeries, type ReadingHistoryOptions } from './policy/history.ts';
 
 interface Entry {
   reading: VolumeReading;
   latest: DiskReading | undefined;
-  recent: DiskReading[];
-  longTerm: DiskReading[];
+  recent: SampledSeries;
+  longTerm: SampledSeries;
 }
 
 export interface PvcReadings {
@@ -52,13 +52,13 @@ export class ReadingsStore {
   update(reading: VolumeReading): void {
     const key = ReadingsStore.keyOf(reading.namespace, reading.pvc);
     const byNode = this.entries.get(key) ?? new Map<string, Entry>();
-    const entry = byNode.get(reading.node) ?? { reading, latest: undefined, recent: [], longTerm: [] };
+    const entry = byNode.get(reading.node) ?? { reading, latest: undefined, recent: new SampledSeries(this.options), longTerm: new SampledSeries(LONG_TERM_HISTORY) };
     const latest = diskReading(reading);
     entry.reading = reading;
     entry.latest = latest;
     if (latest) {
-      keepSampled(entry.recent, latest, this.options);
-      keepSampled(entry.longTerm, latest, LONG_TERM_HISTORY);
+      entry.recent.keep(latest);
+      entry.longTerm.keep(latest);
     }
     byNode.set(reading.node, entry);
     this.entries.set(key, byNode);
@@ -82,9 +82,14 @@ export class ReadingsStore {
     return entry?.reading;
   }
 
+  /** What `node` last reported about the PVC, as it was received. */
+  rawFrom(namespace: string, pvc: string, node: string): VolumeReading | undefined {
+    return this.entries.get(ReadingsStore.keyOf(namespace, pvc))?.get(node)?.reading;
+  }
+
   /**
    * The PVC's reading from one of `nodes` (any node when left out), the most recent when several report it (a pod
-   * moving between nodes).
+   * moving between nodes). The histories are new arrays, the caller's to keep.
    */
   forPvc(namespace: string, pvc: string, nodes?: ReadonlySet<string>): PvcReadings {
     const byNode = this.entries.get(ReadingsStore.keyOf(namespace, pvc));
@@ -94,7 +99,9 @@ export class ReadingsStore {
       if (!entry || candidate.reading.sampledAt > entry.reading.sampledAt) entry = candidate;
     }
     if (!entry) return { latest: undefined, recent: [], longTerm: [], raw: undefined };
-    const recent = entry.latest && entry.recent.at(-1) !== entry.latest ? [...entry.recent, entry.latest] : entry.recent;
-    return { latest: entry.latest, recent, longTerm: entry.longTerm, raw: entry.reading };
+    const recent = entry.recent.toArray();
+    // The latest reading ends the recent history even when it came too soon after the last kept one to be kept.
+    if (entry.latest && entry.recent.lastTime() !== entry.latest.sampledAt.getTime()) recent.push(entry.latest);
+    return { latest: entry.latest, recent, longTerm: entry.longTerm.toArray(), raw: entry.reading };
   }
 }

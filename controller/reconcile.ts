@@ -303,7 +303,7 @@ export class Reconciler {
     for (const pvc of pvcs) {
       const name = pvc.metadata?.name ?? '';
       const { latest, recent, longTerm } = this.deps.readings.forPvc(namespace, name, mountedOn.get(name) ?? new Set<string>());
-      readings.set(name, { latest, recent: [...recent], longTerm: [...longTerm] });
+      readings.set(name, { latest, recent, longTerm });
     }
     return readings;
   }
