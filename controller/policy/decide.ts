@@ -40,7 +40,7 @@ import {
   type WindowStatus,
 } from './types.ts';
 import { describeUsage, readingProblem } from './usage.ts';
-import { formatPercent, formatSize, formatTime, formatUsage } from './format.ts';
+import { formatPercent, formatPercentAbove, formatSize, formatTime, formatUsage } from './format.ts';
 import { formatDuration } from './window.ts';
 
 interface Evaluated {
@@ -533,7 +533,7 @@ function plannedWhy(ctx: Context, reason: Reason): string {
   const fullest = fullestInstance(ctx);
   const allowed = 100 - effectiveBufferPercent(ctx.policy, ctx.tuning);
   if (fullest === undefined) return 'free space below the target buffer';
-  return `instance ${fullest.volume.instance} is ${formatPercent(fullest.usage.percentUsed)} used, above the ${formatPercent(allowed)} the target buffer allows`;
+  return `instance ${fullest.volume.instance} is ${formatPercentAbove(fullest.usage.percentUsed, allowed)} used, above the ${formatPercent(allowed)} the target buffer allows`;
 }
 
 function pendingGrowth(ctx: Context, growth: string): Outcome {

@@ -17,5 +17,11 @@ export function formatPercent(percent: number): string {
   return `${(Math.floor(percent * 10) / 10).toFixed(1)}%`;
 }
 
+/** `percent` said to be above `threshold`: with two decimals when one would show them equal ("80.03%", not "80.0%"). */
+export function formatPercentAbove(percent: number, threshold: number): string {
+  const shown = formatPercent(percent);
+  return shown === formatPercent(threshold) ? `${(Math.floor(percent * 100) / 100).toFixed(2)}%` : shown;
+}
+
 /** ISO 8601 in UTC, without milliseconds when they are zero. */
 export const formatTime = isoTime;
