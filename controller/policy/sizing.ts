@@ -30,9 +30,15 @@ export function pvcBytesFor(usableBytes: number, usage: InstanceUsage): number {
   return usableBytes / (usage.ratio > 0 ? usage.ratio : 1);
 }
 
+/**
+ * Less than this over a unit is the readings' rounding, not a need: a filesystem's size is whole blocks, so the same usage
+ * on a grown disk can ask for a byte more than the size that was bought for it, and must not buy another unit.
+ */
+const ROUNDING_NOISE_BYTES = 1024;
+
 /** Rounds up to the allocation unit, then to the next billing tier when tiers are known and the tier fits. */
 export function roundForProvider(bytes: number, provider: ProviderFacts, ceiling = Number.POSITIVE_INFINITY): number {
-  const rounded = roundUpTo(Math.max(0, Math.ceil(bytes - 1e-6)), provider.allocationUnit);
+  const rounded = roundUpTo(Math.max(0, Math.ceil(bytes - ROUNDING_NOISE_BYTES)), provider.allocationUnit);
   const tier = provider.billingTiers?.find((size) => size >= rounded);
   return tier !== undefined && tier <= ceiling ? tier : rounded;
 }
