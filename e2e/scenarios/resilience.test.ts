@@ -107,14 +107,24 @@ describe('e2e: resilience during growth', function () {
     const drain = (pod: string): Promise<() => Promise<void>> => drainInstance(c.namespace, pod);
 
     const patched = await resizeInFlight(e2e(), c);
-    const pod = `${c.name}-1`;
+    // The replica's node: a drain of the primary's node is first a switchover (CloudNativePG moves the primary off a
+    // cordoned node, and its PodDisruptionBudget holds the eviction until then: the switchover scenario), and on a
+    // target of one node the primary has nowhere to go. The replica's disk keeps it to its node.
+    const primary = await e2e().currentPrimary(c.namespace, c.name);
+    const pod = primary === `${c.name}-1` ? `${c.name}-2` : `${c.name}-1`;
+    const evicted = (await e2e().core.readNamespacedPod({ name: pod, namespace: c.namespace })).metadata?.uid;
     // A drain as it touches this Cluster: cordon the instance's node, evict the instance.
     const undrain = await drain(pod);
     afterScenario(undrain);
     await eventually(async () => {
       const recreated = await e2e().core.readNamespacedPod({ name: pod, namespace: c.namespace });
-      assert.notEqual(recreated.status?.phase, 'Running', 'the disk is zonal: the instance cannot run elsewhere');
+      assert.notEqual(recreated.metadata?.uid, evicted, 'the instance is recreated');
+      assert.equal(recreated.status?.phase, 'Pending', 'the disk is zonal: the instance cannot run elsewhere');
     }, { timeoutMs: e2e().timeouts.podMs });
+    // While its node is cordoned the instance stays where its disk is, and its PVC is not grown twice.
+    await quiet(e2e(), 1);
+    assert.equal((await e2e().core.readNamespacedPod({ name: pod, namespace: c.namespace })).status?.phase, 'Pending', 'still waiting for its node');
+    assert.equal((await volumeStatus(e2e(), c)).recentActions?.length, 1, 'one action while the instance is away');
     await undrain();
     await completedOnce(e2e(), c, scenario.recorder, patched);
     await assertInvariants(e2e(), c, scenario);

@@ -265,8 +265,6 @@ export interface RealTargetProfile {
   readonly tuning: ClusterTuning;
   readonly filesystemWithoutReserve: boolean;
   filesystemRange(diskBytes: number): { min: number; max: number };
-  /** Why a drain cannot be shown here (a cluster of one node), when it cannot. */
-  readonly drainUnsupported?: string;
   /** Run when the driver stops, after its namespaces are gone (the real node uninstalls the product). */
   readonly onStop?: () => Promise<void>;
 }
@@ -318,9 +316,7 @@ class RealClusterTarget implements TargetDriver {
       growthBoundary: profile.growthBoundary,
       quota: supported((namespace: string, hard: string) => this.limitStorage(namespace, hard)),
     };
-    this.drain = profile.drainUnsupported === undefined
-      ? supported((namespace: string, pod: string) => this.cordonAndEvict(namespace, pod))
-      : unsupported<(namespace: string, pod: string) => Promise<Undo>>(profile.drainUnsupported);
+    this.drain = supported((namespace: string, pod: string) => this.cordonAndEvict(namespace, pod));
   }
 
   // Clusters -----------------------------------------------------------------------------------------------------------

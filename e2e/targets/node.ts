@@ -84,7 +84,6 @@ export function nodeProfile(faults: FaultSet, onStop: () => Promise<void>): Real
       parameters: { min_wal_size: '4MB', max_wal_size: '16MB', wal_keep_size: '0', shared_buffers: '16MB', max_connections: '40' },
     },
     filesystemWithoutReserve: true,
-    drainUnsupported: 'one node: cordoning it leaves no node for any instance, and CloudNativePG keeps the primary (its PodDisruptionBudget refuses the eviction) when no replica runs on a schedulable node',
     // The test CSI driver makes each tmpfs 3% smaller than its disk (as ext4's metadata and journal would), in pages.
     filesystemRange: (diskBytes: number) => ({ min: Math.floor((diskBytes * (1 - testDriverOverhead)) / pageBytes) * pageBytes, max: diskBytes }),
     onStop,
