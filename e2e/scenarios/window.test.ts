@@ -64,7 +64,7 @@ describe('e2e: maintenance window', function () {
       await sleep(opens.getTime() - Date.now() + 1_000);
     }
     const status = await waitForActions(e2e(), c, 1, { result: 'Success', timeoutMs: e2e().timeouts.resizeMs });
-    assert.equal(status.lastAction?.kind, 'ScheduledGrow');
+    assert.equal(status.lastAction?.kind, 'ScheduledGrow', `the action taken: ${JSON.stringify(status.recentActions)}; state ${status.state ?? ''}: ${status.message ?? ''}`);
     assert.ok(new Date(status.lastAction.timestamp).getTime() >= opens.getTime(), 'the action is dated inside the window');
     assert.ok(parseQuantity(status.effectiveSize ?? '0') > ub(e2e(), 64));
     await waitForEvent(e2e(), c, 'ScheduledGrow', 'Normal');
