@@ -4,13 +4,7 @@
 # (needs root); on a host run by systemd, the service the package enables is stopped and disabled again, as the test
 # starts its own server on a private port and data directory.
 set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
 if command -v prometheus >/dev/null && command -v promtool >/dev/null; then exit 0; fi
-if [ "$(id -u)" != 0 ]; then
-  echo "ensure-prometheus: prometheus and promtool are missing; install Debian's package: sudo apt-get install prometheus" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends prometheus >/dev/null \
-  || { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+"$here/ensure-debian.sh" prometheus prometheus promtool
 if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
-command -v prometheus >/dev/null && command -v promtool >/dev/null

@@ -58,8 +58,8 @@ setsid nice -n 5 hack/helm/build.sh >"$helm_log" 2>&1 &
 helm_pid=$!
 npm run --silent check
 phase "unit tests"
-# Debian's shellcheck, for the unit test of e2e/run-aks-e2e.sh (it skips where shellcheck is missing; here it runs).
-hack/ensure-shellcheck.sh
+# Debian's shellcheck, for the unit test of e2e/run-aks-e2e.sh (the test skips where shellcheck is missing; here it runs).
+hack/ensure-debian.sh shellcheck shellcheck
 npm run --silent test:unit
 phase "integration tests (the chart's last: they need helm, built in the background; log: $helm_log)"
 npx mocha --config test/.mocharc.integration.json --ignore 'test/integration/chart/**'

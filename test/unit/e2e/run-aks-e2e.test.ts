@@ -199,7 +199,7 @@ describe('e2e/run-aks-e2e.sh', function () {
     assert.ok(called.at(-1)?.startsWith('az group delete'), `cleaned up:\n${called.join('\n')}`);
   });
 
-  // make test installs shellcheck first (hack/ensure-shellcheck.sh); elsewhere the test is pending without it.
+  // make test installs shellcheck first (hack/ensure-debian.sh); elsewhere the test is pending without it.
   it('is shellcheck-clean (when shellcheck is installed)', function () {
     const which = spawnSync('sh', ['-c', 'command -v shellcheck'], { encoding: 'utf8' });
     if (which.status !== 0) {
