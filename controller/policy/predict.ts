@@ -3,8 +3,11 @@
  * - only readings of the current filesystem count, taken after the volume's last resize completed, so a resize always
  *   re-arms with new evidence (the hysteresis that prevents growth storms);
  * - a completed step is not a trend: one interval holding most of the window's growth, with no fast growth beside it,
- *   is a level shift (a bulk write that finished) and is taken out of the series before fitting;
+ *   is a level shift (a bulk write that finished) and is taken out of the series before fitting; so is a write that
+ *   came in pieces spanning less than a minute, as a trend needs that long to be one;
  * - a trend that stopped is not extrapolated: when the recent rate is below half the fitted one, the recent rate wins;
+ *   writes that came in a few bursts stopped once the usage stayed quiet for longer than any pause between them, and
+ *   the rate since is the recent one;
  * - a burst is seen within a few readings: growth in every interval of the latest run, at that run's own rate.
  * The result is the larger of the trend and the burst rate: the disk fills at least as fast as either says.
  */
@@ -28,7 +31,7 @@ export function fillRate(
   if (observed.length < tuning.minReadings) return undefined;
   const points = withQuietUntilNow(observed, now);
   const burst = burstRate(points, tuning);
-  const trend = trendRate(withoutSteps(points, tuning), tuning);
+  const trend = trendRate(withoutSteps(points, tuning, { shortWritesAreSteps: true }), tuning, burstsStoppedAt(points, tuning));
   if (burst === undefined) return trend;
   return trend === undefined ? burst : Math.max(burst, trend);
 }
@@ -110,18 +113,27 @@ function intervalsOf(points: readonly Point[], tuning: PredictionTuning): Interv
  * The series with its steps taken out: a run of consecutive intervals growing more than `stepContrast` times faster than
  * the series' typical rate (the median of the absolute interval rates), holding more than `stepShare` of the window's
  * growth, and shorter than `stepMaxDurationMs`, is a level shift (a bulk write), not a rate (growth that lasts longer
- * is a trend, however fast). A run still going on at the end of the series counts as a step
- * only while it is a single interval (the next reading shows whether the growth goes on), unless `openRunsAreSteps`.
+ * is a trend, however fast). A run still going on at the end of the series counts as a step only while it spans less
+ * than `burstMinSpanMs` (until then the next readings show whether the growth goes on; from then on it is a burst, at
+ * its own rate), unless `openRunsAreSteps`.
+ * With `shortWritesAreSteps`, so are the runs of one write that came in pieces: runs less than `minSpanMs` apart that
+ * span less than `minSpanMs` in all (the one still going on while it spans less than `burstMinSpanMs`). A trend needs
+ * `minSpanMs` of growth to be one; quiet readings before a write are no evidence that it goes on, and a staircase that
+ * does go on soon spans that long.
  */
-function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRunsAreSteps = false): Point[] {
+function withoutSteps(points: readonly Point[], tuning: PredictionTuning, options: { openRunsAreSteps?: boolean; shortWritesAreSteps?: boolean } = {}): Point[] {
   const { growth, fast } = intervalsOf(points, tuning);
   const totalGrowth = growth.reduce((sum, g) => sum + Math.max(0, g), 0);
   const shiftAfter = new Array<number>(growth.length).fill(0);
-  for (const run of fastRuns(fast)) {
+  const runs = fastRuns(fast);
+  const shortWrites = options.shortWritesAreSteps === true ? shortWriteRuns(points, runs, tuning) : new Set<number>();
+  for (const [index, run] of runs.entries()) {
     const runGrowth = growth.slice(run.start, run.end + 1).reduce((sum, g) => sum + g, 0);
     const open = run.end === growth.length - 1;
-    const lasting = (points[run.end + 1]?.t ?? 0) - (points[run.start]?.t ?? 0) > tuning.stepMaxDurationMs;
-    if (runGrowth <= totalGrowth * tuning.stepShare || lasting || (open && !openRunsAreSteps && run.end > run.start)) continue;
+    const runMs = (points[run.end + 1]?.t ?? 0) - (points[run.start]?.t ?? 0);
+    const lasting = runMs > tuning.stepMaxDurationMs;
+    const burst = open && options.openRunsAreSteps !== true && run.end > run.start && runMs >= tuning.burstMinSpanMs;
+    if (!shortWrites.has(index) && (runGrowth <= totalGrowth * tuning.stepShare || lasting || burst)) continue;
     let taken = 0;
     for (let i = run.start; i < growth.length; i += 1) {
       if (i <= run.end) taken += growth[i] ?? 0;
@@ -129,6 +141,24 @@ function withoutSteps(points: readonly Point[], tuning: PredictionTuning, openRu
     }
   }
   return points.map((point, index) => ({ t: point.t, used: point.used - (index === 0 ? 0 : (shiftAfter[index - 1] ?? 0)) }));
+}
+
+/** The indexes (in `runs`) of the runs of writes that span less than `minSpanMs` (see `withoutSteps`). */
+function shortWriteRuns(points: readonly Point[], runs: readonly { start: number; end: number }[], tuning: PredictionTuning): Set<number> {
+  const steps = new Set<number>();
+  const startOf = (index: number): number => points[runs[index]?.start ?? 0]?.t ?? 0;
+  const endOf = (index: number): number => points[(runs[index]?.end ?? 0) + 1]?.t ?? 0;
+  let first = 0;
+  for (let index = 0; index < runs.length; index += 1) {
+    const chainEnds = index === runs.length - 1 || startOf(index + 1) - endOf(index) >= tuning.minSpanMs;
+    if (!chainEnds) continue;
+    // A run still going on is a step until it spans `burstMinSpanMs`, and a burst from then on.
+    const ended = (runs[index]?.end ?? 0) + 1 < points.length - 1;
+    const lastStep = ended || endOf(index) - startOf(index) < tuning.burstMinSpanMs ? index : index - 1;
+    if (endOf(index) - startOf(first) < tuning.minSpanMs) for (let i = first; i <= lastStep; i += 1) steps.add(i);
+    first = index + 1;
+  }
+  return steps;
 }
 
 /** Maximal runs of consecutive true entries, as inclusive index ranges. */
@@ -150,14 +180,33 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
-/** The least-squares slope over the window, replaced by the recent rate when growth has slowed to less than half of it. */
-function trendRate(points: readonly Point[], tuning: PredictionTuning): number | undefined {
+/**
+ * When the window's bursts of writes stopped: the end of the latest run of fast intervals (see `intervalsOf`), once the
+ * usage has grown no faster than typical since for longer than any pause between those runs and than `burstMinSpanMs`.
+ * Undefined while a run may still be going on.
+ */
+function burstsStoppedAt(points: readonly Point[], tuning: PredictionTuning): number | undefined {
+  const runs = fastRuns(intervalsOf(points, tuning).fast);
+  const latest = runs.at(-1);
+  const last = points.at(-1);
+  const end = latest === undefined ? undefined : points[latest.end + 1];
+  if (end === undefined || last === undefined || end === last) return undefined;
+  const pauses = runs.slice(1).map((run, i) => (points[run.start]?.t ?? 0) - (points[(runs[i]?.end ?? 0) + 1]?.t ?? 0));
+  return last.t - end.t > Math.max(tuning.burstMinSpanMs, ...pauses) ? end.t : undefined;
+}
+
+/**
+ * The least-squares slope over the window, replaced by the recent rate when growth has slowed to less than half of it.
+ * Recent is since the bursts stopped when they did (`stoppedAt`), else over `recentSpanMs`.
+ */
+function trendRate(points: readonly Point[], tuning: PredictionTuning, stoppedAt?: number): number | undefined {
   const first = points[0];
   const last = points.at(-1);
   if (first === undefined || last === undefined || last.t - first.t < tuning.minSpanMs) return undefined;
   const slope = leastSquaresSlope(points.map((point) => ({ x: (point.t - first.t) / 1000, y: point.used })));
   if (slope === undefined) return undefined;
-  const reference = [...points].reverse().find((point) => point.t <= last.t - tuning.recentSpanMs) ?? first;
+  const since = stoppedAt ?? last.t - tuning.recentSpanMs;
+  const reference = [...points].reverse().find((point) => point.t <= since) ?? first;
   if (reference === last) return slope;
   const recent = intervalRate(reference, last);
   return recent < slope / 2 ? recent : slope;
@@ -198,7 +247,7 @@ export function longTermGrowth(readings: readonly DiskReading[], tuning: Predict
   const first = points[0];
   const last = points.at(-1);
   if (first === undefined || last === undefined || points.length < 3) return undefined;
-  const levelled = withoutSteps(points, tuning, true);
+  const levelled = withoutSteps(points, tuning, { openRunsAreSteps: true });
   const slope = (series: readonly Point[]): number | undefined => {
     const origin = series[0]?.t ?? 0;
     return series.length < 3 ? undefined : leastSquaresSlope(series.map((point) => ({ x: (point.t - origin) / 1000, y: point.used })));

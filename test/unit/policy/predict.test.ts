@@ -57,6 +57,47 @@ describe('policy/predict: fill rates that describe growth still going on', () =>
     assert.ok((fillRate(readings, undefined, tuning, now) ?? 0) < 1024);
   });
 
+  it('a write in pieces that ended is a step: two writes 6 s apart, read every second, then unchanged readings', () => {
+    // The real node's window scenario: rows inserted, a pause, the checkpoint's flush; two quiet minutes before it.
+    const usable = 62 * MiB;
+    const now = OUT_OF_WINDOW;
+    for (const quiet of [1, 3, 5].map((s) => s * SECOND)) {
+      const used = (before: number): number => {
+        const since = 9 * SECOND + quiet - before;
+        if (since < 0) return 30 * MiB;
+        if (since < 2 * SECOND) return 30 * MiB + (since / (2 * SECOND)) * 20 * MiB;
+        if (since < 8 * SECOND) return 50 * MiB;
+        return 50 * MiB + Math.min(1, (since - 8 * SECOND) / SECOND) * 5.8 * MiB;
+      };
+      const readings = series(now, usable, every(2 * MINUTE, SECOND), used);
+      const rate = fillRate(readings, undefined, tuning, now) ?? 0;
+      assert.ok(rate < 1024, `${quiet / SECOND} s after: rate ${rate} B/s`);
+      const decision = decide(input({
+        policy: policy({ request: 64 * MiB, limit: 512 * MiB, emergencyGrow: { criticalMinimumFree: 4 * MiB } }),
+        tuning: { ...DEFAULT_TUNING, minimumStepBytes: 8 * MiB },
+        instances: [{ ...instance({ size: 64 * MiB, used: used(0), usable, at: now }), recentReadings: readings }],
+      }), now);
+      assert.equal(decision.state, 'PendingGrowth', `${quiet / SECOND} s after: ${decision.message}`);
+    }
+  });
+
+  it('writes that go on for a minute or more are a trend, between the writes too; quiet for longer than their pauses, they stopped', () => {
+    // 4 MiB every 6 s for 8 minutes, read every second (about 680 KiB/s); the latest write `lastBefore` ms ago.
+    const now = OUT_OF_WINDOW;
+    const rateWith = (lastBefore: number): number => fillRate(series(now, 100 * GiB, every(10 * MINUTE, SECOND), (before) => {
+      const since = Math.max(before, lastBefore) - lastBefore;
+      const writes = before > 8 * MINUTE ? 0 : 1 + Math.floor((8 * MINUTE - since) / (6 * SECOND));
+      return 10 * GiB + writes * 4 * MiB;
+    }), undefined, tuning, now) ?? 0;
+    const expected = (4 * MiB) / 6;
+    for (const lastBefore of [0, 2 * SECOND, 4 * SECOND]) {
+      const rate = rateWith(lastBefore);
+      assert.ok(Math.abs(rate - expected) / expected < 0.25, `${lastBefore / SECOND} s after the latest write: ${rate} B/s`);
+    }
+    const stopped = rateWith(12 * SECOND);
+    assert.ok(stopped < 1024, `12 s after the last write: ${stopped} B/s`);
+  });
+
   it('a burst is seen within seconds, at its own rate', () => {
     // Quiet for 10 minutes, then a bulk load of 600 MB per 15 s (40 MB/s), read every 5 s: three readings into it.
     const now = OUT_OF_WINDOW;
