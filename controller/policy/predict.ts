@@ -30,8 +30,10 @@ export function fillRate(
   const observed = currentFilesystemPoints(readings, notBefore, tuning, now);
   if (observed.length < tuning.minReadings) return undefined;
   const points = withQuietUntilNow(observed, now);
-  const burst = burstRate(points, tuning);
-  const trend = trendRate(withoutSteps(points, tuning, { shortWritesAreSteps: true }), tuning, burstsStoppedAt(points, tuning));
+  // One classification of the intervals serves the burst, the steps and the stop.
+  const intervals = intervalsOf(points, tuning);
+  const burst = burstRate(points, intervals, tuning);
+  const trend = trendRate(withoutSteps(points, tuning, { shortWritesAreSteps: true, intervals }), tuning, burstsStoppedAt(points, intervals, tuning));
   if (burst === undefined) return trend;
   return trend === undefined ? burst : Math.max(burst, trend);
 }
@@ -85,8 +87,7 @@ function withQuietUntilNow(points: readonly Point[], now: Date): Point[] {
  * and spans `burstMinSpanMs`: a bulk load seen within seconds. The run's first interval is left out of the rate, as the
  * growth may have started anywhere within it. Slow growth followed by one jump is no burst: the jump is a step.
  */
-function burstRate(points: readonly Point[], tuning: PredictionTuning): number | undefined {
-  const { fast } = intervalsOf(points, tuning);
+function burstRate(points: readonly Point[], { fast }: Intervals, tuning: PredictionTuning): number | undefined {
   const run = fastRuns(fast).at(-1);
   if (run === undefined || run.end !== fast.length - 1 || run.end - run.start < 1) return undefined;
   const first = points[run.start + 1];
@@ -121,8 +122,12 @@ function intervalsOf(points: readonly Point[], tuning: PredictionTuning): Interv
  * `minSpanMs` of growth to be one; quiet readings before a write are no evidence that it goes on, and a staircase that
  * does go on soon spans that long.
  */
-function withoutSteps(points: readonly Point[], tuning: PredictionTuning, options: { openRunsAreSteps?: boolean; shortWritesAreSteps?: boolean } = {}): Point[] {
-  const { growth, fast } = intervalsOf(points, tuning);
+function withoutSteps(
+  points: readonly Point[],
+  tuning: PredictionTuning,
+  options: { openRunsAreSteps?: boolean; shortWritesAreSteps?: boolean; intervals?: Intervals } = {},
+): Point[] {
+  const { growth, fast } = options.intervals ?? intervalsOf(points, tuning);
   const totalGrowth = growth.reduce((sum, g) => sum + Math.max(0, g), 0);
   const shiftAfter = new Array<number>(growth.length).fill(0);
   const runs = fastRuns(fast);
@@ -185,8 +190,8 @@ function median(values: readonly number[]): number {
  * usage has grown no faster than typical since for longer than any pause between those runs and than `burstMinSpanMs`.
  * Undefined while a run may still be going on.
  */
-function burstsStoppedAt(points: readonly Point[], tuning: PredictionTuning): number | undefined {
-  const runs = fastRuns(intervalsOf(points, tuning).fast);
+function burstsStoppedAt(points: readonly Point[], { fast }: Intervals, tuning: PredictionTuning): number | undefined {
+  const runs = fastRuns(fast);
   const latest = runs.at(-1);
   const last = points.at(-1);
   const end = latest === undefined ? undefined : points[latest.end + 1];
